@@ -1,0 +1,51 @@
+"""The event log's interface.
+
+One log per generation. The writer (the generation runner) appends events whose ids
+are monotonic; readers replay from a cursor and then follow live until the final
+event (`done` or `error`). A finished log expires after a while; then readers fall
+back to the stored message. Cancel is signalled through the log so that any worker
+can stop a generation that runs on another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from enum import Enum
+from typing import Any, Protocol
+
+from hxchat.domain import EventKind, LogEvent
+
+
+class Position(Enum):
+    """Where a reader with a cursor stands in a log."""
+
+    MISSING = "missing"  # no such log: never created, or expired
+    READABLE = "readable"  # there are (or will be) events after the cursor
+    AT_END = "at_end"  # the log is finished and the cursor is at or past its final event
+
+
+class EventLog(Protocol):
+    async def create(self, generation_id: str) -> None:
+        """Open an empty log, so that readers who come before the first event wait."""
+
+    async def append(self, generation_id: str, kind: EventKind, data: Mapping[str, Any]) -> str:
+        """Append one event and return its id. A final kind (`done`, `error`) finishes
+        the log: it expires after the configured TTL."""
+
+    def read(self, generation_id: str, after: str | None = None) -> AsyncIterator[LogEvent]:
+        """Events after the cursor (all without one), then live ones; ends after the
+        final event. Ends at once when the log is missing. A malformed cursor counts
+        as none."""
+
+    async def position(self, generation_id: str, after: str | None = None) -> Position: ...
+
+    async def request_cancel(self, generation_id: str) -> None:
+        """Ask the worker that runs the generation, wherever it is, to stop it."""
+
+    async def wait_cancelled(self, generation_id: str) -> None:
+        """Return once a cancel was requested (also one requested before this call)."""
+
+    async def ping(self) -> None:
+        """Raise `BrokerUnavailable` unless the broker answers."""
+
+    async def close(self) -> None: ...

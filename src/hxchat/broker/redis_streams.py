@@ -1,0 +1,359 @@
+"""The event log on Redis Streams: any worker can serve any stream and stop any answer.
+
+Keys, for a generation `g` under the prefix `p`:
+
+- `p:gen:g` the stream; its entry ids are the event ids (the SSE ids), fields `kind`,
+  `data` (JSON) and `t` (a token that makes a retried append idempotent);
+- `p:gen:g:open` a marker that `create` sets, so that a reader who comes before the
+  first event waits instead of seeing a missing log;
+- `p:gen:g:end` the final event's id, so `position` can answer AT_END;
+- `p:cancel:g` the cancel flag, announced on the channel `p:cancel`.
+
+While a generation runs, its keys live a day, renewed by each append (a writer that
+died without a final event cannot leave them forever); the final event sets all of
+them to expire after `ttl`. An append is one Lua script, so the checks (already
+finished? too many events? this very append retried?) and the writes are atomic.
+
+Readers block in `XREAD BLOCK` for at most a few seconds at a time, then check that
+the log still exists, on a pool of their own so that many of them never starve the
+commands of the runners. Cancel waiters share one pub/sub subscription per instance;
+a waiter also checks the flag when it starts, after every resubscription and every
+couple of seconds, so a cancel published while the subscription was down still
+arrives. Connection failures become `BrokerUnavailable`, whose sentence names the
+host but never the password; redis-py reconnects by itself once Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from redis import exceptions as redis_errors
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from hxchat.broker.base import Position
+from hxchat.domain import EventKind, LogEvent
+from hxchat.errors import BrokerUnavailable
+
+logger = logging.getLogger(__name__)
+
+RUNNING_TTL = 86_400.0  # keys of a running generation and cancel flags live a day
+BLOCK_MS = 5_000  # one XREAD BLOCK; then the reader checks the log still exists
+COMMAND_TIMEOUT = 5.0  # seconds a command (or waiting for a pooled connection) may take
+READ_COUNT = 500  # entries per XREAD
+CANCEL_POLL = 2.0  # a cancel waiter re-checks the flag this often (lost pub/sub messages)
+COMMAND_CONNECTIONS = 128
+READER_CONNECTIONS = 2_000
+
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_TOO_MANY = "HXCHAT_TOO_MANY_EVENTS"
+
+# KEYS: stream, open marker, end marker, cancel flag
+# ARGV: kind, data, token, final (1/0), maxlen, ttl ms, running ttl ms
+_APPEND = """
+local final_id = redis.call('GET', KEYS[3])
+if final_id then return final_id end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if last then
+  local fields = last[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 't' and fields[i + 1] == ARGV[3] then return last[1] end
+  end
+end
+local maxlen = tonumber(ARGV[5])
+if ARGV[4] == '0' and redis.call('XLEN', KEYS[1]) >= maxlen then
+  return redis.error_reply('HXCHAT_TOO_MANY_EVENTS')
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen + 1, '*',
+                      'kind', ARGV[1], 'data', ARGV[2], 't', ARGV[3])
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[3], id, 'PX', ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[7])
+end
+return id
+"""
+
+
+def _stream_id(value: str | None) -> tuple[int, int] | None:
+    """A stream entry id as numbers; None when malformed (then it counts as none)."""
+    if value is None or not _STREAM_ID.fullmatch(value):
+        return None
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq)
+
+
+def _events(reply: Any) -> list[LogEvent]:
+    """The entries of a one-stream XREAD reply (RESP2 list or RESP3 map) as events."""
+    if not reply:
+        return []
+    entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+    if entries and isinstance(entries[0], list) and len(entries) == 1:
+        entries = entries[0]  # RESP3 wraps one stream's entries once more
+    return [
+        LogEvent(str(entry_id), EventKind(fields["kind"]), json.loads(fields["data"]))
+        for entry_id, fields in entries
+    ]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False
+    count: int = 0
+
+
+class RedisEventLog:
+    """`EventLog` on Redis Streams; ids are stream entry ids like "1718000000000-0"."""
+
+    def __init__(
+        self, url: str, ttl: float = 3600, maxlen: int = 200_000, key_prefix: str = "hxchat"
+    ) -> None:
+        self._ttl = ttl
+        self._maxlen = maxlen
+        self._prefix = key_prefix
+        self._channel = f"{key_prefix}:cancel"
+        self._where = _where(url)
+        name = re.sub(r"[^A-Za-z0-9:._-]", "_", key_prefix)
+        self._commands = _client(url, f"{name}:commands", COMMAND_CONNECTIONS, COMMAND_TIMEOUT)
+        self._readers = _client(
+            url, f"{name}:readers", READER_CONNECTIONS, BLOCK_MS / 1000 + COMMAND_TIMEOUT
+        )
+        self._append_script = self._commands.register_script(_APPEND)
+        self._waiters: dict[str, _Waiter] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- keys -------------------------------------------------------------------------
+
+    def _stream(self, generation_id: str) -> str:
+        return f"{self._prefix}:gen:{generation_id}"
+
+    def _cancel_key(self, generation_id: str) -> str:
+        return f"{self._prefix}:cancel:{generation_id}"
+
+    # -- the log ----------------------------------------------------------------------
+
+    async def create(self, generation_id: str) -> None:
+        """Open an empty log, so that readers who come before the first event wait."""
+        async with self._unavailable():
+            await self._commands.set(
+                f"{self._stream(generation_id)}:open", "1", px=_ms(RUNNING_TTL), nx=True
+            )
+
+    async def append(self, generation_id: str, kind: EventKind, data: Mapping[str, Any]) -> str:
+        """Append one event and return its id; a final kind finishes the log."""
+        stream = self._stream(generation_id)
+        keys = [stream, f"{stream}:open", f"{stream}:end", self._cancel_key(generation_id)]
+        args = [
+            kind.value,
+            json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+            secrets.token_hex(8),
+            "1" if kind.is_final else "0",
+            self._maxlen,
+            _ms(self._ttl),
+            _ms(RUNNING_TTL),
+        ]
+        async with self._unavailable():
+            return str(await self._append_script(keys=keys, args=args))
+
+    async def read(self, generation_id: str, after: str | None = None) -> AsyncIterator[LogEvent]:
+        """Events after the cursor, then live ones; ends after the final event."""
+        stream = self._stream(generation_id)
+        cursor = after if after is not None and _stream_id(after) is not None else "0-0"
+        check = True
+        while True:
+            if check and await self.position(generation_id, cursor) is not Position.READABLE:
+                return
+            async with self._unavailable(BLOCK_MS / 1000 + COMMAND_TIMEOUT):
+                reply = await self._readers.xread(
+                    {stream: cursor}, count=READ_COUNT, block=BLOCK_MS
+                )
+            events = _events(reply)
+            check = not events  # after a quiet BLOCK, make sure the log still exists
+            for event in events:
+                cursor = event.id
+                yield event
+                if event.kind.is_final:
+                    return
+
+    async def position(self, generation_id: str, after: str | None = None) -> Position:
+        """Where a reader with this cursor stands: missing, readable or at the end."""
+        stream = self._stream(generation_id)
+        async with self._unavailable(), self._commands.pipeline(transaction=False) as pipe:
+            pipe.exists(stream, f"{stream}:open")
+            pipe.get(f"{stream}:end")
+            exists, end = await pipe.execute()
+        if not exists:
+            return Position.MISSING
+        cursor, final = _stream_id(after), _stream_id(end)
+        if final is not None and cursor is not None and cursor >= final:
+            return Position.AT_END
+        return Position.READABLE
+
+    # -- cancel -----------------------------------------------------------------------
+
+    async def request_cancel(self, generation_id: str) -> None:
+        """Ask the worker that runs the generation, wherever it is, to stop it."""
+        async with self._unavailable(), self._commands.pipeline(transaction=True) as pipe:
+            pipe.set(self._cancel_key(generation_id), "1", px=_ms(RUNNING_TTL))
+            pipe.publish(self._channel, generation_id)
+            await pipe.execute()
+
+    async def wait_cancelled(self, generation_id: str) -> None:
+        """Return once a cancel was requested (also one requested before this call).
+
+        Survives a Redis outage: the flag is checked again until Redis answers.
+        """
+        waiter = self._waiters.setdefault(generation_id, _Waiter())
+        waiter.count += 1
+        try:
+            if not self._closed and (self._listener is None or self._listener.done()):
+                self._listener = asyncio.create_task(self._listen(), name="hxchat-cancel-listener")
+            while True:
+                waiter.wake.clear()
+                if waiter.cancelled or await self._flag_is_set(generation_id):
+                    return
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the
+                # cancel that ends this wait when the generation finishes (gh-86296).
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(CANCEL_POLL):
+                        await waiter.wake.wait()
+        finally:
+            waiter.count -= 1
+            if not waiter.count:
+                del self._waiters[generation_id]
+
+    async def _flag_is_set(self, generation_id: str) -> bool:
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                return bool(await self._commands.exists(self._cancel_key(generation_id)))
+        except (redis_errors.RedisError, OSError) as exc:
+            logger.debug("cannot check the cancel flag of %s: %r", generation_id, exc)
+            return False
+
+    async def _listen(self) -> None:
+        """The one subscription of this instance; restarts itself after a lost connection."""
+        delay = 0.05
+        failing = False
+        while not self._closed:
+            pubsub = self._readers.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                if failing:
+                    logger.info("cancel subscription restored")
+                delay, failing = 0.05, False
+                for waiter in self._waiters.values():  # messages may have been missed
+                    waiter.wake.set()
+                while True:
+                    message: Any = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=None
+                    )
+                    if message is not None and message["type"] == "message":
+                        found = self._waiters.get(str(message["data"]))
+                        if found is not None:
+                            found.cancelled = True
+                            found.wake.set()
+            except (redis_errors.RedisError, OSError) as exc:
+                level = logging.DEBUG if failing else logging.WARNING
+                logger.log(level, "cancel subscription lost (%r); retrying in %.2f s", exc, delay)
+                failing = True
+            finally:
+                with suppress(redis_errors.RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, CANCEL_POLL)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """Raise `BrokerUnavailable` unless Redis answers."""
+        async with self._unavailable():
+            await self._commands.ping()
+
+    async def close(self) -> None:
+        """Stop the cancel subscription and close both connection pools."""
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.wait([self._listener], timeout=COMMAND_TIMEOUT)
+            self._listener = None
+        await self._readers.aclose()
+        await self._commands.aclose()
+
+    # -- errors -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _unavailable(self, timeout: float = COMMAND_TIMEOUT) -> AsyncIterator[None]:
+        """Bound one call in time; turn a lost or refused connection into `BrokerUnavailable`."""
+        try:
+            async with asyncio.timeout(timeout):
+                yield
+        except redis_errors.AuthenticationError as exc:
+            raise BrokerUnavailable(self._sentence("refused the credentials")) from exc
+        except redis_errors.BusyLoadingError as exc:
+            raise BrokerUnavailable(self._sentence("is still loading its data")) from exc
+        except (redis_errors.TimeoutError, TimeoutError) as exc:
+            raise BrokerUnavailable(self._sentence("did not answer in time")) from exc
+        except (redis_errors.ConnectionError, OSError) as exc:
+            raise BrokerUnavailable(self._sentence("cannot be reached")) from exc
+        except redis_errors.ResponseError as exc:
+            if _TOO_MANY in str(exc):
+                raise BrokerUnavailable(
+                    "This answer has more events than the event log can hold."
+                ) from exc
+            raise BrokerUnavailable(self._sentence("answered with an error")) from exc
+
+    def _sentence(self, problem: str) -> str:
+        return f"The event broker (Redis at {self._where}) {problem}; please try again in a moment."
+
+
+def _client(url: str, name: str, size: int, wait: float) -> Redis:
+    """A client on a pool of its own: at most `size` connections, `wait` s to get one."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=size,
+        timeout=wait,
+        client_name=name,  # shows in CLIENT LIST
+        decode_responses=True,
+        socket_connect_timeout=3.0,
+        # No socket timeout: on Python 3.11 redis-py then sends through asyncio.wait_for,
+        # which swallows a cancellation that races the send (CPython gh-86296), e.g.
+        # a stream closed by its browser. asyncio.timeout around each call bounds it.
+        socket_timeout=None,
+        health_check_interval=30,
+        # A few quick retries absorb a dropped connection (Redis restarted); an outage
+        # is reported within a couple of seconds instead of after redis-py's ten.
+        retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), 3),
+    )
+    return Redis.from_pool(pool)
+
+
+def _where(url: str) -> str:
+    """Host and port (or socket path) of a Redis URL, never its user or password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path or "a local socket"
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        port = 6379
+    return f"{parts.hostname or 'localhost'}:{port}"

@@ -1,0 +1,118 @@
+"""Settings: one pydantic-settings class, read from `HXCHAT_*` variables and `.env`.
+
+No I/O beyond reading the environment. `load_settings` turns a validation error into
+a `ConfigError` whose message names the variable, so `hxchat serve` can print one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hxchat.errors import ConfigError
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Answer in Markdown. When a question needs current "
+    "or factual information, search the web first and base the answer on what you find."
+)
+
+MODEL_PREFIXES = ("echo", "gemini:", "openai:", "ollama:")
+
+
+class Settings(BaseSettings):
+    """Everything hxchat can be told; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HXCHAT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # -- the public settings (CONTRACT.md) --
+    model: str = "echo"
+    echo_delay_ms: int = Field(default=30, ge=0, le=60_000)
+    search: Literal["auto", "duckduckgo", "searxng", "none"] = "auto"
+    searxng_url: str | None = None
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    database_url: str = "sqlite+aiosqlite:///./hxchat.db"
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    max_message_chars: int = Field(default=16_000, ge=1)
+
+    # -- tuning, documented in the README --
+    first_token_timeout: float = Field(default=60.0, gt=0)
+    token_timeout: float = Field(default=30.0, gt=0)
+    history_budget_chars: int = Field(default=60_000, ge=1_000)
+    max_tool_rounds: int = Field(default=3, ge=0, le=10)
+    max_answer_chars: int = Field(default=200_000, ge=1_000)
+    stream_lifetime: float = Field(default=300.0, gt=0)
+    max_concurrent_generations: int = Field(default=1_000, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        value = value.strip()
+        if value == "echo":
+            return value
+        prefix, _, name = value.partition(":")
+        if f"{prefix}:" not in MODEL_PREFIXES[1:]:
+            raise ValueError(
+                f"unknown model {value!r}; use echo, gemini:<model>, openai:<model> "
+                "or ollama:<model>"
+            )
+        if not name.strip():
+            raise ValueError(f"{prefix}: needs a model name, e.g. {prefix}:<model>")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(
+                "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+            raise ValueError("use redis://host:6379/0 (or rediss:// for TLS)")
+        return value.strip()
+
+    @field_validator("searxng_url")
+    @classmethod
+    def _searxng_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("use the base URL of a SearXNG instance, e.g. http://localhost:8888")
+        return value.strip().rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def echo_delay(self) -> float:
+        return self.echo_delay_ms / 1000
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; a bad value raises `ConfigError` naming its variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"HXCHAT_{field.upper()}", message) from None

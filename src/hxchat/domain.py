@@ -1,0 +1,117 @@
+"""The words of the domain: roles, statuses, sources and the events of an answer.
+
+Plain dataclasses and enums, no I/O, so every layer (providers, generation, store,
+event log, web) speaks the same types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class MessageStatus(StrEnum):
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    STOPPED = "stopped"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not MessageStatus.STREAMING
+
+    @property
+    def seen_by_model(self) -> bool:
+        """Answers the model sees again on the next turn (CONTRACT: not `error`)."""
+        return self in (MessageStatus.COMPLETE, MessageStatus.STOPPED, MessageStatus.INTERRUPTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A web page a search tool used: shown as a numbered link under the answer."""
+
+    title: str
+    url: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"title": self.title, "url": self.url}
+
+
+# -- what a model yields ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """New text of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The agent started a tool, e.g. `web_search` with `{"query": "..."}`."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool finished; `sources` are the pages it found."""
+
+    name: str
+    sources: tuple[Source, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSuggestions:
+    """Google's Search Suggestions chip: Google's own HTML, shown only in a sandbox."""
+
+    html: str
+
+
+AgentEvent = TextDelta | ToolCall | ToolResult | SearchSuggestions
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier message as the model sees it."""
+
+    role: Role
+    content: str
+
+
+# -- what the event log carries ----------------------------------------------------
+
+
+class EventKind(StrEnum):
+    DELTA = "delta"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    DONE = "done"
+    ERROR = "error"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (EventKind.DONE, EventKind.ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One event of a generation, as stored in the event log and sent as SSE.
+
+    `id` is the log's own monotonic id (an integer string in memory, a stream entry
+    id on Redis): it is the SSE `id:` and the `Last-Event-ID` cursor.
+    """
+
+    id: str
+    kind: EventKind
+    data: Mapping[str, Any]

@@ -1,0 +1,106 @@
+"""hxchat's own exceptions, one small tree.
+
+Adapters (store, event log, providers) turn library errors into these; one set of
+handlers in `web.handlers` decides what a response looks like: JSON `{"detail": ...}`
+under `/api/`, an HTML error page elsewhere. Every `detail` is one readable sentence.
+"""
+
+from __future__ import annotations
+
+
+class HxchatError(Exception):
+    """Base of everything hxchat raises on purpose."""
+
+    status_code = 500
+    default_detail = "Something went wrong on the server."
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class ConfigError(HxchatError):
+    """A setting is wrong; `hxchat serve` prints this one line and exits."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable}: {problem}")
+
+
+# -- request errors ------------------------------------------------------------------
+
+
+class NotFound(HxchatError):
+    status_code = 404
+    default_detail = "There is no such conversation."
+
+
+class CrossSiteRequest(HxchatError):
+    status_code = 403
+    default_detail = "This request came from another site and was refused."
+
+
+class MessageTooLong(HxchatError):
+    status_code = 413
+    default_detail = "The message is too long."
+
+
+class InvalidMessage(HxchatError):
+    status_code = 422
+    default_detail = "The message is empty."
+
+
+class Busy(HxchatError):
+    status_code = 409
+    default_detail = (
+        "An answer is still being written in this conversation; wait for it or stop it."
+    )
+
+
+class NothingToRetry(HxchatError):
+    status_code = 422
+    default_detail = "There is no answer to retry in this conversation."
+
+
+# -- dependencies --------------------------------------------------------------------
+
+
+class ServiceUnavailable(HxchatError):
+    status_code = 503
+    default_detail = "The service is unavailable right now; please try again in a moment."
+
+
+class StoreUnavailable(ServiceUnavailable):
+    default_detail = "The database cannot be reached right now; please try again in a moment."
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    default_detail = "The event broker cannot be reached right now; please try again in a moment."
+
+
+class SchemaOutOfDate(HxchatError):
+    """The database schema is behind this version of hxchat."""
+
+    default_detail = "The database schema is out of date: run `hxchat db upgrade`."
+
+
+# -- models --------------------------------------------------------------------------
+
+
+class ProviderError(HxchatError):
+    """The model failed; `detail` says, for a person, what happened and what to try."""
+
+    status_code = 502
+    default_detail = "The model did not answer."
+
+
+class ProviderUnavailable(ProviderError):
+    """The endpoint could not be reached; the user may retry."""
+
+    default_detail = "The model's server could not be reached; please try again."
+
+
+class ProviderTimeout(ProviderError):
+    """The model stopped sending text for longer than the configured timeout."""
+
+    default_detail = "The model took too long to answer; please try again."

@@ -1,0 +1,392 @@
+"""One answer, from the model to the event log and the store.
+
+A generation outlives the request that started it (DESIGN.md): `send` stores the
+user's message and an assistant placeholder, then a background task owns the model
+call. Its events go to the event log, where any number of readers replay and follow
+them; its text is checkpointed to the store about once a second together with a
+lease that says "this worker is alive". Stop requests come through the event log,
+so any worker can stop a generation that runs on another. A generation whose lease
+expires (its worker died) is marked `interrupted` by whichever worker sweeps first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hxchat.broker.base import EventLog, Position
+from hxchat.config import Settings
+from hxchat.domain import (
+    AgentEvent,
+    EventKind,
+    MessageStatus,
+    SearchSuggestions,
+    Source,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Turn,
+)
+from hxchat.errors import (
+    BrokerUnavailable,
+    HxchatError,
+    InvalidMessage,
+    MessageTooLong,
+    NotFound,
+    ProviderError,
+    ServiceUnavailable,
+    StoreUnavailable,
+)
+from hxchat.metrics import Metrics
+from hxchat.providers.base import ChatModel
+from hxchat.store.base import Store, TurnStarted
+
+logger = logging.getLogger(__name__)
+
+LEASE_SECONDS = 10.0  # a worker that has not renewed for this long is presumed dead
+CHECKPOINT_SECONDS = 1.0  # how stale the stored partial text may be
+SWEEP_SECONDS = 3.0
+INTERRUPTED_BY_SHUTDOWN = "Interrupted: the server was stopped while writing this answer."
+INTERRUPTED_BY_CRASH = "Interrupted: the server writing this answer stopped."
+
+
+class AnswerTooLong(HxchatError):
+    default_detail = "The answer was cut off because it grew too long."
+
+
+@dataclass
+class _Answer:
+    """What a running generation has produced so far."""
+
+    started: TurnStarted
+    owner: str
+    parts: list[str] = field(default_factory=list)
+    chars: int = 0
+    sources: list[Source] = field(default_factory=list)
+    suggestions: str | None = None
+    dirty: bool = False
+    lost: bool = False  # another worker swept it: stop without writing anything
+
+    @property
+    def text(self) -> str:
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+    def add_sources(self, sources: Sequence[Source]) -> None:
+        seen = {s.url for s in self.sources}
+        self.sources.extend(s for s in sources if s.url not in seen)
+
+
+class GenerationRunner:
+    """Starts, stops and supervises the generations of this worker."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        log: EventLog,
+        model: ChatModel,
+        settings: Settings,
+        metrics: Metrics,
+        sweep_live_on_start: bool = False,
+    ) -> None:
+        self.store = store
+        self.log = log
+        self.model = model
+        self.settings = settings
+        self.metrics = metrics
+        self.worker_id = uuid.uuid4().hex
+        self._sweep_live_on_start = sweep_live_on_start
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._answers: dict[str, _Answer] = {}
+        self._maintenance: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Sweep what a crashed predecessor left, then supervise leases."""
+        await self._sweep(include_live=self._sweep_live_on_start)
+        self._maintenance = asyncio.create_task(self._maintain(), name="hxchat-maintenance")
+
+    async def close(self) -> None:
+        """Stop supervising; running generations end `interrupted` with their text."""
+        if self._maintenance:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    # -- requests --------------------------------------------------------------------
+
+    def validate(self, content: str) -> str:
+        """The message as it will be stored, or a 413/422 error a person can read."""
+        limit = self.settings.max_message_chars
+        if len(content) > limit:
+            raise MessageTooLong(
+                f"The message has {len(content):,} characters; the limit is {limit:,}."
+            )
+        if not content.strip():
+            raise InvalidMessage("The message is empty.")
+        return content
+
+    async def send(self, owner: str, conversation_id: str, content: str) -> TurnStarted:
+        """Store the user's message and start answering it."""
+        content = self.validate(content)
+        self._check_capacity()
+        started = await self.store.start_turn(
+            owner,
+            conversation_id,
+            content,
+            generation_id=uuid.uuid4().hex,
+            worker_id=self.worker_id,
+            lease_seconds=LEASE_SECONDS,
+        )
+        await self._launch(started, owner)
+        return started
+
+    async def retry(self, owner: str, conversation_id: str) -> TurnStarted:
+        """Generate the last answer again, replacing the previous one."""
+        self._check_capacity()
+        started = await self.store.start_retry(
+            owner,
+            conversation_id,
+            generation_id=uuid.uuid4().hex,
+            worker_id=self.worker_id,
+            lease_seconds=LEASE_SECONDS,
+        )
+        await self._launch(started, owner)
+        return started
+
+    async def cancel(self, owner: str, generation_id: str) -> None:
+        """Stop a generation, wherever it runs; after it has ended, nothing changes."""
+        generation = await self.store.get_generation(generation_id, owner)
+        if generation is None:
+            raise NotFound("There is no such generation.")
+        if generation.status is MessageStatus.STREAMING:
+            await self.log.request_cancel(generation_id)
+
+    async def delete_conversation(self, owner: str, conversation_id: str) -> None:
+        """Delete a conversation; a generation running in it is stopped first."""
+        conversation = await self.store.get_conversation(owner, conversation_id)
+        if conversation is None:
+            raise NotFound()
+        for message in conversation.messages:
+            if message.status is MessageStatus.STREAMING and message.generation_id:
+                await self.log.request_cancel(message.generation_id)
+                task = self._tasks.get(message.generation_id)
+                if task is not None:
+                    await asyncio.wait([task], timeout=5)
+        if await self.store.delete_conversation(owner, conversation_id) is None:
+            raise NotFound()
+
+    def _check_capacity(self) -> None:
+        if len(self._tasks) >= self.settings.max_concurrent_generations:
+            raise ServiceUnavailable(
+                "Too many answers are being written right now; please try again in a moment."
+            )
+
+    async def _launch(self, started: TurnStarted, owner: str) -> None:
+        gid = started.generation_id
+        try:
+            await self.log.create(gid)
+        except BrokerUnavailable as exc:
+            await self._store_final(
+                gid, "", MessageStatus.ERROR, (), exc.detail, None, final_event_id=None
+            )
+            raise
+        self._answers[gid] = _Answer(started=started, owner=owner)
+        task = asyncio.create_task(self._run(gid), name=f"hxchat-generation-{gid}")
+        self._tasks[gid] = task
+        self.metrics.running_generations.inc()
+        task.add_done_callback(lambda _: self._forget(gid))
+
+    def _forget(self, gid: str) -> None:
+        self._tasks.pop(gid, None)
+        self._answers.pop(gid, None)
+        self.metrics.running_generations.dec()
+
+    # -- one generation --------------------------------------------------------------
+
+    async def _run(self, gid: str) -> None:
+        answer = self._answers[gid]
+        status, error = MessageStatus.COMPLETE, None
+        cancelled_from_outside = False
+        work: asyncio.Task[None] | None = None
+        stop: asyncio.Task[None] | None = None
+        try:
+            history = await self.store.history(
+                answer.started.conversation_id, answer.started.assistant_message_id
+            )
+            work = asyncio.create_task(self._consume(gid, history, answer))
+            stop = asyncio.create_task(self.log.wait_cancelled(gid))
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                status = MessageStatus.STOPPED
+            elif (exc := work.exception()) is not None:
+                status, error = MessageStatus.ERROR, _describe(exc)
+        except asyncio.CancelledError:
+            cancelled_from_outside = True
+            status, error = MessageStatus.INTERRUPTED, INTERRUPTED_BY_SHUTDOWN
+        except HxchatError as exc:  # the store or broker failed before the model ran
+            status, error = MessageStatus.ERROR, exc.detail
+        finally:
+            for task in (work, stop):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+        if not answer.lost:
+            await self._finalize(gid, answer, status, error)
+        if cancelled_from_outside:
+            raise asyncio.CancelledError
+
+    async def _consume(self, gid: str, history: list[Turn], answer: _Answer) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        events = self.model.stream(history)
+        try:
+            async for event in events:
+                if isinstance(event, TextDelta) and event.text and answer.chars == 0:
+                    self.metrics.time_to_first_token.observe(loop.time() - began)
+                await self._publish(gid, event, answer)
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _publish(self, gid: str, event: AgentEvent, answer: _Answer) -> None:
+        """Record one model event in the answer and append it to the event log."""
+        if isinstance(event, TextDelta):
+            if not event.text:
+                return
+            answer.parts.append(event.text)
+            answer.chars += len(event.text)
+            answer.dirty = True
+            if answer.chars > self.settings.max_answer_chars:
+                raise AnswerTooLong(
+                    f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
+                )
+            await self.log.append(gid, EventKind.DELTA, {"text": event.text})
+        elif isinstance(event, ToolCall):
+            data = {"name": event.name, "arguments": dict(event.arguments)}
+            await self.log.append(gid, EventKind.TOOL_CALL, data)
+        elif isinstance(event, ToolResult):
+            answer.add_sources(event.sources)
+            answer.dirty = True
+            sources = [s.as_json() for s in event.sources]
+            await self.log.append(
+                gid, EventKind.TOOL_RESULT, {"name": event.name, "sources": sources}
+            )
+        elif isinstance(event, SearchSuggestions):
+            answer.suggestions = event.html
+
+    async def _finalize(
+        self, gid: str, answer: _Answer, status: MessageStatus, error: str | None
+    ) -> None:
+        """Store the outcome first, then tell the readers: a client that sees `done`
+        can send its next message at once (the conversation is already free)."""
+        self.metrics.generations.labels(status=status.value).inc()
+        await self._store_final(
+            gid, answer.text, status, answer.sources, error, answer.suggestions, None
+        )
+        try:
+            if status is MessageStatus.ERROR or status is MessageStatus.INTERRUPTED:
+                await self.log.append(
+                    gid, EventKind.ERROR, {"message": error or "The answer failed."}
+                )
+            else:
+                await self.log.append(
+                    gid,
+                    EventKind.DONE,
+                    {"message_id": answer.started.assistant_message_id, "status": status.value},
+                )
+        except BrokerUnavailable:
+            logger.warning("could not append the final event of generation %s", gid)
+
+    async def _store_final(
+        self,
+        gid: str,
+        text: str,
+        status: MessageStatus,
+        sources: Sequence[Source],
+        error: str | None,
+        suggestions: str | None,
+        final_event_id: str | None,
+    ) -> None:
+        """Store the outcome; retried while the database is briefly away."""
+        delay = 0.5
+        for _attempt in range(6):
+            try:
+                await self.store.finish(
+                    gid,
+                    content=text,
+                    status=status,
+                    sources=sources,
+                    error=error,
+                    search_suggestions=suggestions,
+                    final_event_id=final_event_id,
+                    worker_id=self.worker_id,
+                )
+                return
+            except StoreUnavailable:
+                await asyncio.sleep(delay)
+                delay *= 2
+        logger.error("could not store the end of generation %s; the sweeper will mark it", gid)
+
+    # -- supervision -----------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + SWEEP_SECONDS
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                await self._checkpoint_all()
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + SWEEP_SECONDS
+                    await self._sweep()
+            except (StoreUnavailable, BrokerUnavailable) as exc:
+                logger.warning("supervision skipped a beat: %s", exc.detail)
+
+    async def _checkpoint_all(self) -> None:
+        for gid, answer in list(self._answers.items()):
+            answer.dirty = False
+            held = await self.store.checkpoint(
+                gid, answer.text, answer.sources, self.worker_id, LEASE_SECONDS
+            )
+            task = self._tasks.get(gid)
+            if not held and task is not None and not task.done():
+                logger.warning("generation %s was taken over; stopping it here", gid)
+                answer.lost = True
+                task.cancel()
+
+    async def _sweep(self, include_live: bool = False) -> None:
+        swept = await self.store.sweep_expired(include_live=include_live)
+        for generation in swept:
+            self.metrics.interrupted_swept.inc()
+            with contextlib.suppress(BrokerUnavailable):
+                if await self.log.position(generation.id) is not Position.MISSING:
+                    await self.log.append(
+                        generation.id, EventKind.ERROR, {"message": INTERRUPTED_BY_CRASH}
+                    )
+
+
+def _describe(exc: BaseException) -> str:
+    """A sentence for the user about why the answer failed; details go to the log."""
+    if isinstance(exc, ProviderError | HxchatError):
+        return exc.detail
+    logger.error("generation failed unexpectedly", exc_info=exc)
+    return "The model failed unexpectedly; please try again."

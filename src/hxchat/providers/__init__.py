@@ -1,0 +1,1 @@
+"""Models: one streaming interface, registered by prefix (echo, gemini:, openai:, ollama:)."""

@@ -1,0 +1,41 @@
+"""The built-in demo model: streams the user's words back, whitespace and all.
+
+It needs no network, so it is the offline default and the engine of the fast tests
+and the benchmarks. Words are released on a fixed schedule (start + i * delay), not
+by sleeping a delay after each one, so a busy server shows up as lateness instead of
+silently stretching the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+
+from hxchat.domain import AgentEvent, Role, TextDelta, Turn
+
+_WORD = re.compile(r"\s*\S+\s*|\s+")
+
+
+def words(text: str) -> list[str]:
+    """Split text into words that keep their whitespace: "".join(words(t)) == t."""
+    return _WORD.findall(text)
+
+
+class EchoModel:
+    name = "echo"
+
+    def __init__(self, delay: float = 0.03) -> None:
+        self.delay = delay
+
+    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+        prompt = next((t.content for t in reversed(history) if t.role is Role.USER), "")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index, word in enumerate(words(prompt)):
+            if self.delay and index:
+                await asyncio.sleep(max(0.0, start + index * self.delay - loop.time()))
+            yield TextDelta(word)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,343 @@
+"""Gemini through a Google ADK agent with Google Search grounding.
+
+An ADK `Agent` with the built-in `google_search` tool, run by ADK's `Runner` with
+`StreamingMode.SSE`. Conversation memory is ours, not ADK's: every answer gets a
+fresh in-memory ADK session rebuilt from the stored (trimmed) history and dropped
+afterwards, so memory survives restarts and any worker can answer.
+
+ADK's streaming shape, which this module relies on: each chunk is a `partial` event
+carrying only its new text, then one final event repeats the whole text (not shown
+twice here); on a fault ADK first yields an event with `error_code`/`error_message`
+and then raises. Sources come from the grounding metadata (`grounding_chunks`), and
+Google's Search Suggestions chip (`search_entry_point.rendered_content`) is passed
+on untouched for the web layer to sandbox.
+
+The client takes its configuration from google-genai's own environment
+(GOOGLE_API_KEY or GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, GOOGLE_GENAI_USE_VERTEXAI);
+no base URL is hard-coded. `google-adk` is the optional extra `hxchat[gemini]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
+from urllib.parse import urlsplit
+
+from hxchat.config import Settings
+from hxchat.domain import (
+    AgentEvent,
+    Role,
+    SearchSuggestions,
+    Source,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Turn,
+)
+from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
+from hxchat.providers.history import trim_history
+from hxchat.providers.search import connection_reason
+
+try:
+    from google.adk.agents import Agent
+    from google.adk.agents.readonly_context import ReadonlyContext
+    from google.adk.agents.run_config import (  # type: ignore[attr-defined]  # its documented home
+        RunConfig,
+        StreamingMode,
+    )
+    from google.adk.events import Event
+    from google.adk.models.base_llm import BaseLlm
+    from google.adk.models.google_llm import Gemini
+    from google.adk.runners import Runner
+    from google.adk.sessions import InMemorySessionService
+    from google.adk.tools.google_search_tool import GoogleSearchTool
+    from google.genai import errors as genai_errors
+    from google.genai import types
+except ImportError as exc:  # the extra is not installed
+    raise ConfigError(
+        "HXCHAT_MODEL", 'gemini: needs the extra: pip install "hxchat[gemini]"'
+    ) from exc
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "hxchat"
+AGENT_NAME = "hxchat"  # ADK reads events by this author as the model's own turns
+USER_ID = "hxchat"
+
+
+def build_gemini_model(settings: Settings, *, model: str) -> GeminiModel:
+    """The `gemini:<model>` agent; raises `ConfigError` when no credentials are set."""
+    vertex = any(
+        os.environ.get(name, "").strip().lower() in ("1", "true")
+        for name in ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_ENTERPRISE")
+    )
+    has_key = any(os.environ.get(name, "").strip() for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"))
+    if not vertex and not has_key:
+        raise ConfigError(
+            "GOOGLE_API_KEY",
+            "gemini: needs a Gemini API key: set GOOGLE_API_KEY, or use Vertex AI with "
+            "GOOGLE_GENAI_USE_VERTEXAI=true",
+        )
+    return GeminiModel(settings, llm=model)
+
+
+class GeminiModel:
+    """A Gemini ADK agent; `llm` is a model name or any ADK `BaseLlm` (tests script one)."""
+
+    def __init__(self, settings: Settings, *, llm: BaseLlm | str) -> None:
+        model = Gemini(model=llm) if isinstance(llm, str) else llm
+        self.llm: BaseLlm = model  # what ADK calls: Google's API, or a scripted stand-in
+        self.model = model.model
+        self.name = f"gemini:{self.model}"
+        self.grounding = settings.search != "none"
+        self.system_prompt = settings.system_prompt
+        self.history_budget = settings.history_budget_chars
+        self.first_token_timeout = settings.first_token_timeout
+        self.token_timeout = settings.token_timeout
+        self.where = gemini_where()
+        self._sessions = InMemorySessionService()
+        agent = Agent(
+            name=AGENT_NAME,
+            model=model,
+            # A callable, so ADK does not treat `{…}` in the prompt as state variables.
+            instruction=self._instruction,
+            tools=[GoogleSearchTool()] if self.grounding else [],
+            disallow_transfer_to_parent=True,
+            disallow_transfer_to_peers=True,
+        )
+        self._runner = Runner(app_name=APP_NAME, agent=agent, session_service=self._sessions)
+
+    def _instruction(self, context: ReadonlyContext) -> str:
+        return self.system_prompt
+
+    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+        """Answer the last user turn of `history`, grounded in Google Search."""
+        turns = trim_history(history, self.history_budget)
+        if not turns or turns[-1].role is not Role.USER:
+            return
+        session = await self._sessions.create_session(
+            app_name=APP_NAME, user_id=USER_ID, session_id=f"answer-{uuid.uuid4().hex}"
+        )
+        try:
+            for turn in turns[:-1]:
+                await self._sessions.append_event(session, _history_event(turn))
+            events = self._runner.run_async(
+                user_id=USER_ID,
+                session_id=session.id,
+                new_message=types.Content(role="user", parts=[types.Part(text=turns[-1].content)]),
+                run_config=RunConfig(streaming_mode=StreamingMode.SSE),
+            )
+            async for event in self._read(events):
+                yield event
+        finally:
+            await self._sessions.delete_session(
+                app_name=APP_NAME, user_id=USER_ID, session_id=session.id
+            )
+
+    async def _read(self, events: AsyncGenerator[Event, None]) -> AsyncIterator[AgentEvent]:
+        """ADK events -> our events, with the timeouts and errors mapped."""
+        reader = EventReader()
+        waited = self.first_token_timeout
+        try:
+            async with aclosing(events) as stream:
+                while True:
+                    try:
+                        async with asyncio.timeout(waited):
+                            event = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                    waited = self.token_timeout
+                    for out in reader.read(event):
+                        yield out
+        except Exception as exc:  # any failure of the agent becomes one readable sentence
+            raise gemini_failure(
+                exc, reader.error, model=self.model, where=self.where, waited=waited
+            ) from None
+        reader.check()
+        for out in reader.flush():
+            yield out
+
+    async def close(self) -> None:
+        """Close the runner (its toolsets, plugins and session service)."""
+        await self._runner.close()
+
+
+def _history_event(turn: Turn) -> Event:
+    user = turn.role is Role.USER
+    return Event(
+        invocation_id="history",
+        author="user" if user else AGENT_NAME,
+        content=types.Content(
+            role="user" if user else "model", parts=[types.Part(text=turn.content)]
+        ),
+    )
+
+
+class EventReader:
+    """Turns one answer's ADK events into ours, remembering what it has shown.
+
+    Text: partial events carry the new text; a final (non-partial) event repeats
+    the turn's whole text, of which only a part not yet streamed is shown.
+    Grounding: the search is announced once, sources are collected without
+    duplicates and shown when the model's turn ends, with the suggestions chip.
+    """
+
+    def __init__(self) -> None:
+        self.error: tuple[str, str] | None = None  # (error_code, error_message)
+        self._streamed = ""  # text of the current model turn shown so far
+        self._announced = False
+        self._sources: dict[str, Source] = {}  # url -> source, in order found
+        self._shown = 0  # how many of them have been yielded
+        self._chip = ""
+        self._chip_shown = ""
+
+    def read(self, event: Event) -> list[AgentEvent]:
+        """Our events for one ADK event (an error event is only remembered)."""
+        if event.error_code or event.error_message:
+            code = getattr(event.error_code, "value", event.error_code)  # may be an enum
+            self.error = (str(code or ""), str(event.error_message or ""))
+            return []
+        out: list[AgentEvent] = []
+        self._ground(event.grounding_metadata, out)
+        text = _text(event)
+        if event.partial:
+            if text:
+                self._streamed += text
+                out.append(TextDelta(text))
+            return out
+        if text.startswith(self._streamed) and len(text) > len(self._streamed):
+            out.append(TextDelta(text[len(self._streamed) :]))
+        self._streamed = ""
+        if event.content is not None:  # the model's turn has ended
+            out.extend(self.flush())
+        return out
+
+    def _ground(self, metadata: types.GroundingMetadata | None, out: list[AgentEvent]) -> None:
+        if metadata is None:
+            return
+        for chunk in metadata.grounding_chunks or ():
+            web = chunk.web
+            if web is not None and web.uri and web.uri not in self._sources:
+                self._sources[web.uri] = Source(web.title or web.domain or web.uri, web.uri)
+        queries = [query for query in metadata.web_search_queries or () if query]
+        if not self._announced and (queries or self._sources):
+            self._announced = True
+            out.append(ToolCall("google_search", {"queries": queries}))
+        entry = metadata.search_entry_point
+        if entry is not None and entry.rendered_content:
+            self._chip = entry.rendered_content
+
+    def flush(self) -> list[AgentEvent]:
+        """Sources and the chip not yet shown."""
+        out: list[AgentEvent] = []
+        sources = list(self._sources.values())[self._shown :]
+        if sources:
+            self._shown += len(sources)
+            out.append(ToolResult("google_search", tuple(sources)))
+        if self._chip and self._chip != self._chip_shown:
+            self._chip_shown = self._chip
+            out.append(SearchSuggestions(self._chip))
+        return out
+
+    def check(self) -> None:
+        """Raise for an error event that no exception followed (e.g. a blocked answer)."""
+        if self.error is not None:
+            raise _stopped(self.error[0])
+
+
+def _text(event: Event) -> str:
+    if event.content is None or not event.content.parts:
+        return ""
+    return "".join(part.text for part in event.content.parts if part.text and not part.thought)
+
+
+def _stopped(code: str) -> ProviderError:
+    """An answer Gemini ended with an error code instead of text."""
+    if code in ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"):
+        return ProviderError(f"Gemini blocked this answer with its safety filters ({code}).")
+    if code == "RECITATION":
+        return ProviderError(
+            "Gemini stopped because the answer would repeat protected text (RECITATION)."
+        )
+    if code == "MAX_TOKENS":
+        return ProviderError("Gemini stopped because the answer reached its length limit.")
+    return ProviderError(f"Gemini stopped with an error ({code or 'unknown'}). Please try again.")
+
+
+def gemini_where() -> str:
+    """Who answers, as errors name it: "the Gemini API", maybe with its URL; never a key."""
+    if any(
+        os.environ.get(name, "").strip().lower() in ("1", "true")
+        for name in ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_ENTERPRISE")
+    ):
+        return "Vertex AI"
+    parts = urlsplit(os.environ.get("GOOGLE_GEMINI_BASE_URL", "").strip())
+    if parts.scheme and parts.hostname:
+        port = f":{parts.port}" if parts.port else ""
+        return f"the Gemini API at {parts.scheme}://{parts.hostname}{port}"
+    return "the Gemini API"
+
+
+def gemini_failure(
+    exc: Exception, error: tuple[str, str] | None, *, model: str, where: str, waited: float
+) -> ProviderError:
+    """Whatever the agent raised, as a sentence for a person (no key, no trace)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    code = error[0] if error else None
+    logger.info("gemini:%s failed: %s (error code %s)", model, type(exc).__name__, code)
+    who = where[0].upper() + where[1:]
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, TimeoutError) or "TimeoutException" in names:
+        return ProviderTimeout(f"{who} sent nothing for {waited:g} seconds. Please try again.")
+    if isinstance(exc, genai_errors.APIError):
+        return _api_failure(exc.code, str(exc.message or exc.status or ""), model, who)
+    if "ConnectError" in names or isinstance(exc, ConnectionRefusedError):
+        return ProviderUnavailable(
+            f"Could not reach {where} ({connection_reason(exc)}). "
+            "Check the network, or GOOGLE_GEMINI_BASE_URL."
+        )
+    if {"TransportError", "NetworkError", "ProtocolError"} & names or isinstance(
+        exc, ConnectionError
+    ):
+        return ProviderError(
+            f"The connection to {where} was cut off in the middle of the answer. Please try again."
+        )
+    if error is not None and error[0] and not error[0].endswith("Error"):
+        return _stopped(error[0])
+    return ProviderError(
+        f"The Gemini agent failed ({type(exc).__name__}). Please try again; if it keeps "
+        "failing, check the server log."
+    )
+
+
+def _api_failure(code: int, message: str, model: str, who: str) -> ProviderError:
+    if code in (401, 403) or (code == 400 and "api key" in message.lower()):
+        return ProviderError(f"{who} refused the API key (HTTP {code}). Check GOOGLE_API_KEY.")
+    if code == 404:
+        return ProviderError(
+            f"{who} does not know the model '{model}' (HTTP 404). "
+            "Check the model name in HXCHAT_MODEL."
+        )
+    if code == 429:
+        return ProviderUnavailable(
+            f"{who} is rate limiting requests or the quota is used up (HTTP 429). "
+            "Wait a moment and try again."
+        )
+    if code >= 500:
+        return ProviderUnavailable(f"{who} failed (HTTP {code}). Please try again in a moment.")
+    detail = f": {_redact(message)[:200]}" if message else ""
+    return ProviderError(f"{who} refused the request (HTTP {code}{detail}).")
+
+
+def _redact(text: str) -> str:
+    """Google's error text, minus any API key that might be quoted in it."""
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"):
+        key = os.environ.get(name, "").strip()
+        if key:
+            text = text.replace(key, "[key]")
+    return text.rstrip(".")

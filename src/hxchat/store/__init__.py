@@ -1,0 +1,1 @@
+"""Where conversations live: the `Store` protocol and its SQLAlchemy implementation."""

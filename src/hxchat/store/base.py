@@ -1,0 +1,167 @@
+"""The store's interface and the records it returns.
+
+The store is the truth for history; the event log is the truth for a generation in
+flight. Every query that a request makes is scoped to the owner (the session's opaque
+id): a conversation of another owner is exactly as absent as one that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from hxchat.domain import MessageStatus, Role, Source, Turn
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    id: str
+    title: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    conversation_id: str
+    role: Role
+    content: str
+    status: MessageStatus
+    sources: tuple[Source, ...] = ()
+    generation_id: str | None = None
+    error: str | None = None
+    search_suggestions: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    owner: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    messages: tuple[Message, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """An assistant message seen as the generation that writes it."""
+
+    id: str
+    owner: str
+    conversation_id: str
+    message_id: int
+    status: MessageStatus
+    content: str
+    sources: tuple[Source, ...] = ()
+    error: str | None = None
+    final_event_id: str | None = None
+    search_suggestions: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    """What `start_turn` / `start_retry` created."""
+
+    conversation_id: str
+    generation_id: str
+    assistant_message_id: int
+    user_message_id: int | None  # None for a retry
+
+
+class Store(Protocol):
+    """Conversations and messages. Raises `StoreUnavailable` when the database is down."""
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the database answers."""
+
+    async def close(self) -> None: ...
+
+    async def secret_key(self, candidate: str) -> str:
+        """The shared signing key: `candidate` is kept if none is stored yet (race-safe)."""
+
+    async def create_conversation(self, owner: str) -> str:
+        """A new, empty conversation; returns its id."""
+
+    async def list_conversations(self, owner: str, limit: int = 200) -> list[ConversationSummary]:
+        """The owner's conversations, last activity first."""
+
+    async def get_conversation(self, owner: str, conversation_id: str) -> Conversation | None:
+        """One conversation with all its messages in order, or None (absent or foreign)."""
+
+    async def delete_conversation(self, owner: str, conversation_id: str) -> str | None:
+        """Delete it with its messages. Returns the id of a generation that was running
+        in it (the caller stops it), "" when none was, None when there was no such
+        conversation."""
+
+    async def start_turn(
+        self,
+        owner: str,
+        conversation_id: str,
+        content: str,
+        generation_id: str,
+        worker_id: str,
+        lease_seconds: float,
+    ) -> TurnStarted:
+        """Store the user's message and an assistant placeholder (status streaming) at once.
+
+        Sets the conversation's title from its first message. Raises `NotFound`, or
+        `Busy` while another generation of the conversation is streaming (atomic: two
+        concurrent calls never both succeed).
+        """
+
+    async def start_retry(
+        self,
+        owner: str,
+        conversation_id: str,
+        generation_id: str,
+        worker_id: str,
+        lease_seconds: float,
+    ) -> TurnStarted:
+        """Replace the last assistant answer by a new placeholder. Raises `NotFound`,
+        `Busy`, or `NothingToRetry` when the conversation has no user message."""
+
+    async def history(self, conversation_id: str, before_message_id: int) -> list[Turn]:
+        """What the model sees: earlier user messages and answers whose status is seen
+        by the model (complete, stopped, interrupted), oldest first, all with an id
+        below `before_message_id`."""
+
+    async def get_generation(
+        self, generation_id: str, owner: str | None = None
+    ) -> Generation | None:
+        """The generation, scoped to `owner` unless it is None (internal callers)."""
+
+    async def checkpoint(
+        self,
+        generation_id: str,
+        content: str,
+        sources: Sequence[Source],
+        worker_id: str,
+        lease_seconds: float,
+    ) -> bool:
+        """Save the partial answer and renew the lease. False when the generation is no
+        longer streaming under this worker (swept, deleted): the caller must stop."""
+
+    async def finish(
+        self,
+        generation_id: str,
+        *,
+        content: str,
+        status: MessageStatus,
+        sources: Sequence[Source],
+        error: str | None,
+        search_suggestions: str | None,
+        final_event_id: str | None,
+        worker_id: str | None,
+    ) -> bool:
+        """Store the final answer and release the conversation. With a `worker_id`, only
+        while that worker still holds it; False when nothing was updated."""
+
+    async def sweep_expired(self, include_live: bool = False) -> list[Generation]:
+        """Mark streaming answers whose lease has expired `interrupted` (keeping their
+        text), release their conversations, and return them. `include_live` takes
+        every streaming answer: only for a single process starting up on the
+        in-memory event log, where nothing else can be running them."""

@@ -1,0 +1,96 @@
+"""From rows to the store's records, and the small rules about their values.
+
+Kept apart from the queries in `sql.py` so that the rules (how a title is made from a
+message, how sources are kept as JSON) can be read and tested on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hxchat.domain import MessageStatus, Role, Source
+from hxchat.store.base import Generation, Message
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TITLE = "New chat"
+TITLE_CHARS = 60
+ELLIPSIS = "…"
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def make_title(content: str, limit: int = TITLE_CHARS) -> str:
+    """A conversation's title from its first message: one line, at most `limit` chars.
+
+    Whitespace is collapsed; a longer text is cut at the last word boundary that fits
+    and ends with "…" (a single overlong word is cut where it must be).
+    """
+    text = _WHITESPACE.sub(" ", content).strip()
+    if not text:
+        return DEFAULT_TITLE
+    if len(text) <= limit:
+        return text
+    room = limit - len(ELLIPSIS)
+    cut = text[: room + 1]  # one more char shows whether the cut falls between words
+    space = cut.rfind(" ")
+    head = cut[:space] if space > 0 else text[:room]
+    return head.rstrip(" ,;:.-") + ELLIPSIS
+
+
+def sources_to_json(sources: Iterable[Source]) -> str:
+    """The JSON text kept in `messages.sources`."""
+    return json.dumps([source.as_json() for source in sources], ensure_ascii=False)
+
+
+def sources_from_json(raw: str | None) -> tuple[Source, ...]:
+    """The sources kept as JSON; a malformed value reads as none (and is logged)."""
+    if not raw:
+        return ()
+    try:
+        items = json.loads(raw)
+        return tuple(Source(title=str(item["title"]), url=str(item["url"])) for item in items)
+    except (ValueError, TypeError, KeyError):
+        logger.warning("ignoring malformed sources in the database: %.80r", raw)
+        return ()
+
+
+def message_from_row(row: Any) -> Message:
+    """A `Message` from a row of the `messages` table."""
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        role=Role(row.role),
+        content=row.content,
+        status=MessageStatus(row.status),
+        sources=sources_from_json(row.sources),
+        generation_id=row.generation_id,
+        error=row.error,
+        search_suggestions=row.search_suggestions,
+        created_at=row.created_at,
+    )
+
+
+def generation_from_row(row: Any, owner: str) -> Generation:
+    """A `Generation` from a row of the `messages` table and its conversation's owner."""
+    return Generation(
+        id=row.generation_id,
+        owner=owner,
+        conversation_id=row.conversation_id,
+        message_id=row.id,
+        status=MessageStatus(row.status),
+        content=row.content,
+        sources=sources_from_json(row.sources),
+        error=row.error,
+        final_event_id=row.final_event_id,
+        search_suggestions=row.search_suggestions,
+    )
+
+
+def seen_statuses() -> Sequence[str]:
+    """The assistant statuses the model sees on the next turn (see `MessageStatus`)."""
+    return [status.value for status in MessageStatus if status.seen_by_model]

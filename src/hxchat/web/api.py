@@ -1,0 +1,142 @@
+"""The JSON API for programs (CONTRACT.md), plus /healthz and /metrics.
+
+Stable JSON under `/api/`; pages and fragments change with the UI (two APIs on
+purpose). Same session cookie as the UI: a program that never loads a page starts
+with `POST /api/conversations` and keeps the cookie it gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+
+from hxchat.errors import HxchatError, NotFound
+from hxchat.metrics import CONTENT_TYPE
+from hxchat.store.base import Message
+from hxchat.web.deps import LogDep, MetricsDep, OwnerDep, RunnerDep, SettingsDep, StoreDep
+from hxchat.web.stream import json_events
+
+router = APIRouter()
+HEALTH_TIMEOUT = 3.0
+
+
+class NewMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    content: str
+
+
+def _message_json(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "role": m.role.value,
+        "content": m.content,
+        "status": m.status.value,
+        "sources": [s.as_json() for s in m.sources],
+    }
+
+
+def _events_url(generation_id: str) -> str:
+    return f"/api/generations/{generation_id}/events"
+
+
+@router.post("/api/conversations", status_code=201)
+async def create_conversation(store: StoreDep, owner: OwnerDep) -> dict[str, str]:
+    return {"id": await store.create_conversation(owner)}
+
+
+@router.get("/api/conversations")
+async def list_conversations(store: StoreDep, owner: OwnerDep) -> list[dict[str, str]]:
+    return [
+        {"id": c.id, "title": c.title, "updated_at": c.updated_at.isoformat()}
+        for c in await store.list_conversations(owner)
+    ]
+
+
+@router.get("/api/conversations/{conversation_id}")
+async def get_conversation(conversation_id: str, store: StoreDep, owner: OwnerDep) -> Any:
+    conversation = await store.get_conversation(owner, conversation_id)
+    if conversation is None:
+        raise NotFound()
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "messages": [_message_json(m) for m in conversation.messages],
+    }
+
+
+@router.delete("/api/conversations/{conversation_id}", status_code=204)
+async def delete_conversation(conversation_id: str, runner: RunnerDep, owner: OwnerDep) -> Response:
+    await runner.delete_conversation(owner, conversation_id)
+    return Response(status_code=204)
+
+
+@router.post("/api/conversations/{conversation_id}/messages", status_code=202)
+async def post_message(
+    conversation_id: str, body: NewMessage, runner: RunnerDep, owner: OwnerDep
+) -> dict[str, Any]:
+    started = await runner.send(owner, conversation_id, body.content)
+    return {
+        "message_id": started.user_message_id,
+        "generation_id": started.generation_id,
+        "events_url": _events_url(started.generation_id),
+    }
+
+
+@router.post("/api/conversations/{conversation_id}/retry", status_code=202)
+async def retry(conversation_id: str, runner: RunnerDep, owner: OwnerDep) -> dict[str, Any]:
+    started = await runner.retry(owner, conversation_id)
+    return {
+        "generation_id": started.generation_id,
+        "events_url": _events_url(started.generation_id),
+    }
+
+
+@router.get("/api/generations/{generation_id}/events")
+async def events(
+    request: Request,
+    generation_id: str,
+    store: StoreDep,
+    log: LogDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    owner: OwnerDep,
+) -> Response:
+    generation = await store.get_generation(generation_id, owner)
+    if generation is None:
+        raise NotFound("There is no such generation.")
+    last_event_id = request.headers.get("last-event-id") or None
+    return await json_events(
+        store, log, generation, last_event_id, settings.stream_lifetime, metrics
+    )
+
+
+@router.post("/api/generations/{generation_id}/cancel", status_code=202)
+async def cancel(generation_id: str, runner: RunnerDep, owner: OwnerDep) -> dict[str, str]:
+    await runner.cancel(owner, generation_id)
+    return {"status": "accepted"}
+
+
+@router.get("/healthz")
+async def healthz(store: StoreDep, log: LogDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    for name, probe in (("store", store.ping), ("broker", log.ping)):
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT):
+                await probe()
+            checks[name] = "ok"
+        except HxchatError as exc:
+            checks[name] = exc.detail
+        except TimeoutError:
+            checks[name] = f"no answer within {HEALTH_TIMEOUT:g} seconds"
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+
+
+@router.get("/metrics")
+async def metrics_endpoint(metrics: MetricsDep) -> Response:
+    return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,51 @@
+"""Request dependencies as named types (`StoreDep`, `OwnerDep`, ...)."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from hxchat.broker.base import EventLog
+from hxchat.config import Settings
+from hxchat.generation import GenerationRunner
+from hxchat.metrics import Metrics
+from hxchat.store.base import Store
+from hxchat.web.templating import Templates
+
+
+def get_owner(request: Request) -> str:
+    return cast(str, request.state.owner)
+
+
+def get_store(request: Request) -> Store:
+    return cast(Store, request.app.state.store)
+
+
+def get_log(request: Request) -> EventLog:
+    return cast(EventLog, request.app.state.log)
+
+
+def get_runner(request: Request) -> GenerationRunner:
+    return cast(GenerationRunner, request.app.state.runner)
+
+
+def get_settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def get_templates(request: Request) -> Templates:
+    return cast(Templates, request.app.state.templates)
+
+
+def get_metrics(request: Request) -> Metrics:
+    return cast(Metrics, request.app.state.metrics)
+
+
+OwnerDep = Annotated[str, Depends(get_owner)]
+StoreDep = Annotated[Store, Depends(get_store)]
+LogDep = Annotated[EventLog, Depends(get_log)]
+RunnerDep = Annotated[GenerationRunner, Depends(get_runner)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+TemplatesDep = Annotated[Templates, Depends(get_templates)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -1,0 +1,211 @@
+"""The browser's pages and fragments.
+
+A page request gets the whole page; an htmx request gets fragments cut from the same
+template's named blocks (`Vary: HX-Request`). The composer posts to `/send`; without
+JavaScript that answers with a redirect to the conversation, with htmx it answers
+with the two new articles and out-of-band updates (conversation list, title, the
+Stop button), and pushes `/c/{id}` into the address bar.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+
+from hxchat.broker.base import Position
+from hxchat.domain import MessageStatus, Role
+from hxchat.errors import NotFound
+from hxchat.store.base import Conversation, Message, TurnStarted
+from hxchat.web.deps import (
+    LogDep,
+    MetricsDep,
+    OwnerDep,
+    RunnerDep,
+    SettingsDep,
+    StoreDep,
+    TemplatesDep,
+)
+from hxchat.web.stream import browser_frames, event_stream_response
+
+router = APIRouter()
+
+PAGE = "chat.html"
+VARY = {"Vary": "HX-Request"}
+
+
+def _is_htmx(request: Request) -> bool:
+    return (
+        request.headers.get("hx-request") == "true"
+        and request.headers.get("hx-history-restore-request") != "true"
+    )
+
+
+def _streaming_generation(conversation: Conversation | None) -> str | None:
+    if conversation is None:
+        return None
+    for m in conversation.messages:
+        if m.status is MessageStatus.STREAMING and m.generation_id:
+            return m.generation_id
+    return None
+
+
+async def _page(
+    store: StoreDep, templates: TemplatesDep, owner: str, conversation: Conversation | None
+) -> HTMLResponse:
+    context: dict[str, Any] = {
+        "conversations": await store.list_conversations(owner),
+        "conversation": conversation,
+        "messages": conversation.messages if conversation else (),
+        "title": conversation.title if conversation and conversation.title else "hxchat",
+        "streaming_generation": _streaming_generation(conversation),
+        "oob": False,
+    }
+    return HTMLResponse(templates.page(PAGE, **context), headers=VARY)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(store: StoreDep, templates: TemplatesDep, owner: OwnerDep) -> HTMLResponse:
+    return await _page(store, templates, owner, None)
+
+
+@router.get("/c/{conversation_id}", response_class=HTMLResponse)
+async def conversation_page(
+    conversation_id: str, store: StoreDep, templates: TemplatesDep, owner: OwnerDep
+) -> HTMLResponse:
+    conversation = await store.get_conversation(owner, conversation_id)
+    if conversation is None:
+        raise NotFound()
+    return await _page(store, templates, owner, conversation)
+
+
+@router.post("/send")
+async def send(
+    request: Request,
+    store: StoreDep,
+    runner: RunnerDep,
+    templates: TemplatesDep,
+    owner: OwnerDep,
+    content: Annotated[str, Form()] = "",
+    conversation_id: Annotated[str, Form()] = "",
+) -> Response:
+    runner.validate(content)
+    is_new = not conversation_id
+    if is_new:
+        conversation_id = await store.create_conversation(owner)
+    started = await runner.send(owner, conversation_id, content)
+    if not _is_htmx(request):
+        return RedirectResponse(f"/c/{conversation_id}", status_code=303)
+    return await _sent_fragment(store, templates, owner, started, with_user=True, is_new=is_new)
+
+
+@router.post("/c/{conversation_id}/retry")
+async def retry(
+    request: Request,
+    conversation_id: str,
+    store: StoreDep,
+    runner: RunnerDep,
+    templates: TemplatesDep,
+    owner: OwnerDep,
+) -> Response:
+    started = await runner.retry(owner, conversation_id)
+    if not _is_htmx(request):
+        return RedirectResponse(f"/c/{conversation_id}", status_code=303)
+    return await _sent_fragment(store, templates, owner, started, with_user=False, is_new=False)
+
+
+async def _sent_fragment(
+    store: StoreDep,
+    templates: TemplatesDep,
+    owner: str,
+    started: TurnStarted,
+    *,
+    with_user: bool,
+    is_new: bool,
+) -> HTMLResponse:
+    conversation = await store.get_conversation(owner, started.conversation_id)
+    if conversation is None:  # deleted in the meantime
+        raise NotFound()
+    by_id = {m.id: m for m in conversation.messages}
+    context: dict[str, Any] = {
+        "conversation": conversation,
+        "conversations": await store.list_conversations(owner),
+        "oob": True,
+    }
+    parts: list[str] = []
+    if with_user and started.user_message_id in by_id:
+        parts.append(templates.macro("_message.html", "user", by_id[started.user_message_id]))
+    parts.append(templates.macro("_message.html", "assistant", by_id[started.assistant_message_id]))
+    for block in ("conversation_list", "heading", "actions", "conversation_field"):
+        parts.append(templates.block(PAGE, block, **context))
+    parts.append(templates.macro("_message.html", "stop_slot", started.generation_id))
+    headers = dict(VARY)
+    if is_new:
+        parts.append('<section id="welcome" hx-swap-oob="delete"></section>')
+        headers["HX-Push-Url"] = f"/c/{conversation.id}"
+    parts.append(str(Markup("<title>{}</title>").format(conversation.title or "hxchat")))
+    return HTMLResponse("".join(parts), headers=headers)
+
+
+@router.delete("/c/{conversation_id}")
+async def delete_page(conversation_id: str, runner: RunnerDep, owner: OwnerDep) -> Response:
+    await runner.delete_conversation(owner, conversation_id)
+    return Response(status_code=204, headers={"HX-Redirect": "/"})
+
+
+@router.get("/generations/{generation_id}/stream")
+async def browser_stream(
+    request: Request,
+    generation_id: str,
+    store: StoreDep,
+    log: LogDep,
+    templates: TemplatesDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    owner: OwnerDep,
+) -> Response:
+    generation = await store.get_generation(generation_id, owner)
+    if generation is None:
+        raise NotFound("There is no such answer.")
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id and await log.position(generation_id, last_event_id) is Position.AT_END:
+        return Response(status_code=204)
+    message = Message(
+        id=generation.message_id,
+        conversation_id=generation.conversation_id,
+        role=Role.ASSISTANT,
+        content="",
+        status=MessageStatus.STREAMING,
+        generation_id=generation.id,
+    )
+    frames = browser_frames(store, log, templates, message, generation, settings.stream_lifetime)
+    return event_stream_response(frames, metrics, "browser")
+
+
+SUGGESTIONS_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+
+
+@router.get("/generations/{generation_id}/suggestions", response_class=HTMLResponse)
+async def search_suggestions(
+    generation_id: str, store: StoreDep, templates: TemplatesDep, owner: OwnerDep
+) -> Response:
+    """Google's Search Suggestions chip, as Google requires it (its own HTML and CSS,
+    unchanged), in a document of its own: the page shows it in a sandboxed iframe, so
+    it has no script access to the page, and its narrow policy allows styles only."""
+    generation = await store.get_generation(generation_id, owner)
+    if generation is None or not generation.search_suggestions:
+        raise NotFound("There are no search suggestions for this answer.")
+    document = templates.page("suggestions.html", html=generation.search_suggestions)
+    return HTMLResponse(
+        document,
+        headers={
+            "Content-Security-Policy": SUGGESTIONS_POLICY,
+            "Cache-Control": "private, max-age=3600",
+        },
+    )

@@ -1,0 +1,157 @@
+"""Identity, cross-site refusal, body limits and security headers, as one ASGI middleware.
+
+A pure ASGI middleware (not `BaseHTTPMiddleware`) so that long event streams pass
+through untouched and cheaply.
+
+- Identity: a signed, HttpOnly, SameSite=Lax cookie carries an opaque random owner id;
+  a request without a valid one gets a new id, and the answer sets the cookie.
+- Cross-site: a state-changing request is refused (JSON 403) when the browser marks it
+  `Sec-Fetch-Site: cross-site` or sends an `Origin` that is not the app's own.
+  Programs that send neither header (curl, httpx) pass.
+- Body size: a request body larger than the limit is refused with 413 before it is
+  read whole, whatever its framing.
+- Every answer carries a strict Content-Security-Policy unless a route set its own.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from http.cookies import CookieError, SimpleCookie
+from typing import cast
+from urllib.parse import urlsplit
+
+from itsdangerous import BadSignature, Signer
+from starlette.datastructures import MutableHeaders, State
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hxchat.errors import CrossSiteRequest, MessageTooLong
+
+COOKIE_NAME = "hxchat_session"
+COOKIE_MAX_AGE = 60 * 60 * 24 * 400  # the longest browsers keep a cookie
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; "
+    "form-action 'self'; object-src 'none'"
+)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class BodyTooLarge(MessageTooLong):
+    default_detail = "The request is too large."
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, *, state: State, max_body_bytes: int) -> None:
+        self.app = app
+        self.state = state  # the lifespan puts the session `signer` there (see `make_signer`)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        if scope["method"] not in SAFE_METHODS and _is_cross_site(headers):
+            await _refuse(send, CrossSiteRequest.status_code, CrossSiteRequest.default_detail)
+            return
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            await _refuse(send, 413, BodyTooLarge.default_detail)
+            return
+
+        owner, is_new = self._owner(headers.get("cookie", ""))
+        scope.setdefault("state", {})["owner"] = owner
+        secure = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                if "content-security-policy" not in out:
+                    out["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                out.setdefault("X-Content-Type-Options", "nosniff")
+                out.setdefault("Referrer-Policy", "same-origin")
+                if is_new:
+                    out.append("Set-Cookie", self._cookie(owner, secure))
+            await send(message)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        await self.app(scope, limited_receive, send_with_headers)
+
+    @property
+    def signer(self) -> Signer:
+        return cast(Signer, self.state.signer)
+
+    def _owner(self, cookie_header: str) -> tuple[str, bool]:
+        cookie = SimpleCookie()
+        try:
+            cookie.load(cookie_header)
+        except CookieError:  # a malformed cookie header is just no cookie
+            cookie = SimpleCookie()
+        morsel = cookie.get(COOKIE_NAME)
+        if morsel is not None:
+            try:
+                return self.signer.unsign(morsel.value).decode(), False
+            except (BadSignature, UnicodeDecodeError):
+                pass
+        return secrets.token_hex(16), True
+
+    def _cookie(self, owner: str, secure: bool) -> str:
+        value = self.signer.sign(owner).decode()
+        parts = [
+            f"{COOKIE_NAME}={value}",
+            "Path=/",
+            f"Max-Age={COOKIE_MAX_AGE}",
+            "HttpOnly",
+            "SameSite=Lax",
+        ]
+        if secure:
+            parts.append("Secure")
+        return "; ".join(parts)
+
+
+def make_signer(secret_key: str) -> Signer:
+    return Signer(secret_key, salt="hxchat.session")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _is_cross_site(headers: dict[str, str]) -> bool:
+    if headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    # Compare host[:port] only: behind a TLS-terminating proxy the scheme differs.
+    theirs = urlsplit(origin).netloc.lower()
+    ours = {headers.get("host", "").lower(), headers.get("x-forwarded-host", "").lower()}
+    return not theirs or theirs not in ours
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,299 @@
+"""A scripted Gemini, two ways: an ADK `BaseLlm`, and Google's HTTP API on loopback.
+
+`ScriptedGemini` (a `BaseLlm` subclass) answers from a script in-process: hxchat's
+real `GeminiModel` runs the real ADK `Runner` and `Agent` (with the `google_search`
+tool) on top of it; only the call to Google is replaced. It streams the way ADK
+does under `StreamingMode.SSE`: `partial` responses with new text, then one final
+response with the whole text, grounding metadata and the Search Suggestions chip;
+or it fails mid-stream. Every `LlmRequest` is recorded::
+
+    llm = ScriptedGemini(turns=[answer(["Paris ", "is the capital."], grounded())])
+    model = GeminiModel(settings, llm=llm)
+    llm.requests[0].contents  # what ADK sent: earlier turns, then the new message
+
+Its name is a Gemini model name ("gemini-2.5-flash") because ADK's `google_search`
+tool refuses models whose name is not Gemini's.
+
+`ScriptedGeminiAPI` speaks `models/{model}:streamGenerateContent?alt=sse` over HTTP,
+so even a real `hxchat serve` process can use it with nothing but google-genai's own
+variables (no test hook in the product)::
+
+    GOOGLE_GEMINI_BASE_URL=<api.base_url> GOOGLE_API_KEY=test HXCHAT_MODEL=gemini:gemini-2.5-flash
+
+    python tests/scripted_gemini.py --port 0 --script grounded   # prints "listening on …"
+
+It records the request bodies (`api.bodies`, and `GET /_requests` from another process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.adk.models import LlmCapabilities
+from google.adk.models.base_llm import BaseLlm
+from google.adk.models.llm_request import LlmRequest
+from google.adk.models.llm_response import LlmResponse
+from google.genai import types
+from pydantic import Field
+
+if not __package__:  # run as `python tests/scripted_gemini.py`: find the `tests` package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.scripted_openai import Request, ScriptedHTTPServer, Writer, command_line
+
+CHIP_HTML = (
+    "<style>.container{display:flex}.chip{border-radius:16px;padding:4px 12px}</style>"
+    '<div class="container"><a class="chip" href="https://www.google.com/search?q=capital+of+france"'
+    ' target="_blank">capital of France</a></div>'
+)
+
+
+# -- what one model call does, step by step -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A streamed chunk: `partial=True`, only the new text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Final:
+    """The final response: the whole text again, with optional grounding."""
+
+    text: str
+    grounding: types.GroundingMetadata | None = None
+
+
+@dataclass(frozen=True)
+class Raise:
+    """Raise mid-stream (as a failing HTTP call inside Gemini's client would)."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class ErrorResponse:
+    """A response with `error_code`/`error_message` (e.g. a blocked answer)."""
+
+    code: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Send nothing for a while."""
+
+    seconds: float
+
+
+Step = Partial | Final | Raise | ErrorResponse | Sleep
+
+
+def grounded(
+    queries: Sequence[str] = ("capital of France",),
+    pages: Sequence[tuple[str, str]] = (
+        ("Paris - Wikipedia", "https://en.wikipedia.org/wiki/Paris"),
+        ("France facts", "https://example.org/france"),
+    ),
+    chip: str | None = CHIP_HTML,
+) -> types.GroundingMetadata:
+    """Grounding metadata as Google Search grounding returns it."""
+    return types.GroundingMetadata(
+        web_search_queries=list(queries),
+        grounding_chunks=[
+            types.GroundingChunk(web=types.GroundingChunkWeb(title=title, uri=uri))
+            for title, uri in pages
+        ],
+        search_entry_point=types.SearchEntryPoint(rendered_content=chip) if chip else None,
+    )
+
+
+def answer(parts: Sequence[str], grounding: types.GroundingMetadata | None = None) -> list[Step]:
+    """A normal streamed answer: the parts as partials, then the final whole text."""
+    return [*(Partial(part) for part in parts), Final("".join(parts), grounding)]
+
+
+def echo(request: LlmRequest) -> list[Step]:
+    """Stream the newest user message back, word by word."""
+    text = "".join(part.text or "" for part in request.contents[-1].parts or ())
+    words = text.split(" ")
+    return answer([word + " " for word in words[:-1]] + words[-1:])
+
+
+Turn = Sequence[Step] | Callable[[LlmRequest], Sequence[Step]]
+
+
+class ScriptedGemini(BaseLlm):
+    """Each model call plays the next turn of `turns` (starting over when they run out)."""
+
+    model: str = "gemini-2.5-flash"
+    turns: list[Any] = Field(default_factory=lambda: [answer(["Hello ", "from ", "Gemini."])])
+    delay: float = 0.0
+    requests: list[LlmRequest] = Field(default_factory=list)
+
+    @property
+    def capabilities(self) -> LlmCapabilities:
+        return LlmCapabilities(output_schema_and_tools=False)
+
+    async def generate_content_async(
+        self, llm_request: LlmRequest, stream: bool = False
+    ) -> AsyncGenerator[LlmResponse, None]:
+        self.requests.append(llm_request)
+        turn = self.turns[(len(self.requests) - 1) % len(self.turns)]
+        steps = turn(llm_request) if callable(turn) else turn
+        for step in steps:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            match step:
+                case Partial(text):
+                    yield LlmResponse(content=_model_text(text), partial=True)
+                case Final(text, grounding):
+                    yield LlmResponse(
+                        content=_model_text(text),
+                        grounding_metadata=grounding,
+                        partial=False,
+                        turn_complete=True,
+                        finish_reason=types.FinishReason.STOP,
+                        usage_metadata=types.GenerateContentResponseUsageMetadata(
+                            prompt_token_count=10, candidates_token_count=10, total_token_count=20
+                        ),
+                    )
+                case Raise(error):
+                    raise error
+                case ErrorResponse(code, message):
+                    yield LlmResponse(error_code=code, error_message=message)
+                case Sleep(seconds):
+                    await asyncio.sleep(seconds)
+
+
+def _model_text(text: str) -> types.Content:
+    return types.Content(role="model", parts=[types.Part(text=text)])
+
+
+def request_texts(request: LlmRequest) -> list[tuple[str, str]]:
+    """(role, text) of every content in a recorded request, for assertions."""
+    return [
+        (content.role or "", "".join(part.text or "" for part in content.parts or ()))
+        for content in request.contents
+    ]
+
+
+# -- Google's HTTP API on loopback ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiStatus:
+    """An HTTP error with Google's error body."""
+
+    code: int
+    status: str = "INTERNAL"
+    message: str = "scripted failure"
+
+
+@dataclass(frozen=True)
+class ApiCut:
+    """Stream these parts, then drop the connection."""
+
+    parts: Sequence[str]
+
+
+ApiReply = Sequence[Step] | ApiStatus | ApiCut
+
+#: Named scripts for `ScriptedGeminiAPI`; each is the list of replies it cycles through.
+SCRIPTS: dict[str, Callable[[], list[ApiReply]]] = {
+    "hello": lambda: [answer(["Hello ", "from ", "Gemini."])],
+    "grounded": lambda: [answer(["Paris ", "is the capital ", "of France."], grounded())],
+    "error500": lambda: [ApiStatus(500)],
+    "forbidden": lambda: [ApiStatus(403, "PERMISSION_DENIED", "Permission denied.")],
+    "cut": lambda: [ApiCut(["Paris ", "is "])],
+    "stall": lambda: [[Partial("Paris "), Sleep(3600)]],
+}
+
+
+class ScriptedGeminiAPI(ScriptedHTTPServer):
+    """Answers `POST /v1beta/models/{model}:streamGenerateContent` with the replies in turn.
+
+    A reply's `Partial` steps become SSE chunks; its `Final` step becomes the last
+    chunk, with `finishReason: STOP` and the grounding metadata (Google's API does
+    not repeat the text there: ADK aggregates the final response itself).
+    """
+
+    def __init__(
+        self, replies: Sequence[ApiReply] = (), *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        super().__init__(host, port)
+        self.replies = list(replies) or SCRIPTS["hello"]()
+        self._next = 0
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies of the generate requests so far."""
+        return [r.json() for r in self.requests if "GenerateContent" in r.path]
+
+    async def handle(self, request: Request, writer: Writer) -> None:
+        if request.method == "GET" and request.path == "/_requests":
+            await writer.send_json(200, self.bodies)
+            return
+        if request.method != "POST" or "GenerateContent" not in request.path:
+            await writer.send_json(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
+            return
+        reply = self.replies[self._next % len(self.replies)]
+        self._next += 1
+        if isinstance(reply, ApiStatus):
+            error = {"code": reply.code, "message": reply.message, "status": reply.status}
+            await writer.send_json(reply.code, {"error": error})
+            return
+        await writer.start_chunks()
+        if isinstance(reply, ApiCut):
+            for part in reply.parts:
+                await writer.chunk(_sse({"content": _content(part), "index": 0}))
+            await asyncio.sleep(0.05)
+            writer.cut()
+            return
+        for step in reply:
+            await self._send_step(step, writer)
+        await writer.end_chunks()
+
+    async def _send_step(self, step: Step, writer: Writer) -> None:
+        match step:
+            case Partial(text):
+                await writer.chunk(_sse({"content": _content(text), "index": 0}))
+            case Final(_text, grounding):
+                candidate: dict[str, Any] = {
+                    "content": _content(""),
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+                if grounding is not None:
+                    candidate["groundingMetadata"] = grounding.model_dump(
+                        mode="json", by_alias=True, exclude_none=True
+                    )
+                await writer.chunk(_sse(candidate))
+            case Sleep(seconds):
+                await asyncio.sleep(seconds)
+            case ErrorResponse(code):
+                await writer.chunk(_sse({"finishReason": code, "index": 0}))
+            case Raise():
+                writer.cut()
+
+
+def _content(text: str) -> dict[str, Any]:
+    return {"role": "model", "parts": [{"text": text}]}
+
+
+def _sse(candidate: dict[str, Any]) -> bytes:
+    usage = {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}
+    payload = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "scripted"}
+    return b"data: " + json.dumps(payload).encode() + b"\r\n\r\n"
+
+
+if __name__ == "__main__":
+    command_line(ScriptedGeminiAPI, SCRIPTS, "grounded")

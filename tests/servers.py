@@ -1,0 +1,92 @@
+"""Real `hxchat serve` processes for end-to-end and browser tests.
+
+Each server runs in its own process on a free loopback port with its own environment;
+`wait_ready` polls /healthz; `stop` ends it (SIGTERM, then SIGKILL) and is always
+called, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"hxchat serve exited early:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"hxchat serve did not become ready:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_server(workdir: Path, env: dict[str, str], *args: str, port: int | None = None) -> Server:
+    port = port or free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HXCHAT_")}
+    environment.update(env)
+    log_path = workdir / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hxchat", "serve", "--port", str(port), *args],
+            cwd=workdir,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return Server(process, port, log_path)
+
+
+@contextlib.contextmanager
+def serving(workdir: Path, env: dict[str, str], *args: str) -> Iterator[Server]:
+    server = start_server(workdir, env, *args)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,452 @@
+"""The event log's promises, checked on both implementations with one suite.
+
+Every test that takes `make_log` runs on the in-process log and on Redis Streams (the
+latter when HXCHAT_TEST_REDIS_URL is set; CI sets it). Each Redis test uses its own
+key prefix and deletes its keys at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import random
+import secrets
+import tracemalloc
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import cast
+
+import pytest
+from redis.asyncio import Redis
+
+from hxchat.broker import memory as memory_module
+from hxchat.broker.base import EventLog, Position
+from hxchat.broker.factory import build_event_log
+from hxchat.broker.memory import MemoryEventLog
+from hxchat.broker.redis_streams import RedisEventLog
+from hxchat.config import Settings
+from hxchat.domain import EventKind, LogEvent
+from hxchat.errors import BrokerUnavailable
+
+REDIS_URL = os.environ.get("HXCHAT_TEST_REDIS_URL")
+MakeLog = Callable[..., EventLog]
+DELTA, DONE, ERROR = EventKind.DELTA, EventKind.DONE, EventKind.ERROR
+
+
+def need_redis() -> str:
+    if REDIS_URL:
+        return REDIS_URL
+    if os.environ.get("HXCHAT_TEST_REQUIRE_SERVICES"):
+        pytest.fail("HXCHAT_TEST_REQUIRE_SERVICES is set but HXCHAT_TEST_REDIS_URL is not")
+    pytest.skip("set HXCHAT_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to test the Redis log")
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"hxtest-{secrets.token_hex(6)}"
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def make_log(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[MakeLog]:
+    """Builds logs of one kind (ttl and event cap as given) and cleans up after them."""
+    url = need_redis() if request.param == "redis" else None
+    made: list[EventLog] = []
+
+    def make(*, ttl: float = 60, cap: int = 10_000) -> EventLog:
+        log: EventLog
+        if url is None:
+            log = MemoryEventLog(ttl=ttl, max_events=cap)
+        else:
+            log = RedisEventLog(url, ttl=ttl, maxlen=cap, key_prefix=prefix)
+        made.append(log)
+        return log
+
+    yield make
+    for log in made:
+        await log.close()
+    if url is not None:
+        await delete_keys(url, prefix)
+
+
+async def delete_keys(url: str, prefix: str) -> None:
+    client = Redis.from_url(url)
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def log(make_log: MakeLog) -> EventLog:
+    return make_log()
+
+
+def order(event_id: str) -> tuple[int, ...]:
+    """Sort key for both id shapes ("7" and "1718000000000-3")."""
+    return tuple(int(part) for part in event_id.split("-"))
+
+
+async def collect(log: EventLog, gen: str, after: str | None = None) -> list[LogEvent]:
+    async with asyncio.timeout(10):
+        return [event async for event in log.read(gen, after)]
+
+
+async def write(log: EventLog, gen: str, count: int, final: EventKind = DONE) -> list[str]:
+    ids = [await log.append(gen, DELTA, {"text": f"w{i} "}) for i in range(count)]
+    ids.append(await log.append(gen, final, {"message_id": 1, "status": "complete"}))
+    return ids
+
+
+# -- order, replay, resume -------------------------------------------------------------
+
+
+async def test_ids_are_monotonic_and_replay_returns_everything(log: EventLog) -> None:
+    await log.create("g")
+    ids = await write(log, "g", 30)
+    assert sorted(ids, key=order) == ids and len(set(ids)) == len(ids)
+    events = await collect(log, "g")
+    assert [e.id for e in events] == ids
+    assert [e.kind for e in events] == [DELTA] * 30 + [DONE]
+    assert "".join(e.data["text"] for e in events[:-1]).startswith("w0 w1 w2 ")
+    assert events[-1].data == {"message_id": 1, "status": "complete"}
+
+
+async def test_resume_after_any_cursor_gets_each_later_event_once(log: EventLog) -> None:
+    ids = await write(log, "g", 12)
+    for index, cursor in enumerate(ids):
+        assert [e.id for e in await collect(log, "g", cursor)] == ids[index + 1 :]
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_reconnecting_reader_follows_a_live_writer_exactly(log: EventLog, seed: int) -> None:
+    rng = random.Random(seed)
+    await log.create("g")
+    written: list[LogEvent] = []
+
+    async def writer() -> None:
+        for i in range(40):
+            data = {"text": f"{seed}:{i}"}
+            written.append(LogEvent(await log.append("g", DELTA, data), DELTA, data))
+            await asyncio.sleep(rng.choice([0, 0, 0.001, 0.003]))
+        written.append(LogEvent(await log.append("g", ERROR, {"message": "x"}), ERROR, {}))
+
+    async def reader() -> list[LogEvent]:
+        seen: list[LogEvent] = []
+        cursor: str | None = None
+        while not seen or not seen[-1].kind.is_final:
+            budget = rng.randint(1, 7)  # reconnect after this many events
+            stream = cast("AsyncGenerator[LogEvent, None]", log.read("g", cursor))
+            async with aclosing(stream):
+                async for event in stream:
+                    seen.append(event)
+                    cursor = event.id
+                    budget -= 1
+                    if budget == 0:
+                        break
+        return seen
+
+    seen, _ = await asyncio.wait_for(asyncio.gather(reader(), writer()), 20)
+    assert [(e.id, e.kind) for e in seen] == [(e.id, e.kind) for e in written]
+    assert [e.data.get("text") for e in seen[:-1]] == [f"{seed}:{i}" for i in range(40)]
+
+
+async def test_reader_that_comes_before_the_first_event_waits(log: EventLog) -> None:
+    await log.create("g")
+    early = asyncio.create_task(collect(log, "g"))
+    await asyncio.sleep(0.2)
+    assert not early.done()  # the log exists, so the reader waits instead of ending
+    ids = await write(log, "g", 3)
+    assert [e.id for e in await early] == ids
+
+
+async def test_read_of_a_missing_log_ends_at_once(log: EventLog) -> None:
+    assert await collect(log, "never-created") == []
+    assert await collect(log, "never-created", "5") == []
+
+
+async def test_many_concurrent_readers_all_get_everything(log: EventLog) -> None:
+    await log.create("g")
+    readers = [asyncio.create_task(collect(log, "g")) for _ in range(40)]
+    await asyncio.sleep(0.05)
+    ids = []
+    for i in range(25):
+        ids.append(await log.append("g", DELTA, {"text": str(i)}))
+        if i % 5 == 0:
+            await asyncio.sleep(0.005)
+    ids.append(await log.append("g", DONE, {"message_id": 1, "status": "stopped"}))
+    for result in await asyncio.gather(*readers):
+        assert [e.id for e in result] == ids
+
+
+async def test_live_read_ends_after_error(log: EventLog) -> None:
+    await log.create("g")
+    reader = asyncio.create_task(collect(log, "g"))
+    await log.append("g", DELTA, {"text": "partial"})
+    await log.append("g", ERROR, {"message": "The model did not answer."})
+    events = await reader
+    assert [e.kind for e in events] == [DELTA, ERROR]
+    assert events[-1].data == {"message": "The model did not answer."}
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "", "1.5", "-1", "1-2-3", "12-ab", "\u0661"])
+async def test_malformed_cursor_counts_as_none(log: EventLog, cursor: str) -> None:
+    ids = await write(log, "g", 3)
+    assert [e.id for e in await collect(log, "g", cursor)] == ids
+    assert await log.position("g", cursor) is Position.READABLE
+
+
+async def test_position(log: EventLog) -> None:
+    assert await log.position("g") is Position.MISSING
+    await log.create("g")
+    assert await log.position("g") is Position.READABLE
+    first = await log.append("g", DELTA, {"text": "a"})
+    assert await log.position("g", first) is Position.READABLE  # more will come
+    final = await log.append("g", DONE, {"message_id": 1, "status": "complete"})
+    assert await log.position("g") is Position.READABLE
+    assert await log.position("g", first) is Position.READABLE
+    assert await log.position("g", final) is Position.AT_END
+    assert await collect(log, "g", final) == []
+
+
+async def test_a_finished_log_takes_no_more_events(log: EventLog) -> None:
+    ids = await write(log, "g", 2)
+    assert await log.append("g", ERROR, {"message": "late"}) == ids[-1]
+    assert await log.append("g", DELTA, {"text": "late"}) == ids[-1]
+    assert [e.id for e in await collect(log, "g")] == ids
+
+
+async def test_event_cap_refuses_more_but_accepts_the_final_event(make_log: MakeLog) -> None:
+    log = make_log(cap=5)
+    ids = [await log.append("g", DELTA, {"text": str(i)}) for i in range(5)]
+    with pytest.raises(BrokerUnavailable, match="more events"):
+        await log.append("g", DELTA, {"text": "one too many"})
+    ids.append(await log.append("g", ERROR, {"message": "The answer was too long."}))
+    assert [e.id for e in await collect(log, "g")] == ids
+
+
+async def test_finished_log_expires_after_ttl_running_one_does_not(make_log: MakeLog) -> None:
+    log = make_log(ttl=0.3)
+    await write(log, "done", 2)
+    await log.create("running")
+    await log.append("running", DELTA, {"text": "still going"})
+    assert await log.position("done") is Position.READABLE
+    await asyncio.sleep(0.8)
+    assert await log.position("done") is Position.MISSING
+    assert await collect(log, "done") == []
+    assert await log.position("running") is Position.READABLE
+
+
+# -- cancel ----------------------------------------------------------------------------
+
+
+async def test_cancel_requested_before_the_wait_is_seen(log: EventLog) -> None:
+    await log.create("g")
+    await log.request_cancel("g")
+    await asyncio.wait_for(log.wait_cancelled("g"), 5)
+
+
+async def test_cancel_requested_while_waiting_stops_only_that_generation(log: EventLog) -> None:
+    await log.create("a")
+    await log.create("b")
+    wait_a = asyncio.create_task(log.wait_cancelled("a"))
+    wait_b = asyncio.create_task(log.wait_cancelled("b"))
+    await asyncio.sleep(0.2)
+    assert not wait_a.done()
+    await log.request_cancel("a")
+    await asyncio.wait_for(wait_a, 5)
+    await asyncio.sleep(0.1)
+    assert not wait_b.done()
+    wait_b.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await wait_b
+
+
+async def test_a_closed_stream_or_a_finished_runner_stops_waiting_at_any_moment(
+    log: EventLog,
+) -> None:
+    """Task cancellation is never swallowed (on Python 3.11 an asyncio.wait_for in
+    redis-py's send path did, when a socket timeout was set)."""
+    await log.create("g")
+    for steps in range(16):
+        for waiter in (collect(log, "g"), log.wait_cancelled("g")):
+            task = asyncio.create_task(waiter)
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.wait([task], timeout=3)
+            assert task.cancelled(), f"still running after cancel at step {steps}"
+    first = await log.append("g", DONE, {"message_id": 1, "status": "complete"})
+    assert [e.id for e in await collect(log, "g")] == [first]
+
+
+# -- the in-process log's bounds ---------------------------------------------------------
+
+
+async def test_memory_evicts_oldest_finished_logs_never_running_ones() -> None:
+    log = MemoryEventLog(max_logs=3)
+    for gen in ("a", "b", "c"):
+        await log.create(gen)
+    await write(log, "b", 1)
+    await write(log, "a", 1)  # finished after b: b is the oldest finished log
+    await log.create("d")
+    assert await log.position("b") is Position.MISSING
+    assert await log.position("a") is Position.READABLE
+    await log.create("e")
+    assert await log.position("a") is Position.MISSING
+    with pytest.raises(BrokerUnavailable, match="Too many answers"):
+        await log.create("f")  # c, d and e are all still running
+    with pytest.raises(BrokerUnavailable):
+        await log.append("f", DELTA, {"text": "x"})
+    for gen in ("c", "d", "e"):
+        assert await log.position(gen) is Position.READABLE
+
+
+def traced_bytes() -> int:
+    """Bytes still held that were allocated with memory.py on the stack."""
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(True, memory_module.__file__, all_frames=True)]
+    )
+    return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+async def test_memory_holds_nothing_per_read_or_per_cancel() -> None:
+    log = MemoryEventLog(max_logs=20)
+    for gen in range(10):
+        await write(log, str(gen), 5)
+
+    async def reads(count: int) -> None:
+        for i in range(count):
+            gen = str(i % 10)
+            assert len(await collect(log, gen, str(i % 4))) == 6 - i % 4
+            await log.position(gen, "3")
+
+    async def cancels(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            await log.request_cancel(f"unknown-{i}")
+
+    tracemalloc.start(25)
+    try:
+        await reads(100)
+        await cancels(0, 100)
+        before = traced_bytes()  # bounded state has turned over once, under tracing
+        await reads(1_000)
+        await cancels(100, 1_000)
+        after = traced_bytes()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 4_000, f"{after - before} bytes more after 1,000 reads and cancels"
+    # Only the newest cancel flags of unknown generations are kept.
+    await asyncio.wait_for(log.wait_cancelled("unknown-1099"), 1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(log.wait_cancelled("unknown-0"), 0.1)
+
+
+async def test_memory_close_ends_waiting_readers() -> None:
+    log = MemoryEventLog()
+    await log.create("g")
+    reader = asyncio.create_task(collect(log, "g"))
+    await asyncio.sleep(0.05)
+    await log.close()
+    assert await reader == []
+
+
+# -- Redis only --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def worker(prefix: str) -> AsyncIterator[Callable[[], RedisEventLog]]:
+    """Builds RedisEventLog instances on one prefix: each one stands for a worker."""
+    url = need_redis()
+    made: list[RedisEventLog] = []
+
+    def make() -> RedisEventLog:
+        made.append(RedisEventLog(url, key_prefix=prefix))
+        return made[-1]
+
+    yield make
+    for log in made:
+        await log.close()
+    await delete_keys(url, prefix)
+
+
+@pytest.fixture
+async def admin() -> AsyncIterator[Redis]:
+    client = Redis.from_url(need_redis(), decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.redis
+async def test_cancel_reaches_another_worker(worker: Callable[[], RedisEventLog]) -> None:
+    runner, web = worker(), worker()
+    waiting = asyncio.create_task(runner.wait_cancelled("g"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await web.request_cancel("g")
+    await asyncio.wait_for(waiting, 5)
+    await web.request_cancel("h")  # requested before the other worker waits
+    await asyncio.wait_for(runner.wait_cancelled("h"), 5)
+
+
+@pytest.mark.redis
+async def test_cancel_without_a_pubsub_message_is_found_by_polling(
+    worker: Callable[[], RedisEventLog], admin: Redis, prefix: str
+) -> None:
+    waiting = asyncio.create_task(worker().wait_cancelled("g"))
+    await asyncio.sleep(0.2)
+    await admin.set(f"{prefix}:cancel:g", "1", ex=60)  # as if the message was lost
+    await asyncio.wait_for(waiting, 6)
+
+
+@pytest.mark.redis
+async def test_recovers_after_its_connections_are_killed(
+    worker: Callable[[], RedisEventLog], admin: Redis, prefix: str
+) -> None:
+    log, other = worker(), worker()
+    waiting = asyncio.create_task(log.wait_cancelled("g"))
+    first = await log.append("g", DELTA, {"text": "a"})
+    await asyncio.sleep(0.2)
+    ours = [c["id"] for c in await admin.client_list() if c["name"].startswith(f"{prefix}:")]
+    assert len(ours) >= 2  # its commands and its subscription
+    for client_id in ours:
+        await admin.client_kill_filter(_id=client_id)
+    second = await log.append("g", DONE, {"message_id": 1, "status": "complete"})
+    assert [e.id for e in await collect(log, "g")] == [first, second]
+    await log.ping()
+    await other.request_cancel("g")
+    await asyncio.wait_for(waiting, 6)
+
+
+async def test_unreachable_redis_is_broker_unavailable_without_the_password() -> None:
+    log = RedisEventLog("redis://hx:s3cret-pw@127.0.0.1:1/0", key_prefix="hxtest-down")
+    try:
+        attempts: list[Callable[[], Awaitable[object]]] = [
+            log.ping,
+            lambda: log.create("g"),
+            lambda: log.append("g", DELTA, {"text": "a"}),
+            lambda: log.position("g"),
+            lambda: collect(log, "g"),
+            lambda: log.request_cancel("g"),
+        ]
+        for attempt in attempts:
+            with pytest.raises(BrokerUnavailable) as caught:
+                await attempt()
+            assert "127.0.0.1:1" in caught.value.detail
+            assert "s3cret" not in str(caught.value) and "hx:" not in caught.value.detail
+        waiting = asyncio.create_task(log.wait_cancelled("g"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # a waiter outlasts an outage instead of failing
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        await log.close()
+
+
+def test_factory_picks_the_log_from_the_settings() -> None:
+    assert isinstance(build_event_log(Settings(redis_url=None)), MemoryEventLog)
+    redis_log = build_event_log(Settings(redis_url="redis://127.0.0.1:6379/0"))
+    assert isinstance(redis_log, RedisEventLog)
+    asyncio.run(redis_log.close())

@@ -1,0 +1,91 @@
+"""Settings and start-up: a bad value stops `hxchat serve` with one line naming it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hxchat.config import load_settings
+from hxchat.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"model": "claude:x"}, "HXCHAT_MODEL"),
+        ({"model": "openai:"}, "HXCHAT_MODEL"),
+        ({"database_url": "mysql://x"}, "HXCHAT_DATABASE_URL"),
+        ({"redis_url": "http://x"}, "HXCHAT_REDIS_URL"),
+        ({"searxng_url": "nope"}, "HXCHAT_SEARXNG_URL"),
+        ({"search": "bing"}, "HXCHAT_SEARCH"),
+        ({"echo_delay_ms": -1}, "HXCHAT_ECHO_DELAY_MS"),
+        ({"max_message_chars": 0}, "HXCHAT_MAX_MESSAGE_CHARS"),
+    ],
+)
+def test_bad_values_name_their_variable(overrides: dict[str, object], variable: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(**overrides)
+    assert str(info.value).startswith(f"{variable}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.model == "echo"
+    assert settings.echo_delay_ms == 30
+    assert settings.database_url == "sqlite+aiosqlite:///./hxchat.db"
+    assert settings.redis_url is None
+    assert settings.max_message_chars == 16_000
+
+
+def test_dotenv_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("HXCHAT_ECHO_DELAY_MS=7\n")
+    assert load_settings().echo_delay_ms == 7
+
+
+def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HXCHAT_")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "hxchat", *args],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "variable"),
+    [
+        ({"HXCHAT_MODEL": "nonsense:x"}, (), "HXCHAT_MODEL"),
+        (
+            {"HXCHAT_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:1/db"},
+            (),
+            "HXCHAT_DATABASE_URL",
+        ),
+        ({"HXCHAT_REDIS_URL": "redis://127.0.0.1:1/0"}, (), "HXCHAT_REDIS_URL"),
+        ({}, ("--workers", "2"), "HXCHAT_REDIS_URL"),
+    ],
+)
+def test_serve_refuses_bad_settings_in_one_line(
+    tmp_path: Path, env: dict[str, str], args: tuple[str, ...], variable: str
+) -> None:
+    result = run_cli(tmp_path, "serve", "--port", "1", *args, **env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"hxchat: {variable}: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    result = run_cli(tmp_path, "db", "upgrade", HXCHAT_DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout

@@ -1,0 +1,157 @@
+"""Generations outlive requests: stop, errors, shutdown, crash recovery, what the model sees."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from hxchat.config import Settings
+from hxchat.domain import AgentEvent, Role, TextDelta, Turn
+from hxchat.errors import ProviderError
+from hxchat.store.sql import open_store
+from tests.conftest import client_for, running_app
+from tests.test_api import events, new_conversation, send
+
+
+class ScriptedModel:
+    """A model that says what it is told, records what it saw, and can fail or hang."""
+
+    name = "scripted"
+
+    def __init__(
+        self, words: Sequence[str] = ("Hello ", "there."), fail_after: int | None = None
+    ) -> None:
+        self.words = list(words)
+        self.fail_after = fail_after
+        self.hang = False
+        self.seen: list[list[Turn]] = []
+        self.closed = False
+
+    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+        self.seen.append(list(history))
+        for index, word in enumerate(self.words):
+            if self.fail_after is not None and index == self.fail_after:
+                raise ProviderError("The model's server failed (HTTP 500); please try again.")
+            yield TextDelta(word)
+            await asyncio.sleep(0)
+        while self.hang:
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_model_error_keeps_the_partial_answer(make_settings: Callable[..., Settings]) -> None:
+    model = ScriptedModel(["one ", "two ", "three"], fail_after=2)
+    from hxchat.app import create_app
+
+    app = create_app(make_settings(), model=model)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        cid = await new_conversation(client)
+        started = await send(client, cid, "go")
+        _, evs = await events(client, started["events_url"])
+        assert [e.event for e in evs] == ["delta", "delta", "error"]
+        assert "HTTP 500" in evs[-1].json()["message"]
+        message = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
+        assert (message["status"], message["content"]) == ("error", "one two ")
+        page = (await client.get(f"/c/{cid}")).text
+        assert "The model did not answer" in page and "Retry" in page
+    assert model.closed
+
+
+async def test_what_the_model_sees_next_turn(make_settings: Callable[..., Settings]) -> None:
+    from hxchat.app import create_app
+
+    model = ScriptedModel(["first answer"])
+    app = create_app(make_settings(), model=model)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        cid = await new_conversation(client)
+        await events(client, (await send(client, cid, "q1"))["events_url"])
+        model.fail_after = 0
+        await events(client, (await send(client, cid, "q2"))["events_url"])  # ends in error
+        model.fail_after = None
+        model.hang = True
+        third = await send(client, cid, "q3")
+        await asyncio.sleep(0.05)
+        await client.post(f"/api/generations/{third['generation_id']}/cancel")
+        await events(client, third["events_url"])
+        model.hang = False
+        await events(client, (await send(client, cid, "q4"))["events_url"])
+    last = model.seen[-1]
+    assert [(t.role, t.content) for t in last] == [
+        (Role.USER, "q1"),
+        (Role.ASSISTANT, "first answer"),
+        (Role.USER, "q2"),  # its answer ended in error: left out
+        (Role.USER, "q3"),
+        (Role.ASSISTANT, "first answer"),  # stopped: kept as far as it got
+        (Role.USER, "q4"),
+    ]
+
+
+async def test_shutdown_marks_running_answers_interrupted(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from hxchat.app import create_app
+
+    settings = make_settings()
+    model = ScriptedModel(["partial "])
+    model.hang = True
+    app = create_app(settings, model=model)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        cid = await new_conversation(client)
+        started = await send(client, cid, "never finishes")
+        await asyncio.sleep(0.05)
+    async with running_app(settings) as app2, client_for(app2) as client2:
+        client2.cookies = client.cookies
+        message = (await client2.get(f"/api/conversations/{cid}")).json()["messages"][-1]
+        assert (message["status"], message["content"]) == ("interrupted", "partial ")
+        status, evs = await events(client2, started["events_url"])
+        assert status == 200
+        assert [e.event for e in evs] == ["delta", "error"]
+        page = (await client2.get(f"/c/{cid}")).text
+        assert "Interrupted by a restart" in page
+
+
+async def test_start_up_sweeps_what_a_crash_left(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    async with running_app(settings) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        owner_cookie = dict(client.cookies)
+    # a crashed worker: a streaming answer whose lease is still valid, nobody running it
+    store = await open_store(settings.database_url)
+    try:
+        owner = await _owner_of(store, cid)
+        await store.start_turn(owner, cid, "lost", "crashed-gen", "dead-worker", 600)
+        await store.checkpoint("crashed-gen", "half an ans", [], "dead-worker", 600)
+    finally:
+        await store.close()
+    async with running_app(settings) as app2, client_for(app2) as client2:
+        client2.cookies.update(owner_cookie)
+        message = (await client2.get(f"/api/conversations/{cid}")).json()["messages"][-1]
+        assert (message["status"], message["content"]) == ("interrupted", "half an ans")
+        again = await client2.post(f"/api/conversations/{cid}/messages", json={"content": "ok"})
+        assert again.status_code == 202
+
+
+async def _owner_of(store: Any, cid: str) -> str:
+    from sqlalchemy import text
+
+    async with store.engine.connect() as conn:
+        row = await conn.execute(text("select owner from conversations where id=:i"), {"i": cid})
+        return str(row.scalar_one())
+
+
+async def test_closing_the_stream_does_not_stop_the_answer(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with running_app(make_settings(echo_delay_ms=20)) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        started = await send(client, cid, "a b c d e f g h i j")
+        async with client.stream("GET", started["events_url"]) as response:
+            async for _line in response.aiter_lines():
+                break  # the reader goes away after the first line
+        await asyncio.sleep(0.4)
+        _, evs = await events(client, started["events_url"])
+        assert evs[-1].event == "done"
+        assert "".join(e.json()["text"] for e in evs if e.event == "delta") == "a b c d e f g h i j"

@@ -1,0 +1,128 @@
+"""Alembic migrations on a real SQLite file, and on a fresh PostgreSQL database when
+HXCHAT_TEST_POSTGRES_URL is set: upgrade, "is the schema current", and that the
+migrations build exactly the tables the store is written against."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from hxchat.errors import StoreUnavailable
+from hxchat.store.engine import make_engine
+from hxchat.store.migrate import alembic_config, head_revision, schema_is_current, upgrade
+from hxchat.store.sql import open_store
+from hxchat.store.tables import metadata
+from tests.test_store import fresh_postgres_database, require_postgres
+
+TABLES = {"alembic_version", "conversations", "messages", "settings"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hxchat.db'}"
+        return
+    async with fresh_postgres_database(require_postgres()) as url:
+        yield url
+
+
+async def on_connection(database_url: str, work: Any) -> Any:
+    """Run `work(sync_connection)` in one transaction on the database."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+def table_names(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+def differences(connection: Connection) -> list[Any]:
+    return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+
+def test_the_migrations_have_one_head() -> None:
+    assert head_revision() == "0001"
+
+
+async def test_upgrade_builds_exactly_the_stores_tables(database_url: str) -> None:
+    assert not await schema_is_current(database_url)  # an empty database
+    assert await on_connection(database_url, table_names) == set()
+
+    await upgrade(database_url)
+
+    assert await schema_is_current(database_url)
+    assert await on_connection(database_url, table_names) == TABLES
+    # The migration and `tables.py` describe the same schema (indexes, keys, types).
+    assert await on_connection(database_url, differences) == []
+
+
+async def test_upgrade_again_changes_nothing_and_keeps_the_data(database_url: str) -> None:
+    await upgrade(database_url)
+    store = await open_store(database_url)
+    try:
+        conversation_id = await store.create_conversation("alice")
+        await upgrade(database_url)
+        assert await schema_is_current(database_url)
+        assert await store.get_conversation("alice", conversation_id) is not None
+    finally:
+        await store.close()
+
+
+async def test_concurrent_upgrades_both_succeed(database_url: str) -> None:
+    await asyncio.gather(upgrade(database_url), upgrade(database_url))
+    assert await schema_is_current(database_url)
+
+
+async def test_a_database_at_another_revision_is_not_current(database_url: str) -> None:
+    await upgrade(database_url)
+
+    def stamp_elsewhere(connection: Connection) -> None:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
+
+    await on_connection(database_url, stamp_elsewhere)
+    assert not await schema_is_current(database_url)
+
+
+async def test_downgrade_removes_the_schema(database_url: str) -> None:
+    await upgrade(database_url)
+
+    def downgrade_to_base(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "base")
+
+    await on_connection(database_url, downgrade_to_base)
+    assert await on_connection(database_url, table_names) == {"alembic_version"}
+    assert not await schema_is_current(database_url)
+
+
+async def test_upgrade_leaves_the_apps_logging_alone(database_url: str) -> None:
+    app_logger = logging.getLogger("hxchat.test_migrations")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    await upgrade(database_url)
+    assert not app_logger.disabled  # what logging.config.fileConfig would do
+    assert root.handlers == handlers and root.level == level
+
+
+async def test_an_unreachable_database_is_store_unavailable(tmp_path: Path) -> None:
+    unreachable = "postgresql+asyncpg://hxuser:s3cret-pw@127.0.0.1:1/hxchat"
+    with pytest.raises(StoreUnavailable) as caught:
+        await upgrade(unreachable)
+    assert "s3cret-pw" not in caught.value.detail
+    with pytest.raises(StoreUnavailable):
+        await schema_is_current(unreachable)
+    with pytest.raises(StoreUnavailable):
+        await upgrade(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'hxchat.db'}")

@@ -1,0 +1,125 @@
+"""The browser's pages and fragments: structure a person and a browser test rely on."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests import html_tree, sse
+from tests.test_api import events, new_conversation, send
+
+HTMX = {"HX-Request": "true"}
+
+
+async def test_home_page_structure_and_policy(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    page = html_tree.parse(response.text)
+    assert page.find("title").text == "hxchat"
+    form = page.find("form")
+    textarea = form.find("textarea", name="content")
+    label = page.find("label", for_=textarea.attrs["id"])
+    assert label.text == "Message"
+    assert [b.text for b in form.find_all("button", type="submit")] == ["Send"]
+    assert page.find(role="log")
+    assert page.find("nav", aria_label="Conversations").find("a").text == "New chat"
+    assert page.find(id="welcome").find_all("button", data_prompt=None)
+    for script in page.find_all("script"):
+        assert script.attrs.get("src", "").startswith("/static/")
+        assert script.text.strip() == ""
+    for node in page.iter():
+        assert not any(k.startswith("on") or k.startswith("hx-on") for k in node.attrs)
+        assert "style" not in node.attrs
+
+
+async def test_send_without_javascript_redirects_to_the_conversation(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/send", data={"content": "plain form post"})
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("/c/")
+    page = html_tree.parse((await client.get(location)).text)
+    assert page.find("title").text == "plain form post"
+    users = page.find_all("article", data_role="user")
+    assert [u.text.strip().endswith("plain form post") for u in users] == [True]
+    current = page.find("nav").find("a", aria_current="page")
+    assert current.attrs["href"] == location
+
+
+async def test_send_with_htmx_returns_fragments(client: httpx.AsyncClient) -> None:
+    response = await client.post("/send", data={"content": "<b>hi</b> there"}, headers=HTMX)
+    assert response.status_code == 200
+    assert response.headers["vary"] == "HX-Request"
+    pushed = response.headers["hx-push-url"]
+    fragment = html_tree.parse(response.text)
+    user, assistant = fragment.find_all("article")[:2]
+    assert user.attrs["data-role"] == "user"
+    assert "<b>hi</b> there" in user.text  # shown as text, not markup
+    assert not user.find_all("b")
+    assert assistant.attrs["data-status"] == "streaming"
+    answer = assistant.find(sse_connect=None)
+    assert answer.attrs["sse-connect"].startswith("/generations/")
+    assert fragment.find(id="stop-slot").find("button").text == "Stop"
+    assert fragment.find(id="conversation-id").attrs["value"] == pushed.removeprefix("/c/")
+    assert fragment.find("title").text == "<b>hi</b> there"
+    # the browser stream ends with the finished article
+    stream = await client.get(answer.attrs["sse-connect"])
+    frames = sse.parse(stream.text)
+    assert frames[-1].event == "end"
+    final = html_tree.parse(frames[-1].data).find("article")
+    assert final.attrs["data-status"] == "complete"
+    assert "<b>hi</b> there" in final.text
+    assert not final.find_all("b")
+
+
+async def test_refused_message_is_a_readable_fragment(client: httpx.AsyncClient) -> None:
+    for data, status in (({"content": "  "}, 422), ({"content": "x" * 16_001}, 413)):
+        response = await client.post("/send", data=data, headers=HTMX)
+        assert response.status_code == status
+        assert response.headers["hx-retarget"] == "#composer-error"
+        assert response.text.endswith(".")
+        assert "<" not in response.text
+
+
+async def test_conversation_page_shows_history(client: httpx.AsyncClient) -> None:
+    cid = await new_conversation(client)
+    started = await send(client, cid, "# Title\n\n| a | b |\n|--:|:-:|\n| 1 | 2 |")
+    await events(client, started["events_url"])
+    page = html_tree.parse((await client.get(f"/c/{cid}")).text)
+    assistant = page.find("article", data_role="assistant")
+    assert assistant.attrs["data-status"] == "complete"
+    assert assistant.find("h1").text == "Title"
+    assert assistant.find("td", class_="align-right").text == "1"
+    assert not page.find(id="stop-slot").find_all("button")
+
+
+async def test_foreign_conversation_page_is_an_html_404(
+    client: httpx.AsyncClient, other_client: httpx.AsyncClient
+) -> None:
+    cid = await new_conversation(client)
+    for c in (other_client, client):
+        response = await c.get(f"/c/{cid if c is other_client else 'nope'}")
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("text/html")
+        assert html_tree.parse(response.text).find("h1").text == "404"
+
+
+async def test_history_restore_gets_the_whole_page(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in response.text
+
+
+async def test_static_files_and_vendored_htmx(client: httpx.AsyncClient) -> None:
+    for path in (
+        "/static/app.js",
+        "/static/app.css",
+        "/static/pygments.css",
+        "/static/favicon.svg",
+        "/static/vendor/htmx-2.0.11.min.js",
+        "/static/vendor/htmx-ext-sse-2.2.4.js",
+    ):
+        assert (await client.get(path)).status_code == 200, path

@@ -1,0 +1,539 @@
+"""The SQL store on a real SQLite file, and on a fresh PostgreSQL database when
+HXCHAT_TEST_POSTGRES_URL is set: the same suite on both."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from hxchat.domain import MessageStatus, Role, Source, Turn
+from hxchat.errors import Busy, NotFound, NothingToRetry, SchemaOutOfDate, StoreUnavailable
+from hxchat.store.base import TurnStarted
+from hxchat.store.migrate import upgrade
+from hxchat.store.records import DEFAULT_TITLE, make_title
+from hxchat.store.sql import SqlStore, open_store
+from hxchat.store.tables import utcnow
+
+PG_URL = os.environ.get("HXCHAT_TEST_POSTGRES_URL")
+LEASE = 60.0
+EXPIRED = -1.0  # a lease that ran out a second ago
+
+
+@asynccontextmanager
+async def fresh_postgres_database(admin_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the server of `admin_url`, dropped afterwards."""
+    name = f"hxchat_test_{uuid.uuid4().hex[:16]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+def require_postgres() -> str:
+    """The PostgreSQL server's URL, or a skip (a failure on CI, where it must run)."""
+    if not PG_URL:
+        if os.environ.get("HXCHAT_TEST_REQUIRE_SERVICES") == "1":
+            pytest.fail("HXCHAT_TEST_POSTGRES_URL is not set, but HXCHAT_TEST_REQUIRE_SERVICES=1")
+        pytest.skip("HXCHAT_TEST_POSTGRES_URL is not set: this test needs a real server")
+    return PG_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hxchat.db'}"
+        return
+    async with fresh_postgres_database(require_postgres()) as url:
+        yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    await upgrade(database_url)
+    store = await open_store(database_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def turn(store: SqlStore, owner: str, conversation_id: str, content: str) -> TurnStarted:
+    return await store.start_turn(
+        owner, conversation_id, content, uuid.uuid4().hex, "worker-1", LEASE
+    )
+
+
+async def finish(
+    store: SqlStore,
+    generation_id: str,
+    content: str,
+    status: MessageStatus = MessageStatus.COMPLETE,
+    worker_id: str | None = "worker-1",
+    sources: tuple[Source, ...] = (),
+) -> bool:
+    return await store.finish(
+        generation_id,
+        content=content,
+        status=status,
+        sources=sources,
+        error="The model failed." if status is MessageStatus.ERROR else None,
+        search_suggestions=None,
+        final_event_id="7",
+        worker_id=worker_id,
+    )
+
+
+# -- titles (no database) --------------------------------------------------------------
+
+
+def test_title_keeps_a_short_message_on_one_line() -> None:
+    assert make_title("  What is\n\tHTMX?  ") == "What is HTMX?"
+
+
+def test_title_cuts_a_long_message_at_a_word_boundary() -> None:
+    title = make_title("word " * 40)
+    assert title.endswith("…")
+    assert len(title) <= 60
+    assert title == "word " * 11 + "word…"  # 12 words fill 59 characters
+
+
+def test_title_cuts_a_single_overlong_word() -> None:
+    title = make_title("x" * 500)
+    assert title == "x" * 59 + "…"
+
+
+def test_title_of_a_blank_message_is_the_default() -> None:
+    assert make_title(" \n ") == DEFAULT_TITLE
+
+
+# -- conversations ----------------------------------------------------------------------
+
+
+async def test_title_comes_from_the_first_message_only(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    first = await store.get_conversation("alice", cid)
+    assert first is not None and first.title == DEFAULT_TITLE
+    started = await turn(store, "alice", cid, "How do   I stream\nServer-Sent Events " * 5)
+    await finish(store, started.generation_id, "Like this.")
+    await turn(store, "alice", cid, "And something else entirely")
+    conversation = await store.get_conversation("alice", cid)
+    assert conversation is not None
+    assert conversation.title.startswith("How do I stream Server-Sent Events How do")
+    assert conversation.title.endswith("…") and len(conversation.title) <= 60
+
+
+async def test_foreign_conversations_are_invisible(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "secret question")
+    assert await store.get_conversation("mallory", cid) is None
+    assert await store.list_conversations("mallory") == []
+    assert await store.get_generation(started.generation_id, "mallory") is None
+    assert await store.delete_conversation("mallory", cid) is None
+    with pytest.raises(NotFound):
+        await turn(store, "mallory", cid, "hi")
+    with pytest.raises(NotFound):
+        await store.start_retry("mallory", cid, uuid.uuid4().hex, "worker-1", LEASE)
+    # ...and nothing of it changed for its owner.
+    conversation = await store.get_conversation("alice", cid)
+    assert conversation is not None and len(conversation.messages) == 2
+    owned = await store.get_generation(started.generation_id, "alice")
+    internal = await store.get_generation(started.generation_id)
+    assert owned is not None and internal == owned and owned.owner == "alice"
+
+
+async def test_unknown_ids_are_not_found(store: SqlStore) -> None:
+    missing = uuid.uuid4().hex
+    assert await store.get_conversation("alice", missing) is None
+    assert await store.delete_conversation("alice", missing) is None
+    assert await store.get_generation(missing) is None
+    with pytest.raises(NotFound):
+        await turn(store, "alice", missing, "hi")
+
+
+async def test_list_shows_last_activity_first(store: SqlStore) -> None:
+    first = await store.create_conversation("alice")
+    second = await store.create_conversation("alice")
+    third = await store.create_conversation("alice")
+    await store.create_conversation("bob")
+    listed = [c.id for c in await store.list_conversations("alice")]
+    assert listed == [third, second, first]
+
+    started = await turn(store, "alice", first, "back to the first one")
+    assert (await store.list_conversations("alice"))[0].id == first
+    await turn(store, "alice", second, "now the second")
+    assert (await store.list_conversations("alice"))[0].id == second
+    await finish(store, started.generation_id, "answered")  # an answer is activity too
+    summaries = await store.list_conversations("alice")
+    assert [c.id for c in summaries] == [first, second, third]
+    assert summaries[0].title == "back to the first one"
+    assert [c.id for c in await store.list_conversations("alice", limit=2)] == [first, second]
+
+
+async def test_timestamps_are_aware_utc(store: SqlStore) -> None:
+    before = utcnow() - timedelta(seconds=5)
+    cid = await store.create_conversation("alice")
+    await turn(store, "alice", cid, "hello")
+    conversation = await store.get_conversation("alice", cid)
+    assert conversation is not None
+    stamps = [conversation.created_at, conversation.updated_at]
+    stamps += [m.created_at for m in conversation.messages if m.created_at is not None]
+    assert len(stamps) == 4
+    for stamp in stamps:
+        assert stamp.utcoffset() == timedelta(0) and stamp.tzinfo is UTC
+        assert before < stamp < utcnow() + timedelta(seconds=5)
+
+
+async def test_a_turn_stores_both_messages_and_the_final_answer(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "Find me a source")
+    assert started.user_message_id is not None
+    assert started.user_message_id < started.assistant_message_id
+    conversation = await store.get_conversation("alice", cid)
+    assert conversation is not None
+    user, assistant = conversation.messages
+    assert (user.role, user.content, user.status) == (
+        Role.USER,
+        "Find me a source",
+        MessageStatus.COMPLETE,
+    )
+    assert (assistant.role, assistant.status, assistant.content) == (
+        Role.ASSISTANT,
+        MessageStatus.STREAMING,
+        "",
+    )
+    assert assistant.id == started.assistant_message_id
+    assert assistant.generation_id == started.generation_id
+
+    sources = (Source("Example", "https://example.com/a"), Source("Ünïcode", "https://x.org"))
+    assert await finish(store, started.generation_id, "Here **it** is.", sources=sources)
+    generation = await store.get_generation(started.generation_id, "alice")
+    assert generation is not None
+    assert generation.status is MessageStatus.COMPLETE
+    assert (generation.content, generation.sources) == ("Here **it** is.", sources)
+    assert generation.final_event_id == "7"
+    assert generation.message_id == started.assistant_message_id
+    conversation = await store.get_conversation("alice", cid)
+    assert conversation is not None and conversation.messages[1].sources == sources
+
+
+# -- the conversation lock --------------------------------------------------------------
+
+
+async def test_two_concurrent_turns_never_both_start(store: SqlStore) -> None:
+    conversations = [await store.create_conversation("alice") for _ in range(4)]
+    for cid in conversations:
+        results = await asyncio.gather(
+            turn(store, "alice", cid, "one"),
+            turn(store, "alice", cid, "two"),
+            return_exceptions=True,
+        )
+        started = [r for r in results if isinstance(r, TurnStarted)]
+        busy = [r for r in results if isinstance(r, Busy)]
+        assert (len(started), len(busy)) == (1, 1), results
+        conversation = await store.get_conversation("alice", cid)
+        assert conversation is not None and len(conversation.messages) == 2
+
+
+async def test_busy_until_the_answer_is_finished(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "first")
+    with pytest.raises(Busy):
+        await turn(store, "alice", cid, "too early")
+    with pytest.raises(Busy):
+        await store.start_retry("alice", cid, uuid.uuid4().hex, "worker-1", LEASE)
+    assert await finish(store, started.generation_id, "done")
+    second = await turn(store, "alice", cid, "second")
+    assert second.generation_id != started.generation_id
+
+
+async def test_retry_replaces_the_last_answer(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    first = await turn(store, "alice", cid, "first question")
+    await finish(store, first.generation_id, "first answer")
+    second = await turn(store, "alice", cid, "second question")
+    await finish(store, second.generation_id, "", MessageStatus.ERROR)
+
+    retried = await store.start_retry("alice", cid, "retry-gen", "worker-2", LEASE)
+    assert retried.user_message_id is None
+    assert retried.assistant_message_id > second.assistant_message_id  # ids are never reused
+    conversation = await store.get_conversation("alice", cid)
+    assert conversation is not None
+    assert [(m.role, m.content, m.status) for m in conversation.messages] == [
+        (Role.USER, "first question", MessageStatus.COMPLETE),
+        (Role.ASSISTANT, "first answer", MessageStatus.COMPLETE),
+        (Role.USER, "second question", MessageStatus.COMPLETE),
+        (Role.ASSISTANT, "", MessageStatus.STREAMING),
+    ]
+    assert await store.get_generation(second.generation_id) is None
+    assert await store.checkpoint("retry-gen", "again", [], "worker-2", LEASE)
+    with pytest.raises(Busy):
+        await turn(store, "alice", cid, "while retrying")
+
+
+async def test_retry_of_a_completed_answer_replaces_it_too(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    first = await turn(store, "alice", cid, "question")
+    await finish(store, first.generation_id, "a fine answer")
+    await store.start_retry("alice", cid, "retry-gen", "worker-1", LEASE)
+    conversation = await store.get_conversation("alice", cid)
+    assert conversation is not None
+    assert [m.generation_id for m in conversation.messages] == [None, "retry-gen"]
+
+
+async def test_nothing_to_retry_without_a_user_message(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    with pytest.raises(NothingToRetry):
+        await store.start_retry("alice", cid, uuid.uuid4().hex, "worker-1", LEASE)
+    # The refused retry left the conversation free.
+    await turn(store, "alice", cid, "now a real message")
+
+
+# -- what the model sees ----------------------------------------------------------------
+
+
+async def test_history_leaves_out_errors_and_later_messages(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    statuses = [
+        (MessageStatus.COMPLETE, "complete answer"),
+        (MessageStatus.ERROR, "half an answer that failed"),
+        (MessageStatus.STOPPED, "stopped answer"),
+        (MessageStatus.STOPPED, ""),  # stopped before the first word
+    ]
+    for number, (status, content) in enumerate(statuses):
+        started = await turn(store, "alice", cid, f"question {number}")
+        await finish(store, started.generation_id, content, status)
+    interrupted = await turn(store, "alice", cid, "question 4")
+    await store.checkpoint(interrupted.generation_id, "cut short", [], "worker-1", EXPIRED)
+    assert len(await store.sweep_expired()) == 1
+    current = await turn(store, "alice", cid, "question 5")
+
+    history = await store.history(cid, current.assistant_message_id)
+    assert history == [
+        Turn(Role.USER, "question 0"),
+        Turn(Role.ASSISTANT, "complete answer"),
+        Turn(Role.USER, "question 1"),
+        Turn(Role.USER, "question 2"),
+        Turn(Role.ASSISTANT, "stopped answer"),
+        Turn(Role.USER, "question 3"),
+        Turn(Role.USER, "question 4"),
+        Turn(Role.ASSISTANT, "cut short"),
+        Turn(Role.USER, "question 5"),
+    ]
+    assert current.user_message_id is not None
+    assert await store.history(cid, current.user_message_id) == history[:-1]
+    assert await store.history(uuid.uuid4().hex, current.assistant_message_id) == []
+
+
+# -- leases -----------------------------------------------------------------------------
+
+
+async def test_checkpoint_renews_only_the_holders_lease(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "hi")
+    gid = started.generation_id
+    sources = [Source("Docs", "https://example.com/docs")]
+    assert await store.checkpoint(gid, "partial", sources, "worker-1", LEASE)
+    assert not await store.checkpoint(gid, "hijacked", [], "worker-2", LEASE)
+    generation = await store.get_generation(gid)
+    assert generation is not None
+    assert (generation.content, generation.sources) == ("partial", tuple(sources))
+    assert generation.status is MessageStatus.STREAMING
+
+    assert not await finish(store, gid, "not mine", worker_id="worker-2")
+    assert await finish(store, gid, "partial and more", MessageStatus.STOPPED)
+    assert not await store.checkpoint(gid, "after the end", [], "worker-1", LEASE)
+    assert not await finish(store, gid, "twice")
+    assert not await finish(store, gid, "sweeper", MessageStatus.ERROR, worker_id=None)
+    generation = await store.get_generation(gid)
+    assert generation is not None
+    assert (generation.status, generation.content) == (MessageStatus.STOPPED, "partial and more")
+
+
+async def test_finish_without_a_worker_ends_a_streaming_answer(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "hi")
+    assert await finish(store, started.generation_id, "", MessageStatus.ERROR, worker_id=None)
+    generation = await store.get_generation(started.generation_id)
+    assert generation is not None and generation.status is MessageStatus.ERROR
+    assert generation.error == "The model failed."
+    await turn(store, "alice", cid, "the conversation is free again")
+
+
+async def test_finish_refuses_a_streaming_status(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "hi")
+    with pytest.raises(ValueError, match="final status"):
+        await finish(store, started.generation_id, "", MessageStatus.STREAMING)
+
+
+async def test_sweep_takes_only_expired_leases(store: SqlStore) -> None:
+    live_cid = await store.create_conversation("alice")
+    dead_cid = await store.create_conversation("bob")
+    live = await turn(store, "alice", live_cid, "still running")
+    dead = await turn(store, "bob", dead_cid, "worker crashed")
+    assert await store.checkpoint(dead.generation_id, "half an", [], "worker-1", EXPIRED)
+
+    swept = await store.sweep_expired()
+    assert [(g.id, g.owner, g.conversation_id) for g in swept] == [
+        (dead.generation_id, "bob", dead_cid)
+    ]
+    assert (swept[0].status, swept[0].content) == (MessageStatus.INTERRUPTED, "half an")
+    assert swept[0].message_id == dead.assistant_message_id
+    assert await store.sweep_expired() == []
+
+    # The live one is untouched and still its worker's.
+    generation = await store.get_generation(live.generation_id)
+    assert generation is not None and generation.status is MessageStatus.STREAMING
+    assert await store.checkpoint(live.generation_id, "more", [], "worker-1", LEASE)
+    with pytest.raises(Busy):
+        await turn(store, "alice", live_cid, "too early")
+    # The swept one is no longer its worker's, and its conversation is free.
+    assert not await store.checkpoint(dead.generation_id, "late", [], "worker-1", LEASE)
+    assert not await finish(store, dead.generation_id, "late")
+    stored = await store.get_generation(dead.generation_id)
+    assert stored is not None
+    assert (stored.status, stored.content) == (MessageStatus.INTERRUPTED, "half an")
+    await turn(store, "bob", dead_cid, "try again")
+
+
+async def test_concurrent_sweepers_each_take_an_answer_once(store: SqlStore) -> None:
+    for number in range(3):
+        cid = await store.create_conversation("alice")
+        await store.start_turn("alice", cid, f"q{number}", f"gen-{number}", "dead", EXPIRED)
+    results = await asyncio.gather(*(store.sweep_expired() for _ in range(3)))
+    taken = sorted(g.id for result in results for g in result)
+    assert taken == ["gen-0", "gen-1", "gen-2"]
+
+
+async def test_sweep_including_live_leases_takes_every_streaming_answer(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "left by the previous run")
+    assert await store.sweep_expired() == []
+    swept = await store.sweep_expired(include_live=True)
+    assert [g.id for g in swept] == [started.generation_id]
+
+
+# -- deletion ---------------------------------------------------------------------------
+
+
+async def test_delete_returns_the_running_generation_and_cascades(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "hi")
+    assert await store.delete_conversation("alice", cid) == started.generation_id
+    assert await store.get_conversation("alice", cid) is None
+    assert await store.get_generation(started.generation_id) is None
+    assert not await store.checkpoint(started.generation_id, "late", [], "worker-1", LEASE)
+    assert not await finish(store, started.generation_id, "late")
+    assert await store.history(cid, started.assistant_message_id + 1) == []
+    assert await store.delete_conversation("alice", cid) is None
+
+
+async def test_delete_of_an_idle_conversation_returns_empty(store: SqlStore) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "hi")
+    await finish(store, started.generation_id, "hello")
+    assert await store.delete_conversation("alice", cid) == ""
+    assert await store.list_conversations("alice") == []
+
+
+# -- the signing key --------------------------------------------------------------------
+
+
+async def test_two_stores_racing_agree_on_one_secret_key(database_url: str) -> None:
+    await upgrade(database_url)
+    first, second = await open_store(database_url), await open_store(database_url)
+    try:
+        keys = await asyncio.gather(first.secret_key("key-a"), second.secret_key("key-b"))
+        assert keys[0] == keys[1] and keys[0] in ("key-a", "key-b")
+        assert await second.secret_key("key-c") == keys[0]
+    finally:
+        await first.close()
+        await second.close()
+
+
+# -- an unreachable database ------------------------------------------------------------
+
+
+async def test_a_database_without_the_schema_says_to_upgrade(database_url: str) -> None:
+    store = await open_store(database_url)  # no `upgrade` before
+    try:
+        with pytest.raises(SchemaOutOfDate, match="hxchat db upgrade"):
+            await store.list_conversations("alice")
+    finally:
+        await store.close()
+
+
+async def test_unreachable_postgres_is_store_unavailable_without_credentials() -> None:
+    url = "postgresql+asyncpg://hxuser:s3cret-pw@127.0.0.1:1/hxchat"
+    with pytest.raises(StoreUnavailable) as caught:
+        await open_store(url)
+    detail = caught.value.detail
+    assert "127.0.0.1:1" in detail and "connection refused" in detail
+    assert "s3cret-pw" not in detail and "hxuser" not in detail
+
+    store = SqlStore(url)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.list_conversations("alice")
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_sqlite_in_a_missing_directory_is_store_unavailable(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'hxchat.db'}"
+    with pytest.raises(StoreUnavailable) as caught:
+        await open_store(url)
+    assert f"the directory {tmp_path / 'no' / 'such' / 'dir'} does not exist" in caught.value.detail
+
+
+@pytest.mark.postgres
+async def test_unknown_postgres_database_is_store_unavailable() -> None:
+    url = make_url(require_postgres()).set(database=f"missing_{uuid.uuid4().hex}")
+    with pytest.raises(StoreUnavailable, match="does not exist"):
+        await open_store(url.render_as_string(hide_password=False))
+
+
+@pytest.mark.postgres
+async def test_the_store_recovers_after_postgres_drops_its_connections() -> None:
+    admin_url = require_postgres()
+    async with fresh_postgres_database(admin_url) as url:
+        await upgrade(url)
+        store = await open_store(url)
+        try:
+            cid = await store.create_conversation("alice")
+            admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+            try:
+                async with admin.connect() as conn:  # what a server restart does to a pool
+                    ended = await conn.scalar(
+                        text(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = :name AND pid <> pg_backend_pid()"
+                        ),
+                        {"name": make_url(url).database},
+                    )
+            finally:
+                await admin.dispose()
+            assert ended >= 1
+            assert [c.id for c in await store.list_conversations("alice")] == [cid]
+        finally:
+            await store.close()

@@ -1,0 +1,141 @@
+"""The event streams: proxy-safe headers, resume rules, and the browser's HTML frames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from hxchat.render import render_markdown
+from hxchat.web import stream as stream_module
+from tests import html_tree, sse
+from tests.conftest import client_for, running_app
+from tests.test_api import events, new_conversation, send
+
+MIXED = (
+    "## A heading\n\nSome *emphasis* and `code` in a paragraph that runs on for a while.\n\n"
+    "- a list item\n- another item\n\n```python\ndef f(x):\n    return x * 2\n```\n\n"
+    "| col | n |\n|---|--:|\n| a | 1 |\n\n"
+)
+
+
+async def browser_stream(client: httpx.AsyncClient, cid: str, content: str) -> list[sse.Event]:
+    started = await send(client, cid, content)
+    response = await client.get(f"/generations/{started['generation_id']}/stream")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-cache, no-transform"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return sse.parse(response.text)
+
+
+async def test_json_stream_is_proxy_safe(client: httpx.AsyncClient) -> None:
+    cid = await new_conversation(client)
+    started = await send(client, cid, "hi")
+    response = await client.get(started["events_url"])
+    assert response.headers["cache-control"] == "no-cache, no-transform"
+    assert response.headers["x-accel-buffering"] == "no"
+
+
+async def test_browser_frames_snapshot_appends_and_end(make_settings: Any) -> None:
+    async with running_app(make_settings(echo_delay_ms=2)) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        content = MIXED * 6
+        frames = await browser_stream(client, cid, content)
+    assert frames[-1].event == "end"
+    assert all(f.event == "frame" for f in frames[:-1])
+    assert len(frames) >= 3, "the answer should arrive in several frames"
+    first = html_tree.parse(frames[0].data)
+    assert first.find(hx_swap_oob="innerHTML")  # a snapshot replaces, so replays are harmless
+    ids = [f.id for f in frames]
+    assert all(ids) and len(set(ids)) == len(ids)
+    final = html_tree.parse(frames[-1].data).find("article")
+    assert final.attrs["data-status"] == "complete"
+    assert final.attrs["hx-swap-oob"] == "true"
+    assert final.find_all("table") and final.find_all("pre")
+    assert final.find(class_="md").text == html_tree.parse(render_markdown(content)).text
+
+
+async def test_frames_are_coalesced(make_settings: Any) -> None:
+    async with running_app(make_settings(echo_delay_ms=5)) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        frames = await browser_stream(client, cid, "word " * 200)  # about one second
+    # 200 words in ~1 s: at most ~20 frames a second, not one per word
+    assert 2 <= len(frames) <= 40
+
+
+@pytest.mark.parametrize("shape", ["mixed", "code"])
+async def test_bytes_on_the_browser_stream_stay_linear(make_settings: Any, shape: str) -> None:
+    if shape == "mixed":
+        content = MIXED * 40
+    else:
+        content = "```python\n" + "".join(f"x_{i} = compute({i}) + 1\n" for i in range(800))
+        content += "```\n"
+    async with (
+        running_app(make_settings(echo_delay_ms=1, max_message_chars=100_000)) as app,
+        client_for(app) as client,
+    ):
+        cid = await new_conversation(client)
+        frames = await browser_stream(client, cid, content)
+    final_html = render_markdown(content)
+    sent = sum(len(f.data.encode()) for f in frames)
+    assert sent <= 3 * len(final_html.encode()) + 4_000
+
+
+async def test_reconnect_after_the_end_is_204(client: httpx.AsyncClient) -> None:
+    cid = await new_conversation(client)
+    started = await send(client, cid, "short")
+    url = f"/generations/{started['generation_id']}/stream"
+    frames = sse.parse((await client.get(url)).text)
+    again = await client.get(url, headers={"Last-Event-ID": frames[-1].id or ""})
+    assert again.status_code == 204
+
+
+async def test_a_reader_after_the_end_gets_the_finished_article(
+    client: httpx.AsyncClient,
+) -> None:
+    cid = await new_conversation(client)
+    started = await send(client, cid, "done *already*")
+    await events(client, started["events_url"])
+    frames = sse.parse((await client.get(f"/generations/{started['generation_id']}/stream")).text)
+    assert [f.event for f in frames] == ["end"]
+    assert html_tree.parse(frames[0].data).find("em").text == "already"
+
+
+async def test_lifetime_cap_cuts_without_a_final_event_and_resume_completes(
+    make_settings: Any,
+) -> None:
+    async with (
+        running_app(make_settings(echo_delay_ms=40, stream_lifetime=0.3)) as app,
+        client_for(app) as client,
+    ):
+        cid = await new_conversation(client)
+        started = await send(client, cid, "w " * 30)
+        url = started["events_url"]
+        collected: list[sse.Event] = []
+        last = None
+        for _ in range(50):
+            status, evs = await events(client, url, last)
+            if status == 204:
+                break
+            collected += evs
+            if evs:
+                last = evs[-1].id
+            if collected and collected[-1].event == "done":
+                break
+        assert collected[-1].event == "done"
+        text = "".join(e.json()["text"] for e in collected if e.event == "delta")
+        assert text == "w " * 30
+        assert len({e.id for e in collected}) == len(collected)
+
+
+async def test_idle_stream_gets_ping_comments(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_module, "PING_SECONDS", 0.05)
+    async with running_app(make_settings(echo_delay_ms=300)) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        started = await send(client, cid, "slow words")
+        response = await client.get(started["events_url"])
+    assert ": ping" in sse.comments(response.text)
