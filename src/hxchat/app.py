@@ -11,7 +11,6 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -35,10 +34,6 @@ logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def _site(url: str) -> str:
-    return urlsplit(url).hostname or url
-
-
 async def ensure_schema(settings: Settings) -> None:
     """SQLite (the embedded default) upgrades itself; PostgreSQL must be upgraded on purpose."""
     if await schema_is_current(settings.database_url):
@@ -60,7 +55,6 @@ def create_app(settings: Settings, model: ChatModel | None = None) -> FastAPI:
     the one the settings name (tests pass scripted models)."""
     metrics = Metrics()
     templates = Templates()
-    templates.env.filters["site"] = _site
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

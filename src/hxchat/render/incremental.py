@@ -177,6 +177,22 @@ class IncrementalRenderer:
         self._tail_new.clear()
         return "".join(self._blocks), _escape(self._uncommitted())
 
+    @property
+    def uncommitted(self) -> str:
+        """The text of the unfinished last block (what the tail shows)."""
+        self._process()
+        return self._uncommitted()
+
+    @property
+    def open_fence(self) -> tuple[str, str] | None:
+        """(language, code so far) while the last block is an open fenced code block."""
+        self._process()
+        if self._fence is None or not self._lines:
+            return None
+        info = self._lines[0].strip(" \t\n").lstrip(self._fence[0]).strip()
+        code = "".join(self._lines[1:]) + "".join(self._partial)
+        return (info.split(maxsplit=1)[0] if info else ""), code
+
     def finish(self) -> str:
         """The final HTML of the whole text, rendered at once."""
         return render_markdown(self.text)

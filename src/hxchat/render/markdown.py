@@ -124,6 +124,15 @@ def code_html(code: str, lang: str) -> str:
     )
 
 
+def open_code_html(code: str, lang: str) -> str:
+    """A code block still being written: the same box, its text escaped, not highlighted."""
+    label = lang if _LANG_RE.fullmatch(lang) else ""
+    return (
+        f'<div class="codeblock" data-lang="{escapeHtml(label)}">'
+        f'<pre class="highlight"><code>{escapeHtml(code)}</code></pre></div>'
+    )
+
+
 def _render_fence(
     renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
 ) -> str:

@@ -33,7 +33,7 @@ from starlette.responses import Response
 from hxchat.broker.base import EventLog, Position
 from hxchat.domain import EventKind, LogEvent, MessageStatus, Role, Source
 from hxchat.metrics import Metrics
-from hxchat.render import IncrementalRenderer
+from hxchat.render.view import StreamView
 from hxchat.store.base import Generation, Message, Store
 from hxchat.web.templating import Templates
 
@@ -212,7 +212,7 @@ class BrowserAnswer:
     """What a browser stream knows of the answer it shows."""
 
     message: Message
-    renderer: IncrementalRenderer = field(default_factory=IncrementalRenderer)
+    view: StreamView = field(default_factory=StreamView)
     activity: str = ""
     sources: list[Source] = field(default_factory=list)
     sources_changed: bool = False
@@ -224,7 +224,7 @@ class BrowserAnswer:
     def apply(self, event: LogEvent) -> None:
         data: dict[str, Any] = dict(event.data)
         if event.kind is EventKind.DELTA:
-            self.renderer.feed(str(data.get("text", "")))
+            self.view.feed(str(data.get("text", "")))
         elif event.kind is EventKind.TOOL_CALL:
             self.activity = _activity(str(data.get("name", "")), data.get("arguments") or {})
             self.activity_changed = True
@@ -292,11 +292,10 @@ async def browser_frames(
         if last.kind.is_final:
             stored = await store.get_generation(generation.id)  # finished before `done`
             answer.suggestions = stored.search_suggestions if stored else None
-            yield _end_frame(templates, answer, last.id)
+            yield _end_frame(templates, answer, last.id, streamed=not first)
             return
         if first:
-            blocks, tail = answer.renderer.snapshot()
-            answer.renderer.take()
+            blocks, tail = answer.view.snapshot()
             html = templates.macro(
                 "_frames.html",
                 "snapshot",
@@ -307,22 +306,54 @@ async def browser_frames(
                 answer.sources,
             )
             first = False
+            yield ServerSentEvent(data=html, event="frame", id=last.id).encode()
         else:
-            update = answer.renderer.take()
-            html = templates.macro(
-                "_frames.html",
-                "update",
-                message.id,
-                update,
-                answer.activity if answer.activity_changed else None,
-                answer.sources if answer.sources_changed else None,
-            )
+            yield _update_events(templates, answer, message.id, last.id)
         answer.activity_changed = answer.sources_changed = False
-        yield ServerSentEvent(data=html, event="frame", id=last.id).encode()
 
 
-def _end_frame(templates: Templates, answer: BrowserAnswer, event_id: str) -> bytes:
-    html = answer.renderer.finish()
-    final = answer.final_message(answer.renderer.text)
-    body = templates.macro("_frames.html", "end", final, html)
-    return ServerSentEvent(data=body, event="end", id=event_id).encode()
+def _update_events(
+    templates: Templates, answer: BrowserAnswer, message_id: int, event_id: str
+) -> bytes:
+    """One frame as a few small events, each swapped by the element that listens to
+    it (`b`: the body, `r`: the tail, `t`: the tail's sink), so that the text that
+    streams carries no markup around it; activity and sources go out of band."""
+    update = answer.view.take()
+    events = []
+    if update.blocks_html:
+        events.append(ServerSentEvent(data=update.blocks_html, event="b", id=event_id))
+    if update.tail_html is not None:
+        events.append(ServerSentEvent(data=update.tail_html, event="r", id=event_id))
+    if update.append:
+        events.append(ServerSentEvent(data=update.append, event="t", id=event_id))
+    if answer.activity_changed or answer.sources_changed:
+        html = templates.macro(
+            "_frames.html",
+            "side",
+            message_id,
+            answer.activity if answer.activity_changed else None,
+            answer.sources if answer.sources_changed else None,
+        )
+        events.append(ServerSentEvent(data=html, event="frame", id=event_id))
+    return b"".join(e.encode() for e in events)
+
+
+def _end_frame(
+    templates: Templates, answer: BrowserAnswer, event_id: str, *, streamed: bool = False
+) -> bytes:
+    """The finished article. When the blocks the browser has are the start of the
+    whole answer rendered at once, only the rest is sent and the body is kept
+    (`hx-preserve`); otherwise (or when this connection sent no snapshot, so the body
+    may hold anything) the whole article is sent."""
+    html = answer.view.finish()
+    final = answer.final_message(answer.view.renderer.text)
+    rest = answer.view.finish_rest(html) if streamed else None
+    events = []
+    if rest is not None:
+        if rest:
+            events.append(ServerSentEvent(data=rest, event="b", id=event_id))
+        body = templates.macro("_frames.html", "end", final, None)
+    else:
+        body = templates.macro("_frames.html", "end", final, html)
+    events.append(ServerSentEvent(data=body, event="end", id=event_id))
+    return b"".join(e.encode() for e in events)

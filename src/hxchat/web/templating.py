@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -36,6 +37,11 @@ def status_note(message: Message) -> str:
     return ""
 
 
+def site(url: str) -> str:
+    """The host a source link points to, shown beside its title."""
+    return urlsplit(url).hostname or url
+
+
 class Templates:
     def __init__(self) -> None:
         self.env = Environment(
@@ -48,6 +54,7 @@ class Templates:
         self.env.globals.update(
             version=__version__, answer_html=answer_html, status_note=status_note
         )
+        self.env.filters["site"] = site
 
     def page(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
