@@ -22,6 +22,10 @@ TITLE_CHARS = 60
 ELLIPSIS = "…"
 
 _WHITESPACE = re.compile(r"\s+")
+# Markdown punctuation that reads as noise in a title: line marks (headings, quotes,
+# list items), emphasis and code ticks, and the URL half of a link.
+_LINE_MARKS = re.compile(r"(?m)^[ \t]{0,3}(?:#{1,6}|>|[-*+]|\d+[.)])[ \t]+")
+_INLINE_MARKS = re.compile(r"\*\*|__|`+|\]\([^)]*\)|(?<!\w)\[")
 
 
 def make_title(content: str, limit: int = TITLE_CHARS) -> str:
@@ -30,7 +34,8 @@ def make_title(content: str, limit: int = TITLE_CHARS) -> str:
     Whitespace is collapsed; a longer text is cut at the last word boundary that fits
     and ends with "…" (a single overlong word is cut where it must be).
     """
-    text = _WHITESPACE.sub(" ", content).strip()
+    plain = _INLINE_MARKS.sub("", _LINE_MARKS.sub("", content))
+    text = _WHITESPACE.sub(" ", plain).strip()
     if not text:
         return DEFAULT_TITLE
     if len(text) <= limit:
