@@ -21,12 +21,12 @@ def parse(text: str) -> list[Event]:
     """Events in a whole stream body; comments are skipped, ids carry over."""
     events: list[Event] = []
     last_id: str | None = None
-    name, data = "", []
+    name, data = "", list[str]()
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         if line == "":
             if data:
                 events.append(Event(last_id, name or "message", "\n".join(data)))
-            name, data = "", []
+            name, data = "", list[str]()
             continue
         if line.startswith(":"):
             continue

@@ -537,3 +537,34 @@ async def test_the_store_recovers_after_postgres_drops_its_connections() -> None
             assert [c.id for c in await store.list_conversations("alice")] == [cid]
         finally:
             await store.close()
+
+
+async def test_checkpoint_many_saves_all_and_names_the_lost(store: SqlStore) -> None:
+    """One transaction a second for all of a worker's answers (issue #3's 350 streams)."""
+    owner = "owner-many"
+    ids = []
+    for i in range(3):
+        cid = await store.create_conversation(owner)
+        await store.start_turn(owner, cid, f"q{i}", f"gen-{i}", "worker-a", 30)
+        ids.append(cid)
+    await store.finish(
+        "gen-2",
+        content="done",
+        status=MessageStatus.COMPLETE,
+        sources=[],
+        error=None,
+        search_suggestions=None,
+        final_event_id=None,
+        worker_id="worker-a",
+    )
+    lost = await store.checkpoint_many(
+        [("gen-0", "zero", []), ("gen-1", "one", []), ("gen-2", "late", [])], "worker-a", 30
+    )
+    assert lost == {"gen-2"}
+    texts = {}
+    for i in range(3):
+        generation = await store.get_generation(f"gen-{i}", owner)
+        assert generation is not None
+        texts[i] = generation.content
+    assert texts == {0: "zero", 1: "one", 2: "done"}
+    assert await store.checkpoint_many([], "worker-a", 30) == set()

@@ -68,7 +68,6 @@ class _Answer:
     chars: int = 0
     sources: list[Source] = field(default_factory=list)
     suggestions: str | None = None
-    dirty: bool = False
     lost: bool = False  # another worker swept it: stop without writing anything
 
     @property
@@ -274,7 +273,6 @@ class GenerationRunner:
                 return
             answer.parts.append(event.text)
             answer.chars += len(event.text)
-            answer.dirty = True
             if answer.chars > self.settings.max_answer_chars:
                 raise AnswerTooLong(
                     f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
@@ -285,7 +283,6 @@ class GenerationRunner:
             await self.log.append(gid, EventKind.TOOL_CALL, data)
         elif isinstance(event, ToolResult):
             answer.add_sources(event.sources)
-            answer.dirty = True
             sources = [s.as_json() for s in event.sources]
             await self.log.append(
                 gid, EventKind.TOOL_RESULT, {"name": event.name, "sources": sources}
@@ -362,13 +359,14 @@ class GenerationRunner:
                 logger.warning("supervision skipped a beat: %s", exc.detail)
 
     async def _checkpoint_all(self) -> None:
-        for gid, answer in list(self._answers.items()):
-            answer.dirty = False
-            held = await self.store.checkpoint(
-                gid, answer.text, answer.sources, self.worker_id, LEASE_SECONDS
-            )
+        """Save every running answer's text and renew its lease, in one transaction."""
+        answers = list(self._answers.items())
+        partials = [(gid, answer.text, list(answer.sources)) for gid, answer in answers]
+        lost = await self.store.checkpoint_many(partials, self.worker_id, LEASE_SECONDS)
+        for gid in lost:
             task = self._tasks.get(gid)
-            if not held and task is not None and not task.done():
+            answer = self._answers.get(gid)
+            if task is not None and answer is not None and not task.done():
                 logger.warning("generation %s was taken over; stopping it here", gid)
                 answer.lost = True
                 task.cancel()

@@ -145,6 +145,16 @@ class Store(Protocol):
         """Save the partial answer and renew the lease. False when the generation is no
         longer streaming under this worker (swept, deleted): the caller must stop."""
 
+    async def checkpoint_many(
+        self,
+        partials: Sequence[tuple[str, str, Sequence[Source]]],
+        worker_id: str,
+        lease_seconds: float,
+    ) -> set[str]:
+        """`checkpoint` for many (generation id, content, sources) at once, in one
+        transaction (a worker writes all its answers once a second); returns the ids
+        that are no longer held by `worker_id`."""
+
     async def finish(
         self,
         generation_id: str,

@@ -289,6 +289,26 @@ class SqlStore:
                 conn, generation_id, content, sources, worker_id, lease_seconds
             )
 
+    async def checkpoint_many(
+        self,
+        partials: Sequence[tuple[str, str, Sequence[Source]]],
+        worker_id: str,
+        lease_seconds: float,
+    ) -> set[str]:
+        """`checkpoint` for many generations in one transaction; returns the ids no
+        longer held by `worker_id`."""
+        lost: set[str] = set()
+        if not partials:
+            return lost
+        async with self._write() as conn:
+            for generation_id, content, sources in partials:
+                held = await leases.renew(
+                    conn, generation_id, content, sources, worker_id, lease_seconds
+                )
+                if not held:
+                    lost.add(generation_id)
+        return lost
+
     async def finish(
         self,
         generation_id: str,
