@@ -128,7 +128,9 @@ class StreamView:
             if inline is not None:
                 self._formatted_at = len(text)
                 self._reformat_bytes += len(inline)
-                return f"<p>{inline}{SINK.format('')}</p>"
+                # markdown-it drops the paragraph's trailing space; the sink keeps it,
+                # or the next word would stick to the last one
+                return f"<p>{inline}{SINK.format(' ' if text[-1:].isspace() else '')}</p>"
         self._mode = "text"
         return str(SINK.format(Markup(html.escape(text, quote=False))))  # noqa: S704
 

@@ -25,7 +25,7 @@ _WHITESPACE = re.compile(r"\s+")
 # Markdown punctuation that reads as noise in a title: line marks (headings, quotes,
 # list items), emphasis and code ticks, and the URL half of a link.
 _LINE_MARKS = re.compile(r"(?m)^[ \t]{0,3}(?:#{1,6}|>|[-*+]|\d+[.)])[ \t]+")
-_INLINE_MARKS = re.compile(r"\*\*|__|`+|\]\([^)]*\)|(?<!\w)\[")
+_INLINE_MARKS = re.compile(r"\*\*|(?<!\S)__|__(?=[\s.,;:!?]|$)|`+|\]\([^)]*\)|(?<!\w)\[")
 
 
 def make_title(content: str, limit: int = TITLE_CHARS) -> str:

@@ -1,0 +1,1 @@
+"""Browser tests: the system Chromium, driven by Playwright, against `hxchat serve`."""

@@ -1,0 +1,293 @@
+"""Fixtures for the browser tests: one real `hxchat serve`, the system Chromium, watched pages.
+
+Why a real server and a real browser: streaming, the Content-Security-Policy, focus and
+rendering can only be seen as a person sees them in a browser. Every page of a test is
+watched for Content-Security-Policy violations (the `securitypolicyviolation` event,
+reported across navigations, and console errors naming the policy) and for uncaught
+script errors; a test whose page raised one fails at its teardown.
+
+`playwright install` is not used: the Debian Chromium (or `HXCHAT_TEST_CHROMIUM`) is.
+Without it the tests skip, except with `HXCHAT_TEST_REQUIRE_SERVICES=1`, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from tests.conftest import REQUIRE_SERVICES
+from tests.servers import Server, serving
+
+CHROMIUM = os.environ.get("HXCHAT_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ECHO_DELAY_MS = 25  # the echo model's pause between words on the test server
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+CONVERSATION_URL = re.compile(r"/c/([0-9A-Za-z_-]+)$")
+THINKING = "Thinking…"  # the screen-reader text of the placeholder's indicator
+
+# Runs in every document before its own scripts: records CSP violations in the page
+# (window.__cspViolations) and reports them to the test, which survives navigations.
+WATCH_SCRIPT = """
+(() => {
+  window.__cspViolations = [];
+  document.addEventListener("securitypolicyviolation", (e) => {
+    const v = `${e.violatedDirective} blocked ${e.blockedURI || "inline"} `
+      + `at ${e.sourceFile}:${e.lineNumber} (${e.sample})`;
+    window.__cspViolations.push(v);
+    if (typeof window.__hxchatTestCsp === "function") window.__hxchatTestCsp(v);
+  }, true);
+})();
+"""
+
+
+def require_chromium() -> str:
+    """The Chromium binary, or a skip (a failure when the CI asks for every service)."""
+    if Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    reason = f"no Chromium at {CHROMIUM} (set HXCHAT_TEST_CHROMIUM)"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason}, but HXCHAT_TEST_REQUIRE_SERVICES=1")
+    pytest.skip(reason)
+
+
+@dataclass
+class Watch:
+    """What the pages of one browser context did that no working page should do."""
+
+    csp: list[str] = field(default_factory=list)
+    console_csp: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    accept_dialogs: bool = False
+    pages: list[Page] = field(default_factory=list)
+
+    def attach(self, page: Page) -> None:
+        self.pages.append(page)
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("dialog", self._dialog)
+
+    def report_csp(self, violation: str) -> None:
+        """Called from the page (through a Playwright binding) for each violation."""
+        self.csp.append(violation)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.console_csp.append(message.text)
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        if self.accept_dialogs:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    def in_page_violations(self) -> list[str]:
+        found: list[str] = []
+        for page in self.pages:
+            if not page.is_closed():
+                found += page.evaluate("() => window.__cspViolations || []")
+        return found
+
+    def problems(self) -> list[str]:
+        """Everything that went wrong, as readable lines (empty when all is well)."""
+        lines = [f"CSP violation (event): {v}" for v in self.csp]
+        lines += [f"CSP violation (in page): {v}" for v in self.in_page_violations()]
+        lines += [f"CSP violation (console): {v}" for v in self.console_csp]
+        lines += [f"uncaught error: {e}" for e in self.page_errors]
+        return lines
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`hxchat serve` on a free port with a fresh SQLite file and a quick echo model."""
+    workdir = tmp_path_factory.mktemp("browser-server")
+    env = {
+        "HXCHAT_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'hxchat.db'}",
+        "HXCHAT_ECHO_DELAY_MS": str(ECHO_DELAY_MS),
+    }
+    with serving(workdir, env) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    require_chromium()
+    # Module scope: the sync API's own event loop is gone before any asyncio test runs.
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def watch() -> Watch:
+    return Watch()
+
+
+@pytest.fixture
+def context(browser: Browser, server: Server, watch: Watch) -> Iterator[BrowserContext]:
+    """A fresh profile (so a fresh session cookie: its own conversations)."""
+    ctx = new_context(browser, server, watch)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def new_context(
+    browser: Browser, server: Server, watch: Watch, **options: object
+) -> BrowserContext:
+    """A browser context on `server` whose pages are all watched by `watch`."""
+    settings: dict[str, object] = {"viewport": VIEWPORT, "base_url": server.url}
+    settings.update(options)
+    ctx = browser.new_context(**settings)  # type: ignore[arg-type]
+    ctx.set_default_timeout(10_000)
+    ctx.add_init_script(WATCH_SCRIPT)
+    ctx.expose_function("__hxchatTestCsp", watch.report_csp)
+    ctx.on("page", watch.attach)
+    return ctx
+
+
+@pytest.fixture
+def page(context: BrowserContext, watch: Watch) -> Iterator[Page]:
+    """A page that must raise no CSP violation and no uncaught error (checked at the end)."""
+    p = context.new_page()
+    yield p
+    problems = watch.problems()
+    assert not problems, "the page misbehaved:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def chat(page: Page) -> Chat:
+    return Chat(page)
+
+
+def words(count: int, prefix: str = "word") -> str:
+    """`count` distinct plain words: `word1 word2 …` (the echo model says them back)."""
+    return " ".join(f"{prefix}{i}" for i in range(1, count + 1))
+
+
+class Chat:
+    """The chat page as a person sees it: found by role and accessible name."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    @property
+    def message_box(self) -> Locator:
+        return self.page.get_by_role("textbox", name="Message")
+
+    @property
+    def send_button(self) -> Locator:
+        return self.page.get_by_role("button", name="Send", exact=True)
+
+    @property
+    def stop_button(self) -> Locator:
+        return self.page.get_by_role("button", name="Stop", exact=True)
+
+    @property
+    def transcript(self) -> Locator:
+        return self.page.get_by_role("log")
+
+    @property
+    def nav(self) -> Locator:
+        return self.page.get_by_role("navigation", name="Conversations")
+
+    @property
+    def error(self) -> Locator:
+        """The readable error next to the composer."""
+        return self.page.locator("form#composer").get_by_role("alert")
+
+    @property
+    def answers(self) -> Locator:
+        return self.transcript.locator("article[data-role=assistant]")
+
+    @property
+    def questions(self) -> Locator:
+        return self.transcript.locator("article[data-role=user]")
+
+    def open(self, path: str = "/") -> None:
+        response = self.page.goto(path)
+        assert response is not None and response.ok, f"GET {path} failed"
+        expect(self.message_box).to_be_editable()
+
+    def send(self, text: str) -> Locator:
+        """Type `text`, press Enter, and return the new answer's article."""
+        before = self.answers.count()
+        self.message_box.fill(text)
+        self.message_box.press("Enter")
+        expect(self.answers).to_have_count(before + 1)
+        return self.answers.nth(before)
+
+    def ask(self, text: str, timeout: float = 15_000) -> Locator:
+        """Send `text` and wait for the complete answer."""
+        answer = self.send(text)
+        expect(answer).to_have_attribute("data-status", "complete", timeout=timeout)
+        return answer
+
+    def conversation_id(self) -> str:
+        expect(self.page).to_have_url(CONVERSATION_URL)
+        match = CONVERSATION_URL.search(self.page.url)
+        assert match is not None
+        return match.group(1)
+
+    def nav_link(self, conversation_id: str) -> Locator:
+        return self.nav.locator(f'a[href="/c/{conversation_id}"]')
+
+
+def answer_text(article: Locator) -> str:
+    """The visible text of an answer, without its screen-reader heading and footer."""
+    return article.locator(".answer").inner_text().strip()
+
+
+def renderings(article: Locator, *, limit: float = 20) -> list[str]:
+    """The distinct texts a streaming answer shows until its status leaves `streaming`."""
+    page = article.page
+    seen: list[str] = []
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status, text = article.evaluate(
+            "a => [a.dataset.status, a.querySelector('.answer')?.innerText ?? '']"
+        )
+        if status != "streaming":
+            break
+        text = text.replace(THINKING, "").strip()
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        page.wait_for_timeout(10)
+    return seen
