@@ -48,7 +48,11 @@ def test_dotenv_is_read(tmp_path: Path) -> None:
 
 
 def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HXCHAT_")}
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HXCHAT_", "OPENAI_", "GOOGLE_", "GEMINI_"))
+    }
     environment.update(env)
     return subprocess.run(
         [sys.executable, "-m", "hxchat", *args],
@@ -71,6 +75,9 @@ def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
         ),
         ({"HXCHAT_REDIS_URL": "redis://127.0.0.1:1/0"}, (), "HXCHAT_REDIS_URL"),
         ({}, ("--workers", "2"), "HXCHAT_REDIS_URL"),
+        ({"HXCHAT_MODEL": "openai:gpt-4o-mini"}, (), "OPENAI_API_KEY"),
+        ({"HXCHAT_MODEL": "gemini:gemini-2.5-flash"}, (), "GOOGLE_API_KEY"),
+        ({"HXCHAT_SEARCH": "searxng"}, (), "HXCHAT_SEARXNG_URL"),
     ],
 )
 def test_serve_refuses_bad_settings_in_one_line(

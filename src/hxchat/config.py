@@ -110,9 +110,16 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings; a bad value raises `ConfigError` naming its variable."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "settings"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"HXCHAT_{field.upper()}", message) from None
+    if settings.search == "searxng" and settings.searxng_url is None:
+        raise ConfigError(
+            "HXCHAT_SEARXNG_URL",
+            "HXCHAT_SEARCH=searxng needs the base URL of a SearXNG instance, "
+            "e.g. http://localhost:8888",
+        )
+    return settings
