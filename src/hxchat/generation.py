@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 LEASE_SECONDS = 10.0  # a worker that has not renewed for this long is presumed dead
 CHECKPOINT_SECONDS = 1.0  # how stale the stored partial text may be
 SWEEP_SECONDS = 3.0
+FINAL_EVENT_ATTEMPTS = 12  # about a minute and a half of retries while the broker is away
 INTERRUPTED_BY_SHUTDOWN = "Interrupted: the server was stopped while writing this answer."
 INTERRUPTED_BY_CRASH = "Interrupted: the server writing this answer stopped."
 
@@ -69,6 +70,7 @@ class _Answer:
     sources: list[Source] = field(default_factory=list)
     suggestions: str | None = None
     lost: bool = False  # another worker swept it: stop without writing anything
+    finishing: bool = False  # its end is being stored: no more checkpoints
 
     @property
     def text(self) -> str:
@@ -267,26 +269,27 @@ class GenerationRunner:
                 await aclose()
 
     async def _publish(self, gid: str, event: AgentEvent, answer: _Answer) -> None:
-        """Record one model event in the answer and append it to the event log."""
+        """Append one model event to the event log, then record it in the answer: the
+        stored text is never ahead of what readers can get."""
         if isinstance(event, TextDelta):
             if not event.text:
                 return
-            answer.parts.append(event.text)
-            answer.chars += len(event.text)
-            if answer.chars > self.settings.max_answer_chars:
+            if answer.chars + len(event.text) > self.settings.max_answer_chars:
                 raise AnswerTooLong(
                     f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
                 )
             await self.log.append(gid, EventKind.DELTA, {"text": event.text})
+            answer.parts.append(event.text)
+            answer.chars += len(event.text)
         elif isinstance(event, ToolCall):
             data = {"name": event.name, "arguments": dict(event.arguments)}
             await self.log.append(gid, EventKind.TOOL_CALL, data)
         elif isinstance(event, ToolResult):
-            answer.add_sources(event.sources)
             sources = [s.as_json() for s in event.sources]
             await self.log.append(
                 gid, EventKind.TOOL_RESULT, {"name": event.name, "sources": sources}
             )
+            answer.add_sources(event.sources)
         elif isinstance(event, SearchSuggestions):
             answer.suggestions = event.html
 
@@ -295,23 +298,27 @@ class GenerationRunner:
     ) -> None:
         """Store the outcome first, then tell the readers: a client that sees `done`
         can send its next message at once (the conversation is already free)."""
+        answer.finishing = True  # storing the end releases the lease: not "taken over"
         self.metrics.generations.labels(status=status.value).inc()
         await self._store_final(
             gid, answer.text, status, answer.sources, error, answer.suggestions, None
         )
-        try:
-            if status is MessageStatus.ERROR or status is MessageStatus.INTERRUPTED:
-                await self.log.append(
-                    gid, EventKind.ERROR, {"message": error or "The answer failed."}
-                )
-            else:
-                await self.log.append(
-                    gid,
-                    EventKind.DONE,
-                    {"message_id": answer.started.assistant_message_id, "status": status.value},
-                )
-        except BrokerUnavailable:
-            logger.warning("could not append the final event of generation %s", gid)
+        data: dict[str, object]
+        if status is MessageStatus.ERROR or status is MessageStatus.INTERRUPTED:
+            kind, data = EventKind.ERROR, {"message": error or "The answer failed."}
+        else:
+            kind = EventKind.DONE
+            data = {"message_id": answer.started.assistant_message_id, "status": status.value}
+        delay = 0.5
+        for _attempt in range(FINAL_EVENT_ATTEMPTS):
+            try:
+                await self.log.append(gid, kind, data)
+                return
+            except BrokerUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        # Readers still end: a quiet stream asks the store (web/stream.py).
+        logger.warning("could not append the final event of generation %s", gid)
 
     async def _store_final(
         self,
@@ -360,13 +367,15 @@ class GenerationRunner:
 
     async def _checkpoint_all(self) -> None:
         """Save every running answer's text and renew its lease, in one transaction."""
-        answers = list(self._answers.items())
+        answers = [(gid, a) for gid, a in self._answers.items() if not a.finishing]
         partials = [(gid, answer.text, list(answer.sources)) for gid, answer in answers]
         lost = await self.store.checkpoint_many(partials, self.worker_id, LEASE_SECONDS)
         for gid in lost:
             task = self._tasks.get(gid)
             answer = self._answers.get(gid)
-            if task is not None and answer is not None and not task.done():
+            if answer is None or answer.finishing:
+                continue
+            if task is not None and not task.done():
                 logger.warning("generation %s was taken over; stopping it here", gid)
                 answer.lost = True
                 task.cancel()

@@ -32,6 +32,7 @@ from starlette.responses import Response
 
 from hxchat.broker.base import EventLog, Position
 from hxchat.domain import EventKind, LogEvent, MessageStatus, Role, Source
+from hxchat.errors import StoreUnavailable
 from hxchat.metrics import Metrics
 from hxchat.render.view import StreamView
 from hxchat.store.base import Generation, Message, Store
@@ -40,6 +41,7 @@ from hxchat.web.templating import Templates
 FRAME_INTERVAL = 0.05  # at most 20 frames a second per browser stream
 PING_SECONDS = 15
 SEND_TIMEOUT = 30  # a client that accepts nothing for this long is dropped
+QUIET_CHECK = 5.0  # a stream quiet for this long asks the store whether the answer ended
 REBUILT_DELTA_ID = "0"
 REBUILT_END_ID = "end"
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
@@ -69,11 +71,23 @@ def event_stream_response(content: AsyncIterator[bytes], metrics: Metrics, kind:
 
 
 async def batches(
-    log: EventLog, generation_id: str, after: str | None, *, lifetime: float, interval: float = 0
+    log: EventLog,
+    store: Store,
+    generation_id: str,
+    after: str | None,
+    *,
+    lifetime: float,
+    interval: float = 0,
 ) -> AsyncIterator[list[LogEvent]]:
     """The log's events grouped by what is available at once (a replay comes as one
     big batch), at most one batch per `interval`; ends after the final event, or
-    silently when `lifetime` runs out."""
+    silently when `lifetime` runs out.
+
+    A generation can end without its final event reaching the log (the broker was
+    away when it ended, or its worker died between storing the end and appending it).
+    So a stream that has been quiet asks the store, and when the store has said twice
+    in a row that the answer is over, ends with the final event rebuilt from it.
+    """
     queue: asyncio.Queue[LogEvent | None] = asyncio.Queue()
 
     async def pump() -> None:
@@ -87,16 +101,24 @@ async def batches(
     deadline = loop.time() + lifetime
     reader = asyncio.create_task(pump())
     next_frame = 0.0
+    ended_in_store = False
     try:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
             try:
-                async with asyncio.timeout(remaining):  # not wait_for: CPython gh-86296
+                async with asyncio.timeout(min(remaining, QUIET_CHECK)):  # not wait_for: gh-86296
                     first = await queue.get()
             except TimeoutError:
-                return
+                if loop.time() >= deadline:
+                    return
+                stored = await _stored_end(store, generation_id)
+                if stored is not None and ended_in_store:
+                    yield [stored]
+                    return
+                ended_in_store = stored is not None
+                continue
             if first is None:
                 reader.result()  # re-raise what ended the reader, if anything
                 return
@@ -119,6 +141,17 @@ async def batches(
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+
+
+async def _stored_end(store: Store, generation_id: str) -> LogEvent | None:
+    """The final event as the store knows it, once the answer has ended there."""
+    try:
+        generation = await store.get_generation(generation_id)
+    except StoreUnavailable:
+        return None
+    if generation is None or generation.status is MessageStatus.STREAMING:
+        return None
+    return rebuilt_events(generation)[-1]
 
 
 async def wait_for_log_or_end(
@@ -198,7 +231,7 @@ async def json_events(
             return event_stream_response(once(), metrics, "json")
 
     async def follow() -> AsyncIterator[bytes]:
-        async for batch in batches(log, generation.id, last_event_id, lifetime=lifetime):
+        async for batch in batches(log, store, generation.id, last_event_id, lifetime=lifetime):
             yield encode(batch)
 
     return event_stream_response(follow(), metrics, "json")
@@ -284,7 +317,7 @@ async def browser_frames(
         return
     first = True
     async for batch in batches(
-        log, generation.id, None, lifetime=lifetime, interval=FRAME_INTERVAL
+        log, store, generation.id, None, lifetime=lifetime, interval=FRAME_INTERVAL
     ):
         for event in batch:
             answer.apply(event)
