@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from playwright.sync_api import Browser, Playwright
 
 from hxchat.app import create_app
 from hxchat.config import Settings, load_settings
@@ -87,3 +88,29 @@ async def other_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A second session (another cookie) on the same app."""
     async with client_for(app) as c:
         yield c
+
+
+# -- the browser, shared by tests/browser and tests/e2e --------------------------------
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.chromium import require_chromium
+
+    require_chromium()
+    # Module scope: the sync API's own event loop is gone before any asyncio test runs.
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    from tests.chromium import CHROMIUM_ARGS, require_chromium
+
+    b = playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS)
+    try:
+        yield b
+    finally:
+        b.close()

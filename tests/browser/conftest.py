@@ -12,12 +12,10 @@ Without it the tests skip, except with `HXCHAT_TEST_REQUIRE_SERVICES=1`, where t
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import (
@@ -27,26 +25,12 @@ from playwright.sync_api import (
     Dialog,
     Locator,
     Page,
-    Playwright,
     ViewportSize,
     expect,
-    sync_playwright,
 )
 
-from tests.conftest import REQUIRE_SERVICES
 from tests.servers import Server, serving
 
-CHROMIUM = os.environ.get("HXCHAT_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ECHO_DELAY_MS = 25  # the echo model's pause between words on the test server
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 CONVERSATION_URL = re.compile(r"/c/([0-9A-Za-z_-]+)$")
@@ -65,16 +49,6 @@ WATCH_SCRIPT = """
   }, true);
 })();
 """
-
-
-def require_chromium() -> str:
-    """The Chromium binary, or a skip (a failure when the CI asks for every service)."""
-    if Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK):
-        return CHROMIUM
-    reason = f"no Chromium at {CHROMIUM} (set HXCHAT_TEST_CHROMIUM)"
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason}, but HXCHAT_TEST_REQUIRE_SERVICES=1")
-    pytest.skip(reason)
 
 
 @dataclass
@@ -135,23 +109,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     with serving(workdir, env) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    require_chromium()
-    # Module scope: the sync API's own event loop is gone before any asyncio test runs.
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    b = playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS)
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 @pytest.fixture

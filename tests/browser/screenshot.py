@@ -17,7 +17,8 @@ from typing import Literal
 
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Chat
+from tests.browser.conftest import VIEWPORT, Chat
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.servers import serving
 
 SHOWCASE = """## Merging two sorted lists

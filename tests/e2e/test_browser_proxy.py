@@ -12,19 +12,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import (
-    CHROMIUM_ARGS,
     VIEWPORT,
     WATCH_SCRIPT,
     Chat,
     Watch,
     answer_text,
     renderings,
-    require_chromium,
     words,
 )
+from tests.chromium import require_chromium
 from tests.e2e.conftest import postgres_database, redis_database, run_hxchat, workers
 from tests.e2e.rr_proxy import RoundRobinProxy
 from tests.servers import Server
@@ -63,22 +62,6 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
                 yield Proxied(proxy, servers)
             finally:
                 proxy.close()
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    require_chromium()
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    b = playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS)
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 @pytest.fixture
