@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Playwright
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from hxchat.app import create_app
 from hxchat.config import Settings, load_settings
@@ -28,6 +33,40 @@ def need(url: str | None, variable: str) -> str:
     if REQUIRE_SERVICES:
         pytest.fail(f"{variable} is not set, but HXCHAT_TEST_REQUIRE_SERVICES=1")
     pytest.skip(f"{variable} is not set: this test needs a real server")
+
+
+# -- databases: each SQLite test gets a file, each PostgreSQL test a fresh database ----
+
+
+@asynccontextmanager
+async def fresh_postgres_database(admin_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the server of `admin_url`, dropped afterwards."""
+    name = f"hxchat_test_{uuid.uuid4().hex[:16]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+def require_postgres() -> str:
+    """The PostgreSQL server's URL, or a skip (a failure on CI, where it must run)."""
+    return need(POSTGRES_URL, "HXCHAT_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hxchat.db'}"
+        return
+    async with fresh_postgres_database(require_postgres()) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

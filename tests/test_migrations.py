@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,8 @@ from hxchat.store.engine import make_engine
 from hxchat.store.migrate import alembic_config, head_revision, schema_is_current, upgrade
 from hxchat.store.sql import open_store
 from hxchat.store.tables import metadata
-from tests.test_store import fresh_postgres_database, require_postgres
 
 TABLES = {"alembic_version", "conversations", "messages", "settings"}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'hxchat.db'}"
-        return
-    async with fresh_postgres_database(require_postgres()) as url:
-        yield url
 
 
 async def on_connection(database_url: str, work: Any) -> Any:

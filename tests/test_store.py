@@ -4,10 +4,8 @@ HXCHAT_TEST_POSTGRES_URL is set: the same suite on both."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -24,45 +22,10 @@ from hxchat.store.migrate import upgrade
 from hxchat.store.records import DEFAULT_TITLE, make_title
 from hxchat.store.sql import SqlStore, open_store
 from hxchat.store.tables import utcnow
+from tests.conftest import fresh_postgres_database, require_postgres
 
-PG_URL = os.environ.get("HXCHAT_TEST_POSTGRES_URL")
 LEASE = 60.0
 EXPIRED = -1.0  # a lease that ran out a second ago
-
-
-@asynccontextmanager
-async def fresh_postgres_database(admin_url: str) -> AsyncIterator[str]:
-    """A new, empty database on the server of `admin_url`, dropped afterwards."""
-    name = f"hxchat_test_{uuid.uuid4().hex[:16]}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
-
-
-def require_postgres() -> str:
-    """The PostgreSQL server's URL, or a skip (a failure on CI, where it must run)."""
-    if not PG_URL:
-        if os.environ.get("HXCHAT_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail("HXCHAT_TEST_POSTGRES_URL is not set, but HXCHAT_TEST_REQUIRE_SERVICES=1")
-        pytest.skip("HXCHAT_TEST_POSTGRES_URL is not set: this test needs a real server")
-    return PG_URL
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'hxchat.db'}"
-        return
-    async with fresh_postgres_database(require_postgres()) as url:
-        yield url
 
 
 @pytest.fixture
