@@ -17,28 +17,38 @@ class Event:
         return json.loads(self.data)
 
 
-def parse(text: str) -> list[Event]:
-    """Events in a whole stream body; comments are skipped, ids carry over."""
-    events: list[Event] = []
-    last_id: str | None = None
-    name, data = "", list[str]()
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+class Parser:
+    """Line by line: `line()` returns an event when a blank line completes one."""
+
+    def __init__(self) -> None:
+        self.last_id: str | None = None
+        self.name = ""
+        self.data: list[str] = []
+
+    def line(self, line: str) -> Event | None:
         if line == "":
-            if data:
-                events.append(Event(last_id, name or "message", "\n".join(data)))
-            name, data = "", list[str]()
-            continue
+            event = Event(self.last_id, self.name or "message", "\n".join(self.data))
+            complete = bool(self.data)
+            self.name, self.data = "", []
+            return event if complete else None
         if line.startswith(":"):
-            continue
+            return None
         field, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if field == "data":
-            data.append(value)
+            self.data.append(value)
         elif field == "event":
-            name = value
+            self.name = value
         elif field == "id":
-            last_id = value
-    return events
+            self.last_id = value
+        return None
+
+
+def parse(text: str) -> list[Event]:
+    """Events in a whole stream body; comments are skipped, ids carry over."""
+    parser = Parser()
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [e for e in map(parser.line, lines) if e is not None]
 
 
 def comments(text: str) -> list[str]:

@@ -167,22 +167,11 @@ class Received:
 
 async def parse_stream(lines: AsyncIterator[str]) -> AsyncIterator[sse.Event]:
     """Events as they arrive, after the WHATWG rules (ids carry over, comments skipped)."""
-    last_id: str | None = None
-    name, data = "", list[str]()
+    parser = sse.Parser()
     async for line in lines:
-        if line == "":
-            if data:
-                yield sse.Event(last_id, name or "message", "\n".join(data))
-            name, data = "", []
-        elif not line.startswith(":"):
-            key, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if key == "data":
-                data.append(value)
-            elif key == "event":
-                name = value
-            elif key == "id":
-                last_id = value
+        event = parser.line(line)
+        if event is not None:
+            yield event
 
 
 class Session:
