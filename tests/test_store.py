@@ -531,3 +531,16 @@ async def test_checkpoint_many_saves_all_and_names_the_lost(store: SqlStore) -> 
         texts[i] = generation.content
     assert texts == {0: "zero", 1: "one", 2: "done"}
     assert await store.checkpoint_many([], "worker-a", 30) == set()
+
+
+async def test_a_sweeper_spares_its_own_late_leases(store: SqlStore) -> None:
+    """A worker whose event loop fell behind must not interrupt its own live answers."""
+    owner = "owner-late"
+    mine, theirs = await store.create_conversation(owner), await store.create_conversation(owner)
+    await store.start_turn(owner, mine, "q", "gen-mine", "worker-a", EXPIRED)
+    await store.start_turn(owner, theirs, "q", "gen-theirs", "worker-b", EXPIRED)
+    swept = await store.sweep_expired(spare_worker="worker-a")
+    assert [g.id for g in swept] == ["gen-theirs"]
+    still = await store.get_generation("gen-mine", owner)
+    assert still is not None and still.status is MessageStatus.STREAMING
+    assert [g.id for g in await store.sweep_expired()] == ["gen-mine"]

@@ -381,7 +381,10 @@ class GenerationRunner:
                 task.cancel()
 
     async def _sweep(self, include_live: bool = False) -> None:
-        swept = await self.store.sweep_expired(include_live=include_live)
+        # Never our own: a lease of ours that ran out means we were slow, not dead.
+        swept = await self.store.sweep_expired(
+            include_live=include_live, spare_worker=None if include_live else self.worker_id
+        )
         for generation in swept:
             self.metrics.interrupted_swept.inc()
             with contextlib.suppress(BrokerUnavailable):

@@ -170,8 +170,11 @@ class Store(Protocol):
         """Store the final answer and release the conversation. With a `worker_id`, only
         while that worker still holds it; False when nothing was updated."""
 
-    async def sweep_expired(self, include_live: bool = False) -> list[Generation]:
+    async def sweep_expired(
+        self, include_live: bool = False, spare_worker: str | None = None
+    ) -> list[Generation]:
         """Mark streaming answers whose lease has expired `interrupted` (keeping their
         text), release their conversations, and return them. `include_live` takes
         every streaming answer: only for a single process starting up on the
-        in-memory event log, where nothing else can be running them."""
+        in-memory event log, where nothing else can be running them. The answers of
+        `spare_worker` (the sweeping worker itself, alive by definition) are spared."""

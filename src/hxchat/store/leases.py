@@ -168,11 +168,15 @@ async def release(
     return True
 
 
-async def sweep(conn: AsyncConnection, include_live: bool = False) -> list[Generation]:
+async def sweep(
+    conn: AsyncConnection, include_live: bool = False, spare_worker: str | None = None
+) -> list[Generation]:
     """Mark streaming answers whose lease has expired `interrupted` and free them.
 
     `include_live` takes every streaming answer, leased or not: only for a single
-    process at start-up, whose earlier self left them. Each answer is returned by
+    process at start-up, whose earlier self left them. `spare_worker`'s answers are
+    left alone: a worker that sweeps is alive, so its own late leases are only late
+    (an overloaded event loop), not dead. Each answer is returned by
     exactly one of several concurrent sweepers: the UPDATE re-checks `status` on a
     row another sweeper has just changed.
     """
@@ -180,6 +184,8 @@ async def sweep(conn: AsyncConnection, include_live: bool = False) -> list[Gener
     conditions = [messages.c.status == STREAMING]
     if not include_live:
         conditions.append(messages.c.lease_expires_at < now)
+    if spare_worker is not None:
+        conditions.append(messages.c.worker_id != spare_worker)
     rows = (
         await conn.execute(
             update(messages)

@@ -335,14 +335,12 @@ class SqlStore:
                 worker_id=worker_id,
             )
 
-    async def sweep_expired(self, include_live: bool = False) -> list[Generation]:
-        """Mark answers whose lease expired `interrupted`, release them, return them.
-
-        `include_live` (an extension of the protocol) also takes answers whose lease
-        is still running: for a lone process at start-up, which left them itself.
-        """
+    async def sweep_expired(
+        self, include_live: bool = False, spare_worker: str | None = None
+    ) -> list[Generation]:
+        """Mark answers whose lease expired `interrupted`, release them, return them."""
         async with self._write() as conn:
-            return await leases.sweep(conn, include_live)
+            return await leases.sweep(conn, include_live, spare_worker)
 
 
 async def open_store(database_url: str) -> SqlStore:

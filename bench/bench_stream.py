@@ -1,0 +1,300 @@
+"""What streaming an answer costs a real `hxchat serve`, and how many streams it holds.
+
+Issue 3's two yardsticks, measured end to end over loopback against real server
+processes on a temporary SQLite database, with the load generator (this process) and
+the server pinned to different cores:
+
+a. One answer at a time (echo model, `HXCHAT_ECHO_DELAY_MS`, 30 ms by default, 5 ms
+   with --quick): 500, 2,000 and 8,000 words of mixed Markdown and 2,000 words that
+   are one fenced code block, read on the browser stream the page uses. Printed:
+   bytes on that stream over the final HTML's size (SSE data bytes, and raw bytes on
+   the wire), server CPU seconds per 1,000 words, time to first byte, to first word.
+b. The concurrency ramp (bench/ramp.py): N conversations each streaming 300 words at
+   20 ms a word, on the JSON event stream and on the browser stream; p50/p99 word
+   lateness and the largest N that keeps p99 under 100 ms without errors.
+
+Nothing is asserted; everything is bounded in count and time. See bench/README.md.
+Run: `python -m bench.bench_stream --quick` (or `make bench` for the full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import json
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_render import mixed
+from bench.machine import busy_seconds, describe, parse_cpus, pin_self, tree_cpu_seconds
+from bench.ramp import (
+    HEADER,
+    HOST,
+    QUICK_STEPS,
+    SPREAD,
+    STEPS,
+    TARGET_P99,
+    Step,
+    largest_ok,
+    ramp,
+    start_pinned,
+    verdict,
+    wait_quiet,
+)
+from bench.sse_client import Connection, SseEvent
+from hxchat.render import render_markdown
+
+FULL_DELAY_MS = 30
+QUICK_DELAY_MS = 5
+RAMP_DELAY_MS = 20
+TARGET_RATIO = 3.0
+TARGET_FLAT = 1.5
+TARGET_N = 350  # concurrent streams on one worker
+IDLE_SECONDS = 5.0  # /proc counts CPU in 10 ms ticks: 2 ms/s resolution
+QUIET_PATIENCE = 20.0  # seconds to wait for a shared machine to calm down
+TAG = re.compile(rb"<[^>]*>")
+
+
+def code_block(words: int) -> str:
+    """`words` words forming one fenced Python code block, and nothing else."""
+    body = "".join(
+        f"    total += compute(item_{i}, factor={i % 7})  # step {i}\n" for i in range(words)
+    )
+    tokens = re.findall(r"\S+\s*", body)[: words - 2]
+    return "```python\n    " + "".join(tokens).rstrip() + "\n```\n"
+
+
+def cases() -> list[tuple[str, str]]:
+    """The answers of part a: (name, text)."""
+    found = [(f"mixed Markdown {n:,} words", mixed(n)) for n in (500, 2_000, 8_000)]
+    found.append(("one code block, 2,000 words", code_block(2_000)))
+    return found
+
+
+def server_env(workdir: Path, delay_ms: int) -> dict[str, str]:
+    """Settings for a benchmark server: a fresh SQLite file, limits raised for long prompts."""
+    return {
+        "HXCHAT_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        "HXCHAT_ECHO_DELAY_MS": str(delay_ms),
+        "HXCHAT_MAX_MESSAGE_CHARS": "1000000",
+        "HXCHAT_MAX_ANSWER_CHARS": "1000000",
+        "HXCHAT_MAX_CONCURRENT_GENERATIONS": "5000",
+        "HXCHAT_STREAM_LIFETIME": "1800",  # one connection for the longest answer
+    }
+
+
+@dataclass
+class Answer:
+    """Part a's figures for one answer."""
+
+    name: str
+    words: int
+    final_bytes: int
+    data_bytes: int
+    wire_bytes: int
+    cpu: float
+    idle_cpu: float  # the server's idle CPU over the same time, for comparison
+    ttfb: float
+    first_word: float
+    frames: int
+    other: float  # share of a core that other processes used meanwhile (a noisy machine)
+    end_frame: str  # what the end frame carries: the final HTML, or keeps what was streamed
+
+
+async def one_answer(port: int, pid: int, name: str, text: str, idle_rate: float) -> Answer:
+    """Post `text` to a new conversation and read its browser stream to the end."""
+    conn = await Connection.open(HOST, port)
+    try:
+        made = await conn.request("POST", "/api/conversations")
+        cookie, cid = made.cookie() or "", json.loads(made.body)["id"]
+        frames: list[SseEvent] = []
+        first_word: list[float] = []
+
+        def on_event(event: SseEvent) -> bool:
+            frames.append(event)
+            if not first_word and html.unescape(TAG.sub(b"", event.data).decode()).strip():
+                first_word.append(event.at)
+            return event.event == "end"
+
+        cpu0, busy0, own0 = tree_cpu_seconds(pid), busy_seconds(), time.process_time()
+        posted_at = time.perf_counter()
+        posted = await conn.request(
+            "POST",
+            f"/api/conversations/{cid}/messages",
+            {"Cookie": cookie, "Content-Type": "application/json"},
+            json.dumps({"content": text}).encode(),
+        )
+        if posted.status != 202:
+            raise RuntimeError(f"POST message answered {posted.status}: {posted.body[:200]!r}")
+        gid = json.loads(posted.body)["generation_id"]
+        asked_at = time.perf_counter()
+        head = await conn.stream(f"/generations/{gid}/stream", on_event, {"Cookie": cookie})
+        ended_at = time.perf_counter()
+        cpu = tree_cpu_seconds(pid) - cpu0
+        other = busy_seconds() - busy0 - cpu - (time.process_time() - own0)
+    finally:
+        conn.close()
+    if head.status != 200 or not frames or frames[-1].event != "end":
+        raise RuntimeError(f"the browser stream of {name!r} did not end (HTTP {head.status})")
+    final = render_markdown(text)
+    return Answer(
+        name=name,
+        words=len(text.split()),
+        final_bytes=len(final.encode()),
+        data_bytes=sum(len(f.data) for f in frames),
+        wire_bytes=head.wire_bytes,
+        cpu=cpu,
+        idle_cpu=idle_rate * (ended_at - posted_at),
+        ttfb=head.head_at - asked_at,
+        first_word=(first_word[0] - posted_at) if first_word else float("nan"),
+        frames=len(frames),
+        other=max(0.0, other) / (ended_at - posted_at),
+        end_frame=_end_frame(frames[-1].data, final),
+    )
+
+
+def _end_frame(data: bytes, final: str) -> str:
+    if final.encode() in data:
+        return "final HTML"
+    if b"hx-preserve" in data:
+        return "keeps the streamed HTML (hx-preserve)"
+    return "NEITHER final HTML nor hx-preserve"
+
+
+async def part_a(workdir: Path, delay_ms: int, server_cpus: set[int]) -> None:
+    print(f"\n== a. one answer at a time, browser stream, echo delay {delay_ms} ms per word ==")
+    server = start_pinned(workdir, server_env(workdir, delay_ms), server_cpus)
+    try:
+        pid = server.process.pid
+        before = tree_cpu_seconds(pid)
+        await asyncio.sleep(IDLE_SECONDS)
+        idle_rate = (tree_cpu_seconds(pid) - before) / IDLE_SECONDS
+        print(f"server idle CPU: {idle_rate * 1000:.1f} ms per second (included in CPU below)")
+        await one_answer(server.port, pid, "warm-up", mixed(100), idle_rate)
+        print(
+            f"{'answer':<29}{'words':>6}{'final KB':>9}{'data x':>8}{'wire x':>8}"
+            f"{'CPU s/1k words':>15}{'(idle part)':>12}{'TTFB ms':>9}{'1st word ms':>12}"
+            f"{'events':>8}{'other CPU':>10}  end frame"
+        )
+        results = []
+        for name, text in cases():
+            await wait_quiet(pid, patience=QUIET_PATIENCE)
+            a = await one_answer(server.port, pid, name, text, idle_rate)
+            results.append(a)
+            k = a.words / 1000
+            print(
+                f"{a.name:<29}{a.words:>6}{a.final_bytes / 1024:>9.1f}"
+                f"{a.data_bytes / a.final_bytes:>8.2f}{a.wire_bytes / a.final_bytes:>8.2f}"
+                f"{a.cpu / k:>15.3f}{a.idle_cpu / k:>12.3f}{a.ttfb * 1000:>9.1f}"
+                f"{a.first_word * 1000:>12.1f}{a.frames:>8}{a.other:>10.0%}  {a.end_frame}",
+                flush=True,
+            )
+    finally:
+        server.stop()
+    worst = max(a.data_bytes / a.final_bytes for a in results)
+    worst_wire = max(a.wire_bytes / a.final_bytes for a in results)
+    mixed_results = [a for a in results if a.name.startswith("mixed")]
+    per_k = [a.cpu / (a.words / 1000) for a in mixed_results]
+    net_k = [(a.cpu - a.idle_cpu) / (a.words / 1000) for a in mixed_results]
+    flat = max(per_k) / min(per_k) if min(per_k) > 0 else float("inf")
+    net = max(net_k) / min(net_k) if min(net_k) > 0 else float("inf")
+    print(
+        f"target: bytes ratio <= {TARGET_RATIO:g} at every length and shape: worst {worst:.2f} "
+        f"in SSE data -> {'met' if worst <= TARGET_RATIO else 'MISSED'}; on the wire "
+        f"(HTTP framing and SSE field names included) {worst_wire:.2f} -> "
+        f"{'met' if worst_wire <= TARGET_RATIO else 'MISSED'}"
+    )
+    print(
+        f"target: CPU per 1,000 words flat within {TARGET_FLAT:g}x from 500 to 8,000 words "
+        f"(mixed): max/min {flat:.2f} -> {'met' if flat <= TARGET_FLAT else 'MISSED'} "
+        f"(without the idle part: {net:.2f})"
+    )
+
+
+async def part_b(
+    workdir: Path, steps: tuple[int, ...], server_cpus: set[int], deadline: float
+) -> None:
+    print(
+        f"\n== b. N concurrent conversations, 300 words each at {RAMP_DELAY_MS} ms per word, "
+        "1 worker, SQLite + in-memory event log =="
+    )
+    print(
+        "json    = /api/generations/{id}/events, one delta per word (exact lateness);\n"
+        "browser = /generations/{id}/stream, HTML frames coalesced to <= 20/s (lateness "
+        "includes up to 50 ms of coalescing by design).\n"
+        f"Clients start spread over {SPREAD:g} s; lateness = arrival - due time (README); "
+        "steady = p99 of the words due after the last stream started.\n"
+        "CPU columns: % of one core over the step; us/word = server CPU per streamed word."
+    )
+    print(HEADER)
+    found: dict[str, list[Step]] = {}
+    for kind in ("json", "browser"):
+        sub = workdir / kind
+        sub.mkdir()
+        server = start_pinned(sub, server_env(sub, RAMP_DELAY_MS), server_cpus)
+        try:
+            share = deadline if kind == "browser" else (time.monotonic() + deadline) / 2
+            done = await ramp(server.port, server.process.pid, kind, steps, deadline=share)
+        finally:
+            server.stop()
+        found[kind] = done
+    for kind, done in found.items():
+        met = "met" if largest_ok(done) >= TARGET_N else "MISSED"
+        print(
+            f"largest N with p99 < {TARGET_P99 * 1000:.0f} ms and no errors, {kind} stream: "
+            f"{verdict(done, steps)}; target >= {TARGET_N} -> {met}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="part a at 5 ms per word instead of 30"
+    )
+    parser.add_argument("--part", choices=("a", "b", "all"), default="all")
+    parser.add_argument("--steps", default=None, help="ramp steps, e.g. 50,100,200")
+    parser.add_argument("--server-cpus", default="0", help="CPUs of the server (taskset -c)")
+    parser.add_argument("--client-cpus", default="1", help="CPUs of this load generator")
+    parser.add_argument("--budget", type=float, default=480, help="seconds for the whole run")
+    args = parser.parse_args()
+    deadline = time.monotonic() + args.budget
+    server_cpus, client_cpus = parse_cpus(args.server_cpus), parse_cpus(args.client_cpus)
+    pin_self(client_cpus)
+    for line in describe():
+        print(line)
+    print(f"pinning: server on CPUs {args.server_cpus}, load generator on CPUs {args.client_cpus}")
+    steps = tuple(int(s) for s in args.steps.split(",")) if args.steps else None
+    # with part a in the same run the ramp takes the coarse steps, to fit the budget
+    steps = steps or (STEPS if args.part == "b" and not args.quick else QUICK_STEPS)
+    delay_ms = QUICK_DELAY_MS if args.quick else FULL_DELAY_MS
+    with tempfile.TemporaryDirectory(prefix="hxchat-bench-") as tmp:
+        workdir = Path(tmp)
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            if args.part in ("a", "all"):
+                (workdir / "a").mkdir()
+                runner.run(part_a(workdir / "a", delay_ms, server_cpus))
+            if args.part in ("b", "all"):
+                (workdir / "b").mkdir()
+                runner.run(part_b(workdir / "b", steps, server_cpus, deadline))
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it): less client CPU per event."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+if __name__ == "__main__":
+    main()
