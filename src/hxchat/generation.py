@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from hxchat.broker.base import EventLog, Position
@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 LEASE_SECONDS = 10.0  # a worker that has not renewed for this long is presumed dead
 CHECKPOINT_SECONDS = 1.0  # how stale the stored partial text may be
 SWEEP_SECONDS = 3.0
-FINAL_EVENT_ATTEMPTS = 12  # about a minute and a half of retries while the broker is away
 INTERRUPTED_BY_SHUTDOWN = "Interrupted: the server was stopped while writing this answer."
 INTERRUPTED_BY_CRASH = "Interrupted: the server writing this answer stopped."
 
@@ -309,16 +308,12 @@ class GenerationRunner:
         else:
             kind = EventKind.DONE
             data = {"message_id": answer.started.assistant_message_id, "status": status.value}
-        delay = 0.5
-        for _attempt in range(FINAL_EVENT_ATTEMPTS):
-            try:
-                await self.log.append(gid, kind, data)
-                return
-            except BrokerUnavailable:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        # Readers still end: a quiet stream asks the store (web/stream.py).
-        logger.warning("could not append the final event of generation %s", gid)
+        appended = await _retrying(
+            lambda: self.log.append(gid, kind, data), BrokerUnavailable, attempts=13
+        )
+        if not appended:  # after about a minute and a half
+            # Readers still end: a quiet stream asks the store (web/stream.py).
+            logger.warning("could not append the final event of generation %s", gid)
 
     async def _store_final(
         self,
@@ -331,24 +326,22 @@ class GenerationRunner:
         final_event_id: str | None,
     ) -> None:
         """Store the outcome; retried while the database is briefly away."""
-        delay = 0.5
-        for _attempt in range(6):
-            try:
-                await self.store.finish(
-                    gid,
-                    content=text,
-                    status=status,
-                    sources=sources,
-                    error=error,
-                    search_suggestions=suggestions,
-                    final_event_id=final_event_id,
-                    worker_id=self.worker_id,
-                )
-                return
-            except StoreUnavailable:
-                await asyncio.sleep(delay)
-                delay *= 2
-        logger.error("could not store the end of generation %s; the sweeper will mark it", gid)
+        stored = await _retrying(
+            lambda: self.store.finish(
+                gid,
+                content=text,
+                status=status,
+                sources=sources,
+                error=error,
+                search_suggestions=suggestions,
+                final_event_id=final_event_id,
+                worker_id=self.worker_id,
+            ),
+            StoreUnavailable,
+            attempts=8,  # about 35 s
+        )
+        if not stored:
+            logger.error("could not store the end of generation %s; a sweeper will mark it", gid)
 
     # -- supervision -----------------------------------------------------------------
 
@@ -392,6 +385,23 @@ class GenerationRunner:
                     await self.log.append(
                         generation.id, EventKind.ERROR, {"message": INTERRUPTED_BY_CRASH}
                     )
+
+
+async def _retrying(
+    action: Callable[[], Awaitable[object]], error: type[Exception], attempts: int
+) -> bool:
+    """Run `action` until it does not raise `error`, backing off from 0.5 s to 10 s
+    between tries; False if it never succeeded."""
+    delay = 0.5
+    for attempt in range(attempts):
+        try:
+            await action()
+            return True
+        except error:
+            if attempt < attempts - 1:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+    return False
 
 
 def _describe(exc: BaseException) -> str:
