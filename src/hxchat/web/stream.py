@@ -341,7 +341,9 @@ async def browser_frames(
             first = False
             yield ServerSentEvent(data=html, event="frame", id=last.id).encode()
         else:
-            yield _update_events(templates, answer, message.id, last.id)
+            chunk = _update_events(templates, answer, message.id, last.id)
+            if chunk:  # a batch can change nothing a reader sees (e.g. an empty delta)
+                yield chunk
         answer.activity_changed = answer.sources_changed = False
 
 
