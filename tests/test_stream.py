@@ -44,7 +44,8 @@ def shown_body(frames: list[sse.Event]) -> str:
     body = ""
     for frame in frames:
         if frame.event == "frame" and 'id="body-' in frame.data:  # the snapshot
-            body = frame.data[frame.data.index(">") + 1 : frame.data.index("</div>\n<div")]
+            start = frame.data.index(">") + 1
+            body = frame.data[start : frame.data.index('</div>\n<div id="tail-')]
         elif frame.event == "b":
             body += frame.data
         elif frame.event == "end":
