@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+FOREIGN_SETTINGS = ("HXCHAT_", "OPENAI_", "GOOGLE_", "GEMINI_")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -66,10 +68,30 @@ class Server:
             self.process.wait(timeout=10)
 
 
+def hxchat_environment(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without the settings a developer may have exported
+    (hxchat's and the model providers'), plus `env`."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_SETTINGS)}
+    environment.update(env)
+    return environment
+
+
+def run_hxchat(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `hxchat` command to its end (as `python -m hxchat`, the same entry point)."""
+    return subprocess.run(
+        [sys.executable, "-m", "hxchat", *args],
+        cwd=workdir,
+        env=hxchat_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def start_server(workdir: Path, env: dict[str, str], *args: str, port: int | None = None) -> Server:
     port = port or free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HXCHAT_")}
-    environment.update(env)
+    environment = hxchat_environment(env)
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

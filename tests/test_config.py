@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hxchat.config import load_settings
 from hxchat.errors import ConfigError
+from tests.servers import run_hxchat
 
 
 @pytest.mark.parametrize(
@@ -48,20 +47,7 @@ def test_dotenv_is_read(tmp_path: Path) -> None:
 
 
 def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HXCHAT_", "OPENAI_", "GOOGLE_", "GEMINI_"))
-    }
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "hxchat", *args],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_hxchat(tmp_path, env, *args)
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,7 +32,10 @@ from sqlalchemy.pool import NullPool
 
 from tests import sse
 from tests.conftest import POSTGRES_URL, REDIS_URL, need
-from tests.servers import Server, start_server
+from tests.servers import (
+    Server,
+    start_server,
+)
 
 COOKIE = "hxchat_session"
 FINAL = ("done", "error")
@@ -108,21 +108,6 @@ async def query(database_url: str, statement: TextClause, **params: Any) -> list
 
 
 # -- processes ---------------------------------------------------------------------
-
-
-def run_hxchat(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the `hxchat` command to its end (as `python -m hxchat`, the same entry point)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HXCHAT_")}
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "hxchat", *args],
-        cwd=workdir,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @contextlib.contextmanager

@@ -24,9 +24,9 @@ from tests.browser.conftest import (
     words,
 )
 from tests.chromium import require_chromium
-from tests.e2e.conftest import postgres_database, redis_database, run_hxchat, workers
+from tests.e2e.conftest import postgres_database, redis_database, workers
 from tests.e2e.rr_proxy import RoundRobinProxy
-from tests.servers import Server
+from tests.servers import Server, run_hxchat
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 

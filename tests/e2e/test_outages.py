@@ -27,13 +27,12 @@ from tests.e2e.conftest import (
     Session,
     postgres_database,
     redis_database,
-    run_hxchat,
     session,
     words,
     workers,
 )
 from tests.e2e.tcp_proxy import TcpProxy
-from tests.servers import Server
+from tests.servers import Server, run_hxchat
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 

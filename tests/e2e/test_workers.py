@@ -24,12 +24,11 @@ from tests.e2e.conftest import (
     postgres_database,
     query,
     redis_database,
-    run_hxchat,
     session,
     words,
     workers,
 )
-from tests.servers import Server, serving
+from tests.servers import Server, run_hxchat, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
