@@ -235,11 +235,19 @@ def answer_text(article: Locator) -> str:
 def renderings(article: Locator, *, limit: float = 20) -> list[str]:
     """The distinct texts a streaming answer shows until its status leaves `streaming`."""
     page = article.page
+    # By id, in one call: a locator is resolved and then evaluated in two round trips,
+    # so it can hand over the article the final frame has just replaced (detached,
+    # its body already moved into the new one), which shows only its stale tail.
+    element_id = article.get_attribute("id")
     seen: list[str] = []
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        status, text = article.evaluate(
-            "a => [a.dataset.status, a.querySelector('.answer')?.innerText ?? '']"
+        status, text = page.evaluate(
+            """id => {
+              const a = document.getElementById(id);
+              return [a.dataset.status, a.querySelector('.answer')?.innerText ?? ''];
+            }""",
+            element_id,
         )
         if status != "streaming":
             break
