@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hxchat.broker import memory as memory_module
-from hxchat.broker.base import EventLog, Position
+from hxchat.broker.base import EventLog, Position, follow
 from hxchat.broker.factory import build_event_log
 from hxchat.broker.memory import MemoryEventLog
 from hxchat.broker.redis_streams import RedisEventLog
@@ -89,7 +89,7 @@ def order(event_id: str) -> tuple[int, ...]:
 
 async def collect(log: EventLog, gen: str, after: str | None = None) -> list[LogEvent]:
     async with asyncio.timeout(10):
-        return [event async for event in log.read(gen, after)]
+        return [event async for event in follow(log, gen, after)]
 
 
 async def write(log: EventLog, gen: str, count: int, final: EventKind = DONE) -> list[str]:
@@ -136,7 +136,7 @@ async def test_reconnecting_reader_follows_a_live_writer_exactly(log: EventLog, 
         cursor: str | None = None
         while not seen or not seen[-1].kind.is_final:
             budget = rng.randint(1, 7)  # reconnect after this many events
-            stream = cast("AsyncGenerator[LogEvent, None]", log.read("g", cursor))
+            stream = cast("AsyncGenerator[LogEvent, None]", follow(log, "g", cursor))
             async with aclosing(stream):
                 async for event in stream:
                     seen.append(event)
@@ -149,6 +149,28 @@ async def test_reconnecting_reader_follows_a_live_writer_exactly(log: EventLog, 
     seen, _ = await asyncio.wait_for(asyncio.gather(reader(), writer()), 20)
     assert [(e.id, e.kind) for e in seen] == [(e.id, e.kind) for e in written]
     assert [e.data.get("text") for e in seen[:-1]] == [f"{seed}:{i}" for i in range(40)]
+
+
+async def test_batches_follow_a_live_writer_exactly(log: EventLog) -> None:
+    """`read_batch` (what the streams use): everything there at once, each event once,
+    [] after a quiet wait, None once the log is missing."""
+    await log.create("g")
+    assert await log.read_batch("g", None, 0) == []
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await log.read_batch("g", None, 0.2) == []
+    assert loop.time() - began >= 0.15  # it waited for the first event
+    written = await write(log, "g", 5, final=EventKind.DELTA)
+    batch = await log.read_batch("g", None, 1)
+    assert batch is not None and [e.id for e in batch] == written
+    waiting = asyncio.create_task(log.read_batch("g", written[-1], 5))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    final = await log.append("g", DONE, {"message_id": 1, "status": "complete"})
+    batch = await asyncio.wait_for(waiting, 5)
+    assert batch is not None and [(e.id, e.kind) for e in batch] == [(final, DONE)]
+    assert await log.read_batch("g", written[1], 0) == await collect(log, "g", written[1])
+    assert await log.read_batch("never-created", None, 0.1) is None
 
 
 async def test_reader_that_comes_before_the_first_event_waits(log: EventLog) -> None:

@@ -64,9 +64,9 @@ async def test_browser_frames_snapshot_appends_and_end(make_settings: Any) -> No
     assert frames[-1].event == "end"
     assert frames[0].event == "frame"  # a snapshot first: replaying it is harmless
     assert html_tree.parse(frames[0].data).find(hx_swap_oob="innerHTML")
-    assert {f.event for f in frames} <= {"frame", "b", "r", "t", "end"}
+    assert {f.event for f in frames} <= {"frame", "b", "r", "message", "end"}
     assert "b" in {f.event for f in frames}, "finished blocks should stream"
-    assert {"r", "t"} & {f.event for f in frames}, "the open block should stream"
+    assert {"r", "message"} & {f.event for f in frames}, "the open block should stream"
     assert all(f.id for f in frames)
     final = html_tree.parse(frames[-1].data).find("article")
     assert final.attrs["data-status"] == "complete"

@@ -31,7 +31,7 @@ def test_an_open_code_block_is_shown_as_code_then_highlighted() -> None:
     first = view.take()
     box = html_tree.parse(first.tail_html or "").find("div", class_="codeblock")
     assert box.attrs["data-lang"] == "python"
-    sink = box.find("code", sse_swap="t")  # new text goes into the code element
+    sink = box.find("code", sse_swap="message")  # new text goes into the code element
     assert sink.text == "x = 1\n"
     view.feed("y = 2\n")
     second = view.take()
@@ -39,7 +39,7 @@ def test_an_open_code_block_is_shown_as_code_then_highlighted() -> None:
     view.feed("```\n")
     closed = view.take()
     assert "highlight" in closed.blocks_html and "<span" in closed.blocks_html
-    assert html_tree.parse(closed.tail_html or "").find(sse_swap="t").text == ""
+    assert html_tree.parse(closed.tail_html or "").find(sse_swap="message").text == ""
 
 
 def test_an_open_paragraph_is_formatted_as_it_doubles() -> None:
@@ -48,7 +48,7 @@ def test_an_open_paragraph_is_formatted_as_it_doubles() -> None:
     first = view.take()
     paragraph = html_tree.parse(first.tail_html or "").find("p")
     assert paragraph.find("strong").text == "some bold"
-    assert paragraph.find(sse_swap="t")  # the sink is at the paragraph's end
+    assert paragraph.find(sse_swap="message")  # the sink is at the paragraph's end
     view.feed(" more")
     small = view.take()
     assert (small.tail_html, small.append) == (None, " more")
@@ -69,7 +69,7 @@ def test_snapshot_matches_the_stream() -> None:
     view = StreamView()
     feed_all(view, MIXED * 2 + "```js\nlet a = 1;\n")
     blocks, tail = view.snapshot()
-    assert html_tree.parse(tail).find("code", sse_swap="t").text == "let a = 1;\n"
+    assert html_tree.parse(tail).find("code", sse_swap="message").text == "let a = 1;\n"
     assert html_tree.parse(blocks).find_all("table")
 
 

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from hxchat.domain import EventKind, LogEvent
 
+FOLLOW_WAIT = 5.0  # `follow` waits this long at a time; a log that disappears ends it
+
 
 class Position(Enum):
     """Where a reader with a cursor stands in a log."""
@@ -32,10 +34,13 @@ class EventLog(Protocol):
         """Append one event and return its id. A final kind (`done`, `error`) finishes
         the log: it expires after the configured TTL."""
 
-    def read(self, generation_id: str, after: str | None = None) -> AsyncIterator[LogEvent]:
-        """Events after the cursor (all without one), then live ones; ends after the
-        final event. Ends at once when the log is missing. A malformed cursor counts
-        as none."""
+    async def read_batch(
+        self, generation_id: str, after: str | None, timeout: float
+    ) -> list[LogEvent] | None:
+        """Every event after the cursor that is there now, waiting up to `timeout`
+        seconds for the first one: [] when none came, None when the log is missing (or
+        gone while waiting). What stream readers use: a batch per wake-up, no task.
+        A malformed cursor counts as none."""
 
     async def position(self, generation_id: str, after: str | None = None) -> Position: ...
 
@@ -49,3 +54,22 @@ class EventLog(Protocol):
         """Raise `BrokerUnavailable` unless the broker answers."""
 
     async def close(self) -> None: ...
+
+
+async def follow(
+    log: EventLog, generation_id: str, after: str | None = None
+) -> AsyncIterator[LogEvent]:
+    """Events after the cursor (all without one), then live ones; ends after the final
+    event, or at once when the log is missing or the cursor is at its end."""
+    if await log.position(generation_id, after) is not Position.READABLE:
+        return
+    while True:
+        batch = await log.read_batch(generation_id, after, FOLLOW_WAIT)
+        if batch is None:
+            return
+        for event in batch:
+            yield event
+            if event.kind.is_final:
+                return
+        if batch:
+            after = batch[-1].id

@@ -29,7 +29,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,18 @@ def _cursor(after: str | None) -> int:
     if after is None or not _CURSOR.fullmatch(after):
         return 0
     return int(after)
+
+
+def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `data` as plain JSON data: what readers of Redis would get, and out of
+    reach of a caller that mutates its mapping later. Flat data (a text delta) is
+    copied as it is; anything nested goes through a JSON round trip."""
+    if all(type(v) in _FLAT for v in data.values()):
+        return dict(data)
+    return dict(json.loads(json.dumps(data)))
+
+
+_FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(eq=False, slots=True)
@@ -101,9 +113,7 @@ class MemoryEventLog:
             return str(log.final_id)
         if not kind.is_final and len(log.events) >= self._max_events:
             raise BrokerUnavailable("This answer has more events than the event log can hold.")
-        # A JSON round trip: readers get the same plain data as from Redis, and a
-        # caller that mutates its mapping later cannot change what was logged.
-        event = LogEvent(str(len(log.events) + 1), kind, json.loads(json.dumps(data)))
+        event = LogEvent(str(len(log.events) + 1), kind, _plain(data))
         log.events.append(event)
         log.touched = now
         if kind.is_final:
@@ -112,23 +122,27 @@ class MemoryEventLog:
         log.wake()
         return event.id
 
-    async def read(self, generation_id: str, after: str | None = None) -> AsyncIterator[LogEvent]:
-        """Events after the cursor, then live ones; ends after the final event."""
-        self._purge(time.monotonic())
+    async def read_batch(
+        self, generation_id: str, after: str | None, timeout: float
+    ) -> list[LogEvent] | None:
+        """Every event after the cursor, waiting up to `timeout` for the first one."""
         log = self._logs.get(generation_id)
         if log is None:
-            return
+            return None
         index = _cursor(after)
-        while True:
-            while index < len(log.events):
-                event = log.events[index]
-                index += 1
-                yield event
-                if event.kind.is_final:
-                    return
+        if index >= len(log.events):
             if log.final_id is not None or log.gone:
-                return
-            await log.wakeup.wait()
+                return None
+            if timeout <= 0:
+                return []
+            try:
+                async with asyncio.timeout(timeout):  # not wait_for: gh-86296
+                    await log.wakeup.wait()
+            except TimeoutError:
+                return []
+            if log.gone:
+                return None
+        return log.events[index:]
 
     async def position(self, generation_id: str, after: str | None = None) -> Position:
         """Where a reader with this cursor stands: missing, readable or at the end."""

@@ -175,25 +175,20 @@ class RedisEventLog:
         async with self._unavailable():
             return str(await self._append_script(keys=keys, args=args))
 
-    async def read(self, generation_id: str, after: str | None = None) -> AsyncIterator[LogEvent]:
-        """Events after the cursor, then live ones; ends after the final event."""
+    async def read_batch(
+        self, generation_id: str, after: str | None, timeout: float
+    ) -> list[LogEvent] | None:
+        """Every event after the cursor (at most `READ_COUNT`), waiting up to `timeout`
+        for the first one; after a quiet wait, checks that the log still exists."""
         stream = self._stream(generation_id)
         cursor = after if after is not None and _stream_id(after) is not None else "0-0"
-        check = True
-        while True:
-            if check and await self.position(generation_id, cursor) is not Position.READABLE:
-                return
-            async with self._unavailable(BLOCK_MS / 1000 + COMMAND_TIMEOUT):
-                reply = await self._readers.xread(
-                    {stream: cursor}, count=READ_COUNT, block=BLOCK_MS
-                )
-            events = _events(reply)
-            check = not events  # after a quiet BLOCK, make sure the log still exists
-            for event in events:
-                cursor = event.id
-                yield event
-                if event.kind.is_final:
-                    return
+        block = _ms(min(timeout, BLOCK_MS / 1000)) if timeout > 0 else None
+        async with self._unavailable(BLOCK_MS / 1000 + COMMAND_TIMEOUT):
+            reply = await self._readers.xread({stream: cursor}, count=READ_COUNT, block=block)
+        events = _events(reply)
+        if not events and await self.position(generation_id, cursor) is not Position.READABLE:
+            return None
+        return events
 
     async def position(self, generation_id: str, after: str | None = None) -> Position:
         """Where a reader with this cursor stands: missing, readable or at the end."""

@@ -28,7 +28,8 @@ from hxchat.web.deps import (
     StoreDep,
     TemplatesDep,
 )
-from hxchat.web.stream import browser_frames, event_stream_response
+from hxchat.web.sse import EventStreamResponse
+from hxchat.web.stream import browser_frames
 
 router = APIRouter()
 
@@ -181,7 +182,7 @@ async def browser_stream(
         generation_id=generation.id,
     )
     frames = browser_frames(store, log, templates, message, generation, settings.stream_lifetime)
-    return event_stream_response(frames, metrics, "browser")
+    return EventStreamResponse(frames, metrics, "browser")
 
 
 SUGGESTIONS_POLICY = (

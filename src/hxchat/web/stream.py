@@ -14,20 +14,23 @@ drive the model, so a slow or vanished client cannot stall a generation.
   frame swaps in the finished article, rendered once, and ends the connection.
 
 Streams are proxy-safe: `Cache-Control: no-cache, no-transform`, `X-Accel-Buffering:
-no`, a `: ping` comment every 15 s, and a capped lifetime after which the client
-reconnects (without a final event, which tells it the stream was cut, not ended).
+no` (`web/sse.py`), a `: ping` comment after 15 s of silence, and a capped lifetime
+after which the client reconnects (without a final event, which tells it the stream
+was cut, not ended).
+
+A reader costs one wake-up per batch of events and no task of its own: it asks the
+log for everything after its cursor (`EventLog.read_batch`), waiting a few seconds at
+most, so the same loop also notices silence (pings, the store check below).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
 from hxchat.broker.base import EventLog, Position
@@ -36,38 +39,16 @@ from hxchat.errors import StoreUnavailable
 from hxchat.metrics import Metrics
 from hxchat.render.view import StreamView
 from hxchat.store.base import Generation, Message, Store
+from hxchat.web import sse
+from hxchat.web.sse import EventStreamResponse
 from hxchat.web.templating import Templates
 
 FRAME_INTERVAL = 0.05  # at most 20 frames a second per browser stream
 PING_SECONDS = 15
-SEND_TIMEOUT = 30  # a client that accepts nothing for this long is dropped
 QUIET_CHECK = 5.0  # a stream quiet for this long asks the store whether the answer ended
 REBUILT_DELTA_ID = "0"
 REBUILT_END_ID = "end"
-SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
-
-
-def _ping() -> ServerSentEvent:
-    return ServerSentEvent(comment="ping")
-
-
-def event_stream_response(content: AsyncIterator[bytes], metrics: Metrics, kind: str) -> Response:
-    async def counted() -> AsyncIterator[bytes]:
-        gauge = metrics.active_streams.labels(kind=kind)
-        gauge.inc()
-        try:
-            async for chunk in content:
-                yield chunk
-        finally:
-            gauge.dec()
-
-    return EventSourceResponse(
-        counted(),
-        ping=PING_SECONDS,
-        ping_message_factory=_ping,
-        headers=SSE_HEADERS,
-        send_timeout=SEND_TIMEOUT,
-    )
+SINK_EVENT = None  # the tail's text goes as unnamed ("message") events: the most frequent
 
 
 async def batches(
@@ -81,66 +62,69 @@ async def batches(
 ) -> AsyncIterator[list[LogEvent]]:
     """The log's events grouped by what is available at once (a replay comes as one
     big batch), at most one batch per `interval`; ends after the final event, or
-    silently when `lifetime` runs out.
+    silently when `lifetime` runs out. An empty batch means "quiet for a while" (the
+    caller may send a ping).
 
     A generation can end without its final event reaching the log (the broker was
     away when it ended, or its worker died between storing the end and appending it).
     So a stream that has been quiet asks the store, and when the store has said twice
     in a row that the answer is over, ends with the final event rebuilt from it.
     """
-    queue: asyncio.Queue[LogEvent | None] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for event in log.read(generation_id, after):
-                queue.put_nowait(event)
-        finally:
-            queue.put_nowait(None)
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + lifetime
-    reader = asyncio.create_task(pump())
+    quiet = min(QUIET_CHECK, PING_SECONDS)
+    cursor = after
     next_frame = 0.0
     ended_in_store = False
-    try:
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return
+        batch = await log.read_batch(generation_id, cursor, min(remaining, quiet))
+        if batch is None:
+            return
+        if not batch:
+            if loop.time() >= deadline:
                 return
-            try:
-                async with asyncio.timeout(min(remaining, QUIET_CHECK)):  # not wait_for: gh-86296
-                    first = await queue.get()
-            except TimeoutError:
-                if loop.time() >= deadline:
-                    return
-                stored = await _stored_end(store, generation_id)
-                if stored is not None and ended_in_store:
-                    yield [stored]
-                    return
-                ended_in_store = stored is not None
-                continue
-            if first is None:
-                reader.result()  # re-raise what ended the reader, if anything
+            stored = await _stored_end(store, generation_id)
+            if stored is not None and ended_in_store:
+                yield [stored]
                 return
-            if interval and not first.kind.is_final:
-                delay = next_frame - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            batch = [first]
-            while not queue.empty():
-                item = queue.get_nowait()
-                if item is None:
-                    queue.put_nowait(None)
-                    break
-                batch.append(item)
+            ended_in_store = stored is not None
             yield batch
-            next_frame = loop.time() + interval
-            if batch[-1].kind.is_final:
-                return
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+            continue
+        ended_in_store = False
+        if interval and not batch[-1].kind.is_final:
+            delay = next_frame - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                more = await log.read_batch(generation_id, batch[-1].id, 0)
+                if more:
+                    batch += more
+        final = next((i for i, e in enumerate(batch) if e.kind.is_final), None)
+        if final is not None:
+            yield batch[: final + 1]
+            return
+        yield batch
+        cursor = batch[-1].id
+        next_frame = loop.time() + interval
+
+
+class _Pinger:
+    """Says when a stream has been silent for `PING_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+
+    def sent(self) -> None:
+        self._last = self._loop.time()
+
+    def due(self) -> bool:
+        if self._loop.time() - self._last >= PING_SECONDS:
+            self._last = self._loop.time()
+            return True
+        return False
 
 
 async def _stored_end(store: Store, generation_id: str) -> LogEvent | None:
@@ -199,8 +183,7 @@ def rebuilt_events(generation: Generation) -> list[LogEvent]:
 
 def encode(events: Iterable[LogEvent]) -> bytes:
     return b"".join(
-        ServerSentEvent(data=json.dumps(dict(e.data)), event=e.kind.value, id=e.id).encode()
-        for e in events
+        sse.event(json.dumps(dict(e.data), ensure_ascii=False), e.kind.value, e.id) for e in events
     )
 
 
@@ -225,16 +208,21 @@ async def json_events(
             if last_event_id == REBUILT_DELTA_ID:
                 events = events[-1:]
 
-            async def once() -> AsyncIterator[bytes]:
+            async def once() -> AsyncGenerator[bytes, None]:
                 yield encode(events)
 
-            return event_stream_response(once(), metrics, "json")
+            return EventStreamResponse(once(), metrics, "json")
 
-    async def follow() -> AsyncIterator[bytes]:
+    async def follow() -> AsyncGenerator[bytes, None]:
+        pinger = _Pinger()
         async for batch in batches(log, store, generation.id, last_event_id, lifetime=lifetime):
-            yield encode(batch)
+            if batch:
+                pinger.sent()
+                yield encode(batch)
+            elif pinger.due():
+                yield sse.PING
 
-    return event_stream_response(follow(), metrics, "json")
+    return EventStreamResponse(follow(), metrics, "json")
 
 
 # -- the browser's stream ----------------------------------------------------------
@@ -253,15 +241,18 @@ class BrowserAnswer:
     status: MessageStatus = MessageStatus.STREAMING
     error: str | None = None
     suggestions: str | None = None
+    used_tools: bool = False
 
     def apply(self, event: LogEvent) -> None:
         data: dict[str, Any] = dict(event.data)
         if event.kind is EventKind.DELTA:
             self.view.feed(str(data.get("text", "")))
         elif event.kind is EventKind.TOOL_CALL:
+            self.used_tools = True
             self.activity = _activity(str(data.get("name", "")), data.get("arguments") or {})
             self.activity_changed = True
         elif event.kind is EventKind.TOOL_RESULT:
+            self.used_tools = True
             seen = {s.url for s in self.sources}
             for item in data.get("sources") or []:
                 source = Source(str(item.get("title") or item.get("url")), str(item.get("url")))
@@ -304,8 +295,12 @@ async def browser_frames(
     message: Message,
     generation: Generation,
     lifetime: float,
-) -> AsyncIterator[bytes]:
-    """Snapshot, then coalesced appends, then the finished article."""
+) -> AsyncGenerator[bytes, None]:
+    """Snapshot, then coalesced appends, then the finished article.
+
+    Only the snapshot and the end carry an id: the page never resumes from a cursor
+    (every connection starts with a snapshot), and a reconnect after the end, with the
+    end's id, gets 204. The appends go without one, a dozen bytes less per frame."""
     answer = BrowserAnswer(message=message)
     if await log.position(generation.id) is Position.MISSING:
         generation = await wait_for_log_or_end(store, log, generation, lifetime)
@@ -316,15 +311,21 @@ async def browser_frames(
         yield _end_frame(templates, answer, REBUILT_END_ID)
         return
     first = True
+    pinger = _Pinger()
     async for batch in batches(
         log, store, generation.id, None, lifetime=lifetime, interval=FRAME_INTERVAL
     ):
+        if not batch:
+            if pinger.due():
+                yield sse.PING
+            continue
         for event in batch:
             answer.apply(event)
         last = batch[-1]
         if last.kind.is_final:
-            stored = await store.get_generation(generation.id)  # finished before `done`
-            answer.suggestions = stored.search_suggestions if stored else None
+            if answer.used_tools:  # Google's chip comes with grounding; stored at the end
+                stored = await store.get_generation(generation.id)
+                answer.suggestions = stored.search_suggestions if stored else None
             yield _end_frame(templates, answer, last.id, streamed=not first)
             return
         if first:
@@ -339,28 +340,28 @@ async def browser_frames(
                 answer.sources,
             )
             first = False
-            yield ServerSentEvent(data=html, event="frame", id=last.id).encode()
+            pinger.sent()
+            yield sse.event(html, "frame", last.id)
         else:
-            chunk = _update_events(templates, answer, message.id, last.id)
+            chunk = _update_events(templates, answer, message.id)
             if chunk:  # a batch can change nothing a reader sees (e.g. an empty delta)
+                pinger.sent()
                 yield chunk
         answer.activity_changed = answer.sources_changed = False
 
 
-def _update_events(
-    templates: Templates, answer: BrowserAnswer, message_id: int, event_id: str
-) -> bytes:
+def _update_events(templates: Templates, answer: BrowserAnswer, message_id: int) -> bytes:
     """One frame as a few small events, each swapped by the element that listens to
-    it (`b`: the body, `r`: the tail, `t`: the tail's sink), so that the text that
+    it (`b`: the body, `r`: the tail, unnamed: the tail's sink), so that the text that
     streams carries no markup around it; activity and sources go out of band."""
     update = answer.view.take()
     events = []
     if update.blocks_html:
-        events.append(ServerSentEvent(data=update.blocks_html, event="b", id=event_id))
+        events.append(sse.event(update.blocks_html, "b"))
     if update.tail_html is not None:
-        events.append(ServerSentEvent(data=update.tail_html, event="r", id=event_id))
+        events.append(sse.event(update.tail_html, "r"))
     if update.append:
-        events.append(ServerSentEvent(data=update.append, event="t", id=event_id))
+        events.append(sse.event(update.append, SINK_EVENT))
     if answer.activity_changed or answer.sources_changed:
         html = templates.macro(
             "_frames.html",
@@ -369,8 +370,8 @@ def _update_events(
             answer.activity if answer.activity_changed else None,
             answer.sources if answer.sources_changed else None,
         )
-        events.append(ServerSentEvent(data=html, event="frame", id=event_id))
-    return b"".join(e.encode() for e in events)
+        events.append(sse.event(html, "frame"))
+    return b"".join(events)
 
 
 def _end_frame(
@@ -386,9 +387,9 @@ def _end_frame(
     events = []
     if rest is not None:
         if rest:
-            events.append(ServerSentEvent(data=rest, event="b", id=event_id))
+            events.append(sse.event(rest, "b"))
         body = templates.macro("_frames.html", "end", final, None)
     else:
         body = templates.macro("_frames.html", "end", final, html)
-    events.append(ServerSentEvent(data=body, event="end", id=event_id))
-    return b"".join(e.encode() for e in events)
+    events.append(sse.event(body, "end", event_id))
+    return b"".join(events)

@@ -1,0 +1,77 @@
+"""Server-Sent Events on the wire: the response and the encoding, kept lean.
+
+An answer streams as many small events per second to every reader, so what each event
+costs is what the server can carry (bench/README.md). Starlette's `StreamingResponse`
+sends each chunk with one `send`; this adds only what an event stream needs:
+
+- the proxy-safe headers (`Cache-Control: no-cache, no-transform`, `X-Accel-Buffering:
+  no`) and `text/event-stream`;
+- a time limit on each `send` (one `asyncio.timeout`, a timer handle): a client that
+  accepts nothing for `SEND_TIMEOUT` seconds is dropped instead of holding the stream
+  forever;
+- the active-streams gauge.
+
+Keep-alive pings are the streams' own business (`web/stream.py` sends one when it has
+been quiet for `PING_SECONDS`), so a connection needs no timer task of its own.
+
+Events are encoded by hand (`event`): `data` lines split on every line ending, fields
+separated by "\\n" only (the spec allows "\\r\\n", "\\r" and "\\n"; one byte is enough).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncGenerator
+
+from starlette.responses import StreamingResponse
+from starlette.types import Send
+
+from hxchat.metrics import Metrics
+
+SEND_TIMEOUT = 30.0  # a client that accepts nothing for this long is dropped
+HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+PING = b": ping\n\n"
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def event(data: str, kind: str | None = None, event_id: str | None = None) -> bytes:
+    """One event: `id`, `event` and `data` fields, a `data` line per line of `data`."""
+    head = ""
+    if event_id is not None:
+        head = f"id: {event_id}\n"
+    if kind is not None:
+        head += f"event: {kind}\n"
+    if "\n" in data or "\r" in data:
+        data = _LINE_BREAK.sub("\ndata: ", data)
+    return f"{head}data: {data}\n\n".encode()
+
+
+class EventStreamResponse(StreamingResponse):
+    """A `text/event-stream` response of pre-encoded chunks (see the module)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, chunks: AsyncGenerator[bytes, None], metrics: Metrics, kind: str) -> None:
+        super().__init__(chunks, headers=HEADERS)
+        self._chunks = chunks
+        self._gauge = metrics.active_streams.labels(kind=kind)
+
+    async def stream_response(self, send: Send) -> None:
+        self._gauge.inc()
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self.body_iterator:
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self._gauge.dec()
+            await self._chunks.aclose()  # now, not whenever it is collected
