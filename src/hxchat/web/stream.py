@@ -77,6 +77,11 @@ async def batches(
     next_frame = 0.0
     ended_in_store = False
     while True:
+        # Coalescing sleeps first, then takes what came meanwhile at once: while an
+        # answer streams, a frame costs one timer and no wake-up by the writer.
+        delay = next_frame - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
         remaining = deadline - loop.time()
         if remaining <= 0:
             return
@@ -94,18 +99,9 @@ async def batches(
             yield batch
             continue
         ended_in_store = False
-        if interval and not batch[-1].kind.is_final:
-            delay = next_frame - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                more = await log.read_batch(generation_id, batch[-1].id, 0)
-                if more:
-                    batch += more
-        final = next((i for i, e in enumerate(batch) if e.kind.is_final), None)
-        if final is not None:
-            yield batch[: final + 1]
+        yield batch  # nothing follows a final event in a log
+        if batch[-1].kind.is_final:
             return
-        yield batch
         cursor = batch[-1].id
         next_frame = loop.time() + interval
 
