@@ -34,8 +34,9 @@ REFORMAT_MAX_CHARS = 8_192  # longer ones are no longer re-rendered
 REFORMAT_BUDGET = 0.3  # re-renders may cost at most this share of the answer's bytes
 REFORMAT_ALLOWANCE = 1_024  # ...plus this much, so that a first paragraph is formatted too
 
-SINK = Markup('<span class="sink" sse-swap="message" hx-swap="beforeend">{}</span>')
-_CODE_SINK = '<code sse-swap="message" hx-swap="beforeend">'
+# Sinks inherit `hx-swap="beforeend"` from the tail (templates/_message.html).
+SINK = Markup('<span sse-swap="message">{}</span>')
+_CODE_SINK = '<code sse-swap="message">'
 _NOT_A_PARAGRAPH = re.compile(r" {0,3}(?:[#>|<*+=-]|\d{1,9}[.)]|`{3}|~{3})|    |\t")
 
 
