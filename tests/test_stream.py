@@ -159,3 +159,21 @@ async def test_idle_stream_gets_ping_comments(
         started = await send(client, cid, "slow words")
         response = await client.get(started["events_url"])
     assert ": ping" in sse.comments(response.text)
+
+
+async def test_a_running_answer_streams_to_its_owner_only(make_settings: Any) -> None:
+    """While the answer is being written on this worker, its streams are found without
+    the store; someone else still gets 404, never a byte of it."""
+    async with (
+        running_app(make_settings(echo_delay_ms=100)) as app,
+        client_for(app) as client,
+        client_for(app) as other,
+    ):
+        cid = await new_conversation(client)
+        started = await send(client, cid, "private words " * 5)
+        gid = started["generation_id"]
+        for path in (f"/generations/{gid}/stream", started["events_url"]):
+            assert (await other.get(path)).status_code == 404
+        response = await client.get(started["events_url"])
+        assert sse.parse(response.text)[-1].event == "done"
+        assert "private" in response.text

@@ -43,7 +43,7 @@ from hxchat.errors import (
 )
 from hxchat.metrics import Metrics
 from hxchat.providers.base import ChatModel
-from hxchat.store.base import Store, TurnStarted
+from hxchat.store.base import Generation, Store, TurnStarted
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,25 @@ class GenerationRunner:
     @property
     def running(self) -> int:
         return len(self._tasks)
+
+    def local_generation(self, generation_id: str, owner: str) -> Generation | None:
+        """A generation this worker is writing now, if it is `owner`'s, as the store
+        would show it (its text so far), without asking the store: a stream that
+        starts on the worker that writes the answer (always, on one worker) costs no
+        query. None otherwise."""
+        answer = self._answers.get(generation_id)
+        if answer is None or answer.owner != owner or answer.finishing:
+            return None
+        started = answer.started
+        return Generation(
+            id=generation_id,
+            owner=owner,
+            conversation_id=started.conversation_id,
+            message_id=started.assistant_message_id,
+            status=MessageStatus.STREAMING,
+            content=answer.text,
+            sources=tuple(answer.sources),
+        )
 
     # -- requests --------------------------------------------------------------------
 

@@ -103,9 +103,12 @@ async def events(
     log: LogDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    runner: RunnerDep,
     owner: OwnerDep,
 ) -> Response:
-    generation = await store.get_generation(generation_id, owner)
+    generation = runner.local_generation(generation_id, owner) or await store.get_generation(
+        generation_id, owner
+    )
     if generation is None:
         raise NotFound("There is no such generation.")
     last_event_id = request.headers.get("last-event-id") or None

@@ -165,9 +165,12 @@ async def browser_stream(
     templates: TemplatesDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    runner: RunnerDep,
     owner: OwnerDep,
 ) -> Response:
-    generation = await store.get_generation(generation_id, owner)
+    generation = runner.local_generation(generation_id, owner) or await store.get_generation(
+        generation_id, owner
+    )
     if generation is None:
         raise NotFound("There is no such answer.")
     last_event_id = request.headers.get("last-event-id")
