@@ -155,3 +155,29 @@ async def test_closing_the_stream_does_not_stop_the_answer(
         _, evs = await events(client, started["events_url"])
         assert evs[-1].event == "done"
         assert "".join(e.json()["text"] for e in evs if e.event == "delta") == "a b c d e f g h i j"
+
+
+async def test_a_turn_stored_for_a_cancelled_request_is_still_answered(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The store completes a transaction whatever happens to its caller; so the runner
+    must answer a turn even when the request that sent it is cancelled meanwhile,
+    instead of leaving its answer `streaming` with a lease nobody renews."""
+    async with running_app(make_settings()) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        runner = app.state.runner
+        owner = (await client.get("/api/conversations")).request.headers["cookie"]
+        owner = app.state.signer.unsign(owner.split("=", 1)[1]).decode()
+        request = asyncio.create_task(runner.send(owner, cid, "still answered"))
+        await asyncio.sleep(0)  # the turn is being stored
+        request.cancel()
+        messages: list[dict[str, Any]] = []
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            messages = (await client.get(f"/api/conversations/{cid}")).json()["messages"]
+            if messages and messages[-1]["status"] != "streaming":
+                break
+        assert [(m["role"], m["status"], m["content"]) for m in messages] == [
+            ("user", "complete", "still answered"),
+            ("assistant", "complete", "still answered"),
+        ]

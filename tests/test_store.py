@@ -544,3 +544,23 @@ async def test_a_sweeper_spares_its_own_late_leases(store: SqlStore) -> None:
     still = await store.get_generation("gen-mine", owner)
     assert still is not None and still.status is MessageStatus.STREAMING
     assert [g.id for g in await store.sweep_expired()] == ["gen-mine"]
+
+
+async def test_checkpoint_many_names_a_deleted_or_foreign_answer_lost(store: SqlStore) -> None:
+    owner = "owner-gone"
+    kept, deleted = await store.create_conversation(owner), await store.create_conversation(owner)
+    other = await store.create_conversation(owner)
+    await store.start_turn(owner, kept, "q", "gen-kept", "worker-a", LEASE)
+    await store.start_turn(owner, deleted, "q", "gen-deleted", "worker-a", LEASE)
+    await store.start_turn(owner, other, "q", "gen-other", "worker-b", LEASE)
+    assert await store.delete_conversation(owner, deleted) == "gen-deleted"
+    partials = [
+        (gid, "text", [Source("t", "https://example.org/")])
+        for gid in ("gen-kept", "gen-deleted", "gen-other")
+    ]
+    assert await store.checkpoint_many(partials, "worker-a", LEASE) == {"gen-deleted", "gen-other"}
+    kept_now = await store.get_generation("gen-kept", owner)
+    assert kept_now is not None and kept_now.content == "text"
+    assert kept_now.sources == (Source("t", "https://example.org/"),)
+    other_now = await store.get_generation("gen-other", owner)
+    assert other_now is not None and other_now.content == ""

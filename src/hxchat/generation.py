@@ -164,29 +164,47 @@ class GenerationRunner:
         """Store the user's message and start answering it."""
         content = self.validate(content)
         self._check_capacity()
-        started = await self.store.start_turn(
+        return await self._start(
             owner,
-            conversation_id,
-            content,
-            generation_id=uuid.uuid4().hex,
-            worker_id=self.worker_id,
-            lease_seconds=LEASE_SECONDS,
+            lambda gid: self.store.start_turn(
+                owner,
+                conversation_id,
+                content,
+                generation_id=gid,
+                worker_id=self.worker_id,
+                lease_seconds=LEASE_SECONDS,
+            ),
         )
-        await self._launch(started, owner)
-        return started
 
     async def retry(self, owner: str, conversation_id: str) -> TurnStarted:
         """Generate the last answer again, replacing the previous one."""
         self._check_capacity()
-        started = await self.store.start_retry(
+        return await self._start(
             owner,
-            conversation_id,
-            generation_id=uuid.uuid4().hex,
-            worker_id=self.worker_id,
-            lease_seconds=LEASE_SECONDS,
+            lambda gid: self.store.start_retry(
+                owner,
+                conversation_id,
+                generation_id=gid,
+                worker_id=self.worker_id,
+                lease_seconds=LEASE_SECONDS,
+            ),
         )
-        await self._launch(started, owner)
-        return started
+
+    async def _start(
+        self, owner: str, begin: Callable[[str], Awaitable[TurnStarted]]
+    ) -> TurnStarted:
+        """Store the turn, then launch its generation, shielded from the request's
+        cancellation: the store finishes a transaction it has begun whatever happens
+        to its caller, so a turn that was stored is also answered."""
+
+        async def start() -> TurnStarted:
+            started = await begin(uuid.uuid4().hex)
+            await self._launch(started, owner)
+            return started
+
+        task = asyncio.ensure_future(start())
+        task.add_done_callback(_retrieve)  # an error nobody awaits any more is not "lost"
+        return await asyncio.shield(task)
 
     async def cancel(self, owner: str, generation_id: str) -> None:
         """Stop a generation, wherever it runs; after it has ended, nothing changes."""
@@ -421,6 +439,11 @@ async def _retrying(
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
     return False
+
+
+def _retrieve(task: asyncio.Future[TurnStarted]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,4 +1,9 @@
-"""The async engine for either database, and the translation of its failures.
+"""The engines for either database, and the translation of their failures.
+
+`make_engine` is the async engine (aiosqlite or asyncpg): migrations use it, and the
+store uses it on PostgreSQL. On SQLite the store runs its transactions on a sync engine
+over the stdlib driver instead, in one dedicated thread (`SqliteThread`; why: see
+`hxchat.store.sql`). Both SQLite engines are set up alike (`_configure_sqlite`).
 
 SQLite needs care to be a good server database: WAL (readers never wait for the
 writer), foreign keys (the cascade on conversations), a busy timeout (writers queue
@@ -19,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -43,6 +49,10 @@ logger = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT_S = 10.0
 IMMEDIATE = "hxchat_sqlite_immediate"  # execution option: this transaction will write
+SQLITE_THREAD_NAME = "hxchat-sqlite"
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def parse_url(database_url: str) -> URL:
@@ -66,7 +76,7 @@ def make_engine(database_url: str) -> AsyncEngine:
     try:
         if url.get_backend_name() == "sqlite":
             engine = create_async_engine(url)
-            _configure_sqlite(engine, url)
+            _configure_sqlite(engine.sync_engine, url)
             return engine
         return create_async_engine(
             url,
@@ -80,11 +90,22 @@ def make_engine(database_url: str) -> AsyncEngine:
         ) from None
 
 
-def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
-    @event.listens_for(engine.sync_engine, "do_connect")
+def make_sqlite_engine(database_url: str) -> Engine:
+    """A sync engine on the stdlib driver (pysqlite) for the same SQLite database.
+
+    Set up exactly like `make_engine`'s; to be used from one thread only (`SqliteThread`).
+    """
+    url = parse_url(database_url)
+    engine = create_engine(url.set(drivername="sqlite+pysqlite"))
+    _configure_sqlite(engine, url)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, url: URL) -> None:
+    @event.listens_for(engine, "do_connect")
     def _before_connect(*_args: Any) -> None:
-        # Said before aiosqlite starts its thread: after a failed connect, that thread
-        # outlives the attempt and writes a traceback if the event loop is gone by then.
+        # Said before the driver opens anything: after a failed connect, aiosqlite's
+        # thread outlives the attempt and writes a traceback if the event loop is gone.
         directory = _missing_directory(url)
         if directory is not None:
             raise StoreUnavailable(
@@ -92,7 +113,7 @@ def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
                 f"the directory {directory} does not exist."
             )
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # We emit BEGIN ourselves (below); the driver's implicit one is off.
         dbapi_connection.isolation_level = None
@@ -105,7 +126,7 @@ def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -120,9 +141,61 @@ def _missing_directory(url: URL) -> Path | None:
     return None if directory.is_dir() else directory
 
 
-def writer(engine: AsyncEngine) -> AsyncEngine:
+@overload
+def writer(engine: AsyncEngine) -> AsyncEngine: ...
+@overload
+def writer(engine: Engine) -> Engine: ...
+def writer(engine: AsyncEngine | Engine) -> AsyncEngine | Engine:
     """The same engine and pool, for transactions that write (IMMEDIATE on SQLite)."""
     return engine.execution_options(**{IMMEDIATE: True})
+
+
+class SqliteThread:
+    """A sync SQLite engine and the one thread that uses it.
+
+    Every transaction given to `run` is run whole in that thread, one after another:
+    SQLite serializes writers anyway, and a pysqlite connection belongs to the thread
+    that uses it (so `dispose` closes the connections there too). The thread is started
+    on first use; `dispose` stops it, and a later `run` would start a new one.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self._engine = make_sqlite_engine(database_url)
+        self._writer = writer(self._engine)
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def run(
+        self,
+        write: bool,
+        work: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`work(connection, *args, **kwargs)` in one transaction (IMMEDIATE if `write`)."""
+        engine = self._writer if write else self._engine
+
+        def transaction() -> T:
+            with engine.begin() as conn:
+                return work(conn, *args, **kwargs)
+
+        return await self._call(transaction)
+
+    async def dispose(self) -> None:
+        """Close the pooled connections (in the thread) and stop the thread."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._engine.dispose)
+        finally:
+            executor.shutdown(wait=False)  # idle by now: it ends at once
+
+    async def _call(self, function: Callable[[], T]) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=SQLITE_THREAD_NAME
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
 
 @asynccontextmanager
