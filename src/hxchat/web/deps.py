@@ -1,4 +1,9 @@
-"""Request dependencies as named types (`StoreDep`, `OwnerDep`, ...)."""
+"""Request dependencies as named types (`StoreDep`, `OwnerDep`, ...).
+
+They are `async def` although they await nothing: FastAPI runs a plain `def`
+dependency in a worker thread, one hop per dependency per request (a stream request
+used to make eight), and those threads fight the event loop for the GIL.
+"""
 
 from __future__ import annotations
 
@@ -14,31 +19,31 @@ from hxchat.store.base import Store
 from hxchat.web.templating import Templates
 
 
-def get_owner(request: Request) -> str:
+async def get_owner(request: Request) -> str:
     return cast(str, request.state.owner)
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return cast(Store, request.app.state.store)
 
 
-def get_log(request: Request) -> EventLog:
+async def get_log(request: Request) -> EventLog:
     return cast(EventLog, request.app.state.log)
 
 
-def get_runner(request: Request) -> GenerationRunner:
+async def get_runner(request: Request) -> GenerationRunner:
     return cast(GenerationRunner, request.app.state.runner)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def get_templates(request: Request) -> Templates:
+async def get_templates(request: Request) -> Templates:
     return cast(Templates, request.app.state.templates)
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return cast(Metrics, request.app.state.metrics)
 
 
