@@ -56,9 +56,10 @@ def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `data` as plain JSON data: what readers of Redis would get, and out of
     reach of a caller that mutates its mapping later. Flat data (a text delta) is
     copied as it is; anything nested goes through a JSON round trip."""
-    if all(type(v) in _FLAT for v in data.values()):
-        return dict(data)
-    return dict(json.loads(json.dumps(data)))
+    for value in data.values():  # a loop, not all(): this runs for every word
+        if type(value) not in _FLAT:
+            return dict(json.loads(json.dumps(data)))
+    return dict(data)
 
 
 _FLAT = frozenset({str, int, float, bool, type(None)})

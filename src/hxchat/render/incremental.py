@@ -184,6 +184,19 @@ class IncrementalRenderer:
         return self._uncommitted()
 
     @property
+    def uncommitted_size(self) -> int:
+        """`len(self.uncommitted)`, without joining it."""
+        self._process()
+        return self._uncommitted_chars + sum(map(len, self._partial))
+
+    @property
+    def in_fence(self) -> bool:
+        """Whether the last block is an open fenced code block (`open_fence` is not None),
+        without joining its code."""
+        self._process()
+        return self._fence is not None and bool(self._lines)
+
+    @property
     def open_fence(self) -> tuple[str, str] | None:
         """(language, code so far) while the last block is an open fenced code block."""
         self._process()

@@ -100,21 +100,20 @@ class StreamView:
             self._blocks_bytes += len(blocks_html)
 
     def _current_mode(self) -> str:
-        if self.renderer.open_fence is not None:
+        # Once per frame: sizes first, so that a long open block is not joined each time.
+        if self.renderer.in_fence:
             return "code"
+        if not REFORMAT_MIN_CHARS <= self.renderer.uncommitted_size <= REFORMAT_MAX_CHARS:
+            return "text"
         text = self.renderer.uncommitted
-        if (
-            REFORMAT_MIN_CHARS <= len(text) <= REFORMAT_MAX_CHARS
-            and not _NOT_A_PARAGRAPH.match(text)
-            and "\n\n" not in text
-        ):
+        if not _NOT_A_PARAGRAPH.match(text) and "\n\n" not in text:
             return "paragraph"
         return "text"
 
     def _should_reformat(self, mode: str) -> bool:
         if mode != "paragraph":
             return False
-        size = len(self.renderer.uncommitted)
+        size = self.renderer.uncommitted_size
         budget = REFORMAT_BUDGET * (self._blocks_bytes + size) + REFORMAT_ALLOWANCE
         return size >= 2 * self._formatted_at and self._reformat_bytes + size <= budget
 
