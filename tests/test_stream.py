@@ -57,7 +57,7 @@ def shown_body(frames: list[sse.Event]) -> str:
 
 
 async def test_browser_frames_snapshot_appends_and_end(make_settings: Any) -> None:
-    async with running_app(make_settings(echo_delay_ms=2)) as app, client_for(app) as client:
+    async with running_app(make_settings(echo_delay_ms=15)) as app, client_for(app) as client:
         cid = await new_conversation(client)
         content = MIXED * 6
         frames = await browser_stream(client, cid, content)
@@ -177,3 +177,15 @@ async def test_a_running_answer_streams_to_its_owner_only(make_settings: Any) ->
         response = await client.get(started["events_url"])
         assert sse.parse(response.text)[-1].event == "done"
         assert "private" in response.text
+
+
+async def test_every_browser_event_carries_its_own_id(make_settings: Any) -> None:
+    """CONTRACT.md: the browser's stream follows the JSON stream's id rules, so each
+    event block names its id itself (not only through the id it inherits)."""
+    async with running_app(make_settings(echo_delay_ms=15)) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        started = await send(client, cid, MIXED * 2)
+        response = await client.get(f"/generations/{started['generation_id']}/stream")
+    blocks = [b for b in response.text.split("\n\n") if b.strip() and not b.startswith(":")]
+    assert {f.event for f in sse.parse(response.text)} >= {"frame", "b", "r", "message", "end"}
+    assert all(any(line.startswith("id: ") for line in b.split("\n")) for b in blocks)

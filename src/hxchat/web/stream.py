@@ -292,11 +292,9 @@ async def browser_frames(
     generation: Generation,
     lifetime: float,
 ) -> AsyncGenerator[bytes, None]:
-    """Snapshot, then coalesced appends, then the finished article.
-
-    Only the snapshot and the end carry an id: the page never resumes from a cursor
-    (every connection starts with a snapshot), and a reconnect after the end, with the
-    end's id, gets 204. The appends go without one, a dozen bytes less per frame."""
+    """Snapshot, then coalesced appends, then the finished article. Every event
+    carries the id of the last log event it shows (CONTRACT.md); a reconnect after the
+    end, with the end's id, gets 204."""
     answer = BrowserAnswer(message=message)
     if await log.position(generation.id) is Position.MISSING:
         generation = await wait_for_log_or_end(store, log, generation, lifetime)
@@ -339,25 +337,27 @@ async def browser_frames(
             pinger.sent()
             yield sse.event(html, "frame", last.id)
         else:
-            chunk = _update_events(templates, answer, message.id)
+            chunk = _update_events(templates, answer, message.id, last.id)
             if chunk:  # a batch can change nothing a reader sees (e.g. an empty delta)
                 pinger.sent()
                 yield chunk
         answer.activity_changed = answer.sources_changed = False
 
 
-def _update_events(templates: Templates, answer: BrowserAnswer, message_id: int) -> bytes:
+def _update_events(
+    templates: Templates, answer: BrowserAnswer, message_id: int, event_id: str
+) -> bytes:
     """One frame as a few small events, each swapped by the element that listens to
     it (`b`: the body, `r`: the tail, unnamed: the tail's sink), so that the text that
     streams carries no markup around it; activity and sources go out of band."""
     update = answer.view.take()
     events = []
     if update.blocks_html:
-        events.append(sse.event(update.blocks_html, "b"))
+        events.append(sse.event(update.blocks_html, "b", event_id))
     if update.tail_html is not None:
-        events.append(sse.event(update.tail_html, "r"))
+        events.append(sse.event(update.tail_html, "r", event_id))
     if update.append:
-        events.append(sse.event(update.append, SINK_EVENT))
+        events.append(sse.event(update.append, SINK_EVENT, event_id))
     if answer.activity_changed or answer.sources_changed:
         html = templates.macro(
             "_frames.html",
@@ -366,7 +366,7 @@ def _update_events(templates: Templates, answer: BrowserAnswer, message_id: int)
             answer.activity if answer.activity_changed else None,
             answer.sources if answer.sources_changed else None,
         )
-        events.append(sse.event(html, "frame"))
+        events.append(sse.event(html, "frame", event_id))
     return b"".join(events)
 
 
@@ -383,7 +383,7 @@ def _end_frame(
     events = []
     if rest is not None:
         if rest:
-            events.append(sse.event(rest, "b"))
+            events.append(sse.event(rest, "b", event_id))
         body = templates.macro("_frames.html", "end", final, None)
     else:
         body = templates.macro("_frames.html", "end", final, html)
