@@ -36,6 +36,22 @@ PING = b": ping\n\n"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
+def compact_html(html: str) -> str:
+    """`html` with the line breaks between tags made spaces, outside `<pre>`: the same
+    document (whitespace between tags is one space or nothing, wherever it is outside
+    preformatted text), and on the wire each line break would cost a `data: ` line."""
+    if "\n" not in html:
+        return html
+    return _BETWEEN_TAGS.sub(_keep_pre, html)
+
+
+def _keep_pre(match: re.Match[str]) -> str:
+    return match.group(1) or "> "
+
+
+_BETWEEN_TAGS = re.compile(r"(<pre[\s>][\s\S]*?</pre>)|>\n+(?=<)")
+
+
 def event(data: str, kind: str | None = None, event_id: str | None = None) -> bytes:
     """One event: `id`, `event` and `data` fields, a `data` line per line of `data`."""
     head = ""

@@ -335,7 +335,7 @@ async def browser_frames(
             )
             first = False
             pinger.sent()
-            yield sse.event(html, "frame", last.id)
+            yield sse.event(sse.compact_html(html), "frame", last.id)
         else:
             chunk = _update_events(templates, answer, message.id, last.id)
             if chunk:  # a batch can change nothing a reader sees (e.g. an empty delta)
@@ -353,9 +353,9 @@ def _update_events(
     update = answer.view.take()
     events = []
     if update.blocks_html:
-        events.append(sse.event(update.blocks_html, "b", event_id))
+        events.append(sse.event(sse.compact_html(update.blocks_html), "b", event_id))
     if update.tail_html is not None:
-        events.append(sse.event(update.tail_html, "r", event_id))
+        events.append(sse.event(sse.compact_html(update.tail_html), "r", event_id))
     if update.append:
         events.append(sse.event(update.append, SINK_EVENT, event_id))
     if answer.activity_changed or answer.sources_changed:
@@ -366,7 +366,7 @@ def _update_events(
             answer.activity if answer.activity_changed else None,
             answer.sources if answer.sources_changed else None,
         )
-        events.append(sse.event(html, "frame", event_id))
+        events.append(sse.event(sse.compact_html(html), "frame", event_id))
     return b"".join(events)
 
 
@@ -383,9 +383,9 @@ def _end_frame(
     events = []
     if rest is not None:
         if rest:
-            events.append(sse.event(rest, "b", event_id))
+            events.append(sse.event(sse.compact_html(rest), "b", event_id))
         body = templates.macro("_frames.html", "end", final, None)
     else:
         body = templates.macro("_frames.html", "end", final, html)
-    events.append(sse.event(body, "end", event_id))
+    events.append(sse.event(sse.compact_html(body), "end", event_id))
     return b"".join(events)
