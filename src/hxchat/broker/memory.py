@@ -1,9 +1,10 @@
 """The in-process event log: the embedded default for one worker.
 
 Plain asyncio, no I/O. Every log is a list of events whose ids are "1", "2", ... in
-order. A reader replays the list from its cursor, then sleeps on the log's wake-up
-event, which every append sets and replaces, so readers leave nothing behind in the
-log and any number of them cost nothing between events.
+order. A reader replays the list from its cursor, then waits on a future of its own that
+the next append resolves, so readers leave nothing behind in the log, any number of
+them cost nothing between events, and an append with no reader waiting (they are
+mostly asleep between frames) costs nothing either.
 
 Everything is bounded, because this lives in the server's own memory:
 
@@ -69,14 +70,31 @@ _FLAT = frozenset({str, int, float, bool, type(None)})
 class _Log:
     touched: float
     events: list[LogEvent] = field(default_factory=list)
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
     final_id: int | None = None
     gone: bool = False
 
     def wake(self) -> None:
-        """Wake every reader waiting now; later readers wait on a fresh event."""
-        self.wakeup.set()
-        self.wakeup = asyncio.Event()
+        """Wake every reader waiting now (an append with nobody waiting costs nothing)."""
+        if self.waiters:
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self.waiters.clear()
+
+    async def wait(self, timeout: float) -> bool:
+        """Until the next `wake` (True) or `timeout` seconds (False)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):  # not wait_for: gh-86296
+                await waiter
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            if not waiter.done():
+                self.waiters.remove(waiter)
 
 
 @dataclass(eq=False, slots=True)
@@ -136,10 +154,7 @@ class MemoryEventLog:
                 return None
             if timeout <= 0:
                 return []
-            try:
-                async with asyncio.timeout(timeout):  # not wait_for: gh-86296
-                    await log.wakeup.wait()
-            except TimeoutError:
+            if not await log.wait(timeout):
                 return []
             if log.gone:
                 return None

@@ -33,8 +33,9 @@ class EchoModel:
         loop = asyncio.get_running_loop()
         start = loop.time()
         for index, word in enumerate(words(prompt)):
-            if self.delay and index:
-                await asyncio.sleep(max(0.0, start + index * self.delay - loop.time()))
+            due = start + index * self.delay
+            if due > loop.time():  # a late word goes at once, without a trip round the loop
+                await asyncio.sleep(due - loop.time())
             yield TextDelta(word)
 
     async def close(self) -> None:
