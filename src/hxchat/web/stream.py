@@ -62,8 +62,8 @@ async def batches(
 ) -> AsyncIterator[list[LogEvent]]:
     """The log's events grouped by what is available at once (a replay comes as one
     big batch), at most one batch per `interval`; ends after the final event, or
-    silently when `lifetime` runs out. An empty batch means "quiet for a while" (the
-    caller may send a ping).
+    silently when `lifetime` runs out. An empty batch means "nothing for
+    `PING_SECONDS`": time for a ping.
 
     A generation can end without its final event reaching the log (the broker was
     away when it ended, or its worker died between storing the end and appending it).
@@ -75,6 +75,7 @@ async def batches(
     quiet = min(QUIET_CHECK, PING_SECONDS)
     cursor = after
     next_frame = 0.0
+    last_yield = loop.time()
     ended_in_store = False
     while True:
         # Coalescing sleeps first, then takes what came meanwhile at once: while an
@@ -96,31 +97,17 @@ async def batches(
                 yield [stored]
                 return
             ended_in_store = stored is not None
-            yield batch
+            if loop.time() - last_yield >= PING_SECONDS:
+                last_yield = loop.time()
+                yield batch
             continue
         ended_in_store = False
         yield batch  # nothing follows a final event in a log
         if batch[-1].kind.is_final:
             return
         cursor = batch[-1].id
-        next_frame = loop.time() + interval
-
-
-class _Pinger:
-    """Says when a stream has been silent for `PING_SECONDS`."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._last = self._loop.time()
-
-    def sent(self) -> None:
-        self._last = self._loop.time()
-
-    def due(self) -> bool:
-        if self._loop.time() - self._last >= PING_SECONDS:
-            self._last = self._loop.time()
-            return True
-        return False
+        last_yield = loop.time()
+        next_frame = last_yield + interval
 
 
 async def _stored_end(store: Store, generation_id: str) -> LogEvent | None:
@@ -210,13 +197,8 @@ async def json_events(
             return EventStreamResponse(once(), metrics, "json")
 
     async def follow() -> AsyncGenerator[bytes, None]:
-        pinger = _Pinger()
         async for batch in batches(log, store, generation.id, last_event_id, lifetime=lifetime):
-            if batch:
-                pinger.sent()
-                yield encode(batch)
-            elif pinger.due():
-                yield sse.PING
+            yield encode(batch) if batch else sse.PING
 
     return EventStreamResponse(follow(), metrics, "json")
 
@@ -305,13 +287,11 @@ async def browser_frames(
         yield _end_frame(templates, answer, REBUILT_END_ID)
         return
     first = True
-    pinger = _Pinger()
     async for batch in batches(
         log, store, generation.id, None, lifetime=lifetime, interval=FRAME_INTERVAL
     ):
         if not batch:
-            if pinger.due():
-                yield sse.PING
+            yield sse.PING
             continue
         for event in batch:
             answer.apply(event)
@@ -334,12 +314,10 @@ async def browser_frames(
                 answer.sources,
             )
             first = False
-            pinger.sent()
             yield sse.event(sse.compact_html(html), "frame", last.id)
         else:
             chunk = _update_events(templates, answer, message.id, last.id)
             if chunk:  # a batch can change nothing a reader sees (e.g. an empty delta)
-                pinger.sent()
                 yield chunk
         answer.activity_changed = answer.sources_changed = False
 
