@@ -128,14 +128,13 @@ class GenerationRunner:
     def running(self) -> int:
         return len(self._tasks)
 
-    def local_generation(self, generation_id: str, owner: str) -> Generation | None:
-        """A generation this worker is writing now, if it is `owner`'s, as the store
-        would show it (its text so far), without asking the store: a stream that
-        starts on the worker that writes the answer (always, on one worker) costs no
-        query. None otherwise."""
+    async def generation(self, generation_id: str, owner: str) -> Generation | None:
+        """`owner`'s generation, or None. One this worker is writing now comes from
+        memory, as the store would show it (its text so far): a stream that starts on
+        the worker that writes the answer (always, on one worker) costs no query."""
         answer = self._answers.get(generation_id)
         if answer is None or answer.owner != owner or answer.finishing:
-            return None
+            return await self.store.get_generation(generation_id, owner)
         started = answer.started
         return Generation(
             id=generation_id,
@@ -203,7 +202,7 @@ class GenerationRunner:
             return started
 
         task = asyncio.ensure_future(start())
-        task.add_done_callback(_retrieve)  # an error nobody awaits any more is not "lost"
+        task.add_done_callback(_retrieve)  # if the request is gone, nobody else awaits it
         return await asyncio.shield(task)
 
     async def cancel(self, owner: str, generation_id: str) -> None:
@@ -442,6 +441,7 @@ async def _retrying(
 
 
 def _retrieve(task: asyncio.Future[TurnStarted]) -> None:
+    """Mark the outcome seen, so that asyncio does not log it as never retrieved."""
     if not task.cancelled():
         task.exception()
 

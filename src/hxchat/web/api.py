@@ -106,9 +106,7 @@ async def events(
     runner: RunnerDep,
     owner: OwnerDep,
 ) -> Response:
-    generation = runner.local_generation(generation_id, owner) or await store.get_generation(
-        generation_id, owner
-    )
+    generation = await runner.generation(generation_id, owner)
     if generation is None:
         raise NotFound("There is no such generation.")
     last_event_id = request.headers.get("last-event-id") or None

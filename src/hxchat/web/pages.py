@@ -168,9 +168,7 @@ async def browser_stream(
     runner: RunnerDep,
     owner: OwnerDep,
 ) -> Response:
-    generation = runner.local_generation(generation_id, owner) or await store.get_generation(
-        generation_id, owner
-    )
+    generation = await runner.generation(generation_id, owner)
     if generation is None:
         raise NotFound("There is no such answer.")
     last_event_id = request.headers.get("last-event-id")
