@@ -25,6 +25,7 @@ event's id, so readers only ever see one final event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -66,11 +67,16 @@ def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
 _FLAT = frozenset({str, int, float, bool, type(None)})
 
 
+def _settle(waiter: asyncio.Future[bool], woken: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(woken)
+
+
 @dataclass(eq=False, slots=True)
 class _Log:
     touched: float
     events: list[LogEvent] = field(default_factory=list)
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
     final_id: int | None = None
     gone: bool = False
 
@@ -78,23 +84,25 @@ class _Log:
         """Wake every reader waiting now (an append with nobody waiting costs nothing)."""
         if self.waiters:
             for waiter in self.waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+                _settle(waiter, True)
             self.waiters.clear()
 
     async def wait(self, timeout: float) -> bool:
-        """Until the next `wake` (True) or `timeout` seconds (False)."""
-        waiter = asyncio.get_running_loop().create_future()
+        """Until the next `wake` (True) or `timeout` seconds (False). A timer that
+        settles the reader's own future: cheaper than `asyncio.timeout`, and a JSON
+        reader waits once per word."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
         self.waiters.append(waiter)
+        expiry = loop.call_later(timeout, _settle, waiter, False)
         try:
-            async with asyncio.timeout(timeout):  # not wait_for: gh-86296
-                await waiter
-            return True
-        except TimeoutError:
-            return False
+            return await waiter
         finally:
-            if not waiter.done():
-                self.waiters.remove(waiter)
+            expiry.cancel()
+            woken = waiter.done() and not waiter.cancelled() and waiter.result()
+            if not woken:  # timed out or cancelled: `wake` has not taken it out
+                with contextlib.suppress(ValueError):
+                    self.waiters.remove(waiter)
 
 
 @dataclass(eq=False, slots=True)

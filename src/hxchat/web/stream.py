@@ -166,7 +166,7 @@ def rebuilt_events(generation: Generation) -> list[LogEvent]:
 
 def encode(events: Iterable[LogEvent]) -> bytes:
     return b"".join(
-        sse.event(json.dumps(dict(e.data), ensure_ascii=False), e.kind.value, e.id) for e in events
+        sse.event(json.dumps(e.data, ensure_ascii=False), e.kind.value, e.id) for e in events
     )
 
 
