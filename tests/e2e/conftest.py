@@ -34,6 +34,7 @@ from tests import sse
 from tests.conftest import POSTGRES_URL, REDIS_URL, need
 from tests.servers import (
     Server,
+    run_hxchat,
     start_server,
 )
 
@@ -95,6 +96,24 @@ def postgres_database() -> Iterator[str]:
         yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
     finally:
         _run_aside(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def shared_environment(
+    workdir: Path, redis_db: int, echo_delay_ms: int
+) -> Iterator[dict[str, str]]:
+    """What workers of one deployment share: a new PostgreSQL database, upgraded by
+    `hxchat db upgrade`, and an empty Redis database; yields their settings."""
+    with postgres_database() as database_url, redis_database(redis_db) as redis_url:
+        env = {
+            "HXCHAT_DATABASE_URL": database_url,
+            "HXCHAT_REDIS_URL": redis_url,
+            "HXCHAT_ECHO_DELAY_MS": str(echo_delay_ms),
+        }
+        upgraded = run_hxchat(workdir, env, "db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert "up to date" in upgraded.stdout
+        yield env
 
 
 async def query(database_url: str, statement: TextClause, **params: Any) -> list[Row[Any]]:

@@ -24,9 +24,9 @@ from tests.browser.conftest import (
     words,
 )
 from tests.chromium import require_chromium
-from tests.e2e.conftest import postgres_database, redis_database, workers
+from tests.e2e.conftest import shared_environment, workers
 from tests.e2e.rr_proxy import RoundRobinProxy
-from tests.servers import Server, run_hxchat
+from tests.servers import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -48,20 +48,15 @@ class Proxied:
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
     require_chromium()
     workdir = tmp_path_factory.mktemp("browser-proxy")
-    with postgres_database() as database_url, redis_database(REDIS_DB) as redis_url:
-        env = {
-            "HXCHAT_DATABASE_URL": database_url,
-            "HXCHAT_REDIS_URL": redis_url,
-            "HXCHAT_ECHO_DELAY_MS": str(ECHO_DELAY_MS),
-        }
-        upgraded = run_hxchat(workdir, env, "db", "upgrade")
-        assert upgraded.returncode == 0, upgraded.stderr
-        with workers(workdir, [env, env]) as servers:
-            proxy = RoundRobinProxy([("127.0.0.1", s.port) for s in servers])
-            try:
-                yield Proxied(proxy, servers)
-            finally:
-                proxy.close()
+    with (
+        shared_environment(workdir, REDIS_DB, ECHO_DELAY_MS) as env,
+        workers(workdir, [env, env]) as servers,
+    ):
+        proxy = RoundRobinProxy([("127.0.0.1", s.port) for s in servers])
+        try:
+            yield Proxied(proxy, servers)
+        finally:
+            proxy.close()
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from tests.e2e.conftest import (
     Received,
     postgres_database,
     query,
-    redis_database,
     session,
+    shared_environment,
     words,
     workers,
 )
@@ -62,17 +62,11 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     workdir = tmp_path_factory.mktemp("workers")
-    with postgres_database() as database_url, redis_database(REDIS_DB) as redis_url:
-        env = {
-            "HXCHAT_DATABASE_URL": database_url,
-            "HXCHAT_REDIS_URL": redis_url,
-            "HXCHAT_ECHO_DELAY_MS": str(ECHO_DELAY_MS),
-        }
-        upgraded = run_hxchat(workdir, env, "db", "upgrade")
-        assert upgraded.returncode == 0, upgraded.stderr
-        assert "up to date" in upgraded.stdout
-        with workers(workdir, [env] * 4) as servers:
-            yield Cluster(workdir, database_url, redis_url, *servers)
+    with (
+        shared_environment(workdir, REDIS_DB, ECHO_DELAY_MS) as env,
+        workers(workdir, [env] * 4) as servers,
+    ):
+        yield Cluster(workdir, env["HXCHAT_DATABASE_URL"], env["HXCHAT_REDIS_URL"], *servers)
 
 
 def assert_once_in_order(received: list[Received]) -> None:
