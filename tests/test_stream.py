@@ -28,6 +28,7 @@ async def browser_stream(client: httpx.AsyncClient, cid: str, content: str) -> l
     assert response.headers["cache-control"] == "no-cache, no-transform"
     assert response.headers["x-accel-buffering"] == "no"
     assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["content-security-policy"] == "default-src 'none'"
     return sse.parse(response.text)
 
 
@@ -67,7 +68,7 @@ async def test_browser_frames_snapshot_appends_and_end(make_settings: Any) -> No
     assert frames[-1].event == "end"
     assert frames[0].event == "frame"  # a snapshot first: replaying it is harmless
     assert html_tree.parse(frames[0].data).find(hx_swap_oob="innerHTML")
-    assert {f.event for f in frames} <= {"frame", "b", "r", "message", "end"}
+    assert {f.event for f in frames} <= {"frame", "b", "r", "s", "message", "end"}
     assert "b" in {f.event for f in frames}, "finished blocks should stream"
     assert {"r", "message"} & {f.event for f in frames}, "the open block should stream"
     assert all(f.id for f in frames)

@@ -92,3 +92,31 @@ def test_bytes_stay_within_budget_for_any_shape() -> None:
             assert rest is not None, "the blocks sent are the start of the final answer"
             total = sent(updates) + len(rest)
             assert total <= 2.5 * len(final_html) + 2_000, (name, every, total / len(final_html))
+
+
+def test_the_tail_always_shows_the_unfinished_text() -> None:
+    """Applied as the page applies them, the updates leave in a plain-text tail exactly
+    the text of the unfinished block, whether it came whole (`r`), as the sink's new
+    text (`s`) or appended (unnamed events)."""
+    resets = 0
+    for every in (1, 2, 5):
+        view = StreamView()
+        _, tail = view.snapshot()
+        for i, word in enumerate(words(MIXED * 4)):
+            view.feed(word)
+            if i % every:
+                continue
+            update = view.take()
+            if update.tail_html is not None:
+                tail = update.tail_html
+            sink = html_tree.parse(tail).find(sse_swap="message")
+            if update.sink_html is not None:
+                assert tail == f'<span sse-swap="message">{sink.text}</span>', "not plain"
+                tail = f'<span sse-swap="message">{update.sink_html}</span>'.replace("<!---->", "")
+                resets += 1
+            elif update.append:
+                tail = tail.replace(f"{sink.text}</", f"{sink.text}{update.append}</", 1)
+            if tail.startswith('<span sse-swap="message">'):
+                shown = html_tree.parse(tail).find(sse_swap="message").text
+                assert shown == view.renderer.uncommitted
+    assert resets, "a plain tail should be reset by its text alone"

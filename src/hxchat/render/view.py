@@ -6,6 +6,8 @@ browser's tail (the unfinished last block) looks like and what the stream sends:
 - `blocks_html`: finished blocks, rendered once, appended to the body;
 - `tail_html`: a new tail, replacing the old one (when blocks finished, when the kind
   of the open block changed, or to re-format an open paragraph);
+- `sink_html`: new text for the sink of a plain-text tail, replacing its text (when
+  blocks finished and the tail stays plain text: the sink's markup is not sent again);
 - `append`: new text, escaped, appended to the tail's *sink*: the one element in the
   tail that new text goes into.
 
@@ -37,6 +39,7 @@ REFORMAT_ALLOWANCE = 1_024  # ...plus this much, so that a first paragraph is fo
 # Sinks inherit `hx-swap="beforeend"` from the tail (templates/_message.html).
 SINK = Markup('<span sse-swap="message">{}</span>')
 _CODE_SINK = '<code sse-swap="message">'
+EMPTY_SINK = "<!---->"
 _NOT_A_PARAGRAPH = re.compile(r" {0,3}(?:[#>|<*+=-]|\d{1,9}[.)]|`{3}|~{3})|    |\t")
 
 
@@ -47,10 +50,16 @@ class TailUpdate:
     blocks_html: str
     tail_html: str | None
     append: str
+    sink_html: str | None = None
 
     @property
     def empty(self) -> bool:
-        return not self.blocks_html and self.tail_html is None and not self.append
+        return (
+            not self.blocks_html
+            and self.tail_html is None
+            and self.sink_html is None
+            and not self.append
+        )
 
 
 class StreamView:
@@ -78,6 +87,11 @@ class StreamView:
         update = self.renderer.take()
         self._record(update.blocks_html)
         mode = self._current_mode()
+        if mode == self._mode == "text" and update.tail_html is not None:
+            # An event with empty data is never dispatched (SSE): empty, the sink gets a
+            # comment, which is nothing to see and still `:empty` to CSS.
+            text = update.tail_html or EMPTY_SINK
+            return TailUpdate(update.blocks_html, None, "", sink_html=text)
         if update.tail_html is not None or mode != self._mode or self._should_reformat(mode):
             return TailUpdate(update.blocks_html, self._tail_html(mode), "")
         return TailUpdate(update.blocks_html, None, update.tail_append)

@@ -326,14 +326,17 @@ def _update_events(
     templates: Templates, answer: BrowserAnswer, message_id: int, event_id: str
 ) -> bytes:
     """One frame as a few small events, each swapped by the element that listens to
-    it (`b`: the body, `r`: the tail, unnamed: the tail's sink), so that the text that
-    streams carries no markup around it; activity and sources go out of band."""
+    it (`b`: the body, `r`: the tail, `s`: the text of a plain-text tail's sink,
+    unnamed: appended to the tail's sink), so that the text that streams carries no
+    markup around it; activity and sources go out of band."""
     update = answer.view.take()
     events = []
     if update.blocks_html:
         events.append(sse.event(sse.compact_html(update.blocks_html), "b", event_id))
     if update.tail_html is not None:
         events.append(sse.event(sse.compact_html(update.tail_html), "r", event_id))
+    if update.sink_html is not None:
+        events.append(sse.event(update.sink_html, "s", event_id))
     if update.append:
         events.append(sse.event(update.append, SINK_EVENT, event_id))
     if answer.activity_changed or answer.sources_changed:
