@@ -137,6 +137,22 @@ def assert_readable(message: str, where: str) -> None:
 # -- OpenAI-compatible -------------------------------------------------------------------
 
 
+async def ask(
+    client: httpx.AsyncClient, cid: str, question: str
+) -> tuple[str, list[sse.Event], list[sse.Event], dict[str, Any], str]:
+    """Send `question` and take the answer as each reader sees it: the JSON events and
+    the browser frames (read at the same time), then the stored message and the page.
+    Returns (generation id, events, frames, stored message, page)."""
+    started = await send(client, cid, question)
+    gid = started["generation_id"]
+    browser = asyncio.create_task(client.get(f"/generations/{gid}/stream"))
+    _, evs = await events(client, started["events_url"])
+    frames = sse.parse((await browser).text)
+    stored = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
+    page = (await client.get(f"/c/{cid}")).text
+    return gid, evs, frames, stored, page
+
+
 async def test_openai_search_round_trip_then_a_second_turn(
     openai_settings: Settings, provider_env: pytest.MonkeyPatch
 ) -> None:
@@ -150,13 +166,7 @@ async def test_openai_search_round_trip_then_a_second_turn(
         client_for(app) as client,
     ):
         cid = await new_conversation(client)
-        started = await send(client, cid, "What is the capital of France?")
-        gid = started["generation_id"]
-        browser = asyncio.create_task(client.get(f"/generations/{gid}/stream"))
-        _, evs = await events(client, started["events_url"])
-        frames = sse.parse((await browser).text)
-        stored = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
-        page = (await client.get(f"/c/{cid}")).text
+        _, evs, frames, stored, page = await ask(client, cid, "What is the capital of France?")
         second = await send(client, cid, "Population?")
         _, second_evs = await events(client, second["events_url"])
 
@@ -314,13 +324,7 @@ async def test_gemini_grounded_answer_sources_and_search_suggestions(
         client_for(app) as stranger,
     ):
         cid = await new_conversation(client)
-        started = await send(client, cid, "What is the capital of France?")
-        gid = started["generation_id"]
-        browser = asyncio.create_task(client.get(f"/generations/{gid}/stream"))
-        _, evs = await events(client, started["events_url"])
-        frames = sse.parse((await browser).text)
-        stored = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
-        page = (await client.get(f"/c/{cid}")).text
+        gid, evs, frames, stored, page = await ask(client, cid, "What is the capital of France?")
         chip = await client.get(f"/generations/{gid}/suggestions")
         assert (await stranger.get(f"/generations/{gid}/suggestions")).status_code == 404
         cookies = httpx.Cookies(client.cookies)
