@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hxchat.broker import memory as memory_module
-from hxchat.broker.base import EventLog, Position, follow
+from hxchat.broker.base import EventLog, Position
 from hxchat.broker.factory import build_event_log
 from hxchat.broker.memory import MemoryEventLog
 from hxchat.broker.redis_streams import RedisEventLog
@@ -85,6 +85,26 @@ def log(make_log: MakeLog) -> EventLog:
 def order(event_id: str) -> tuple[int, ...]:
     """Sort key for both id shapes ("7" and "1718000000000-3")."""
     return tuple(int(part) for part in event_id.split("-"))
+
+
+async def follow(
+    log: EventLog, generation_id: str, after: str | None = None
+) -> AsyncIterator[LogEvent]:
+    """A reader as the streams are one: events after the cursor (all without one), then
+    live ones, ending after the final event, or at once when the log is missing or the
+    cursor is at its end."""
+    if await log.position(generation_id, after) is not Position.READABLE:
+        return
+    while True:
+        batch = await log.read_batch(generation_id, after, 5)
+        if batch is None:
+            return
+        for event in batch:
+            yield event
+            if event.kind.is_final:
+                return
+        if batch:
+            after = batch[-1].id
 
 
 async def collect(log: EventLog, gen: str, after: str | None = None) -> list[LogEvent]:

@@ -9,13 +9,11 @@ can stop a generation that runs on another.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Protocol
 
 from hxchat.domain import EventKind, LogEvent
-
-FOLLOW_WAIT = 5.0  # `follow` waits this long at a time; a log that disappears ends it
 
 
 class Position(Enum):
@@ -54,22 +52,3 @@ class EventLog(Protocol):
         """Raise `BrokerUnavailable` unless the broker answers."""
 
     async def close(self) -> None: ...
-
-
-async def follow(
-    log: EventLog, generation_id: str, after: str | None = None
-) -> AsyncIterator[LogEvent]:
-    """Events after the cursor (all without one), then live ones; ends after the final
-    event, or at once when the log is missing or the cursor is at its end."""
-    if await log.position(generation_id, after) is not Position.READABLE:
-        return
-    while True:
-        batch = await log.read_batch(generation_id, after, FOLLOW_WAIT)
-        if batch is None:
-            return
-        for event in batch:
-            yield event
-            if event.kind.is_final:
-                return
-        if batch:
-            after = batch[-1].id

@@ -52,15 +52,6 @@ class TailUpdate:
     append: str
     sink_html: str | None = None
 
-    @property
-    def empty(self) -> bool:
-        return (
-            not self.blocks_html
-            and self.tail_html is None
-            and self.sink_html is None
-            and not self.append
-        )
-
 
 class StreamView:
     """An `IncrementalRenderer` as one browser reader sees it."""
