@@ -227,6 +227,18 @@ class Chat:
         return self.nav.locator(f'a[href="/c/{conversation_id}"]')
 
 
+def stop_keeps_what_was_written(chat: Chat, answer: Locator, text: str) -> list[str]:
+    """Press Stop while `answer` streams `text`: it ends `stopped` and keeps a true,
+    non-empty start of `text`, whose words are returned."""
+    expect(answer).to_contain_text("word5")
+    chat.stop_button.click()
+    expect(answer).to_have_attribute("data-status", "stopped")
+    partial = answer_text(answer).split()
+    assert 0 < len(partial) < len(text.split())
+    assert partial == text.split()[: len(partial)], "the kept text is not what was written"
+    return partial
+
+
 def answer_text(article: Locator) -> str:
     """The visible text of an answer, without its screen-reader heading and footer."""
     return article.locator(".answer").inner_text().strip()
