@@ -53,6 +53,16 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"hxchat serve did not become ready:\n{self.log()}")
 
+    def wait_started(self, processes: int, timeout: float = 30) -> None:
+        """Wait until `processes` worker processes have finished starting up: /healthz
+        answers as soon as the first one has, and until the others have, it takes every
+        connection."""
+        deadline = time.monotonic() + timeout
+        while self.log().count("Application startup complete.") < processes:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{processes} workers did not start:\n{self.log()}")
+            time.sleep(0.1)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -155,6 +155,7 @@ async def test_serve_with_two_uvicorn_workers_spreads_requests(cluster: Cluster)
         running = await user.new_conversation(cluster.a)
         await user.send(cluster.a, running, words(40))
         with serving(cluster.workdir, cluster.env(), "--workers", "2") as server:
+            server.wait_started(processes=2)
             generations: list[str] = []
             for _round in range(5):  # each connection goes to the process that accepts it
                 batch = await asyncio.gather(*(user.new_conversation(server) for _ in range(6)))
