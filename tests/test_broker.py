@@ -461,6 +461,50 @@ async def test_recovers_after_its_connections_are_killed(
     await asyncio.wait_for(waiting, 6)
 
 
+@pytest.mark.redis
+async def test_appends_survive_a_flushed_script_cache(
+    worker: Callable[[], RedisEventLog], admin: Redis
+) -> None:
+    log = worker()
+    first = await log.append("g", DELTA, {"text": "a"})
+    await admin.script_flush()  # as after a restart of Redis
+    second = await log.append("g", DONE, {"message_id": 1, "status": "complete"})
+    assert [e.id for e in await collect(log, "g")] == [first, second]
+
+
+@pytest.mark.redis
+async def test_concurrent_writers_lose_and_double_nothing_when_connections_drop(
+    worker: Callable[[], RedisEventLog], admin: Redis, prefix: str
+) -> None:
+    """Appends of many generations share round trips; a connection killed under them
+    is reconnected and what had no reply yet is sent again, exactly once."""
+    log = worker()
+
+    async def writer(gen: str) -> list[str]:
+        ids = []
+        for i in range(60):
+            ids.append(await log.append(gen, DELTA, {"text": f"w{i} "}))
+            await asyncio.sleep(random.uniform(0, 0.004))
+        ids.append(await log.append(gen, DONE, {"message_id": 1, "status": "complete"}))
+        return ids
+
+    async def killer() -> None:
+        for _ in range(4):
+            await asyncio.sleep(0.05)
+            for client in await admin.client_list():
+                if client["name"] == f"{prefix}:commands":
+                    await admin.client_kill_filter(_id=client["id"])
+
+    gens = [f"g{n}" for n in range(20)]
+    written, _ = await asyncio.gather(asyncio.gather(*(writer(g) for g in gens)), killer())
+    for gen, ids in zip(gens, written, strict=True):
+        events = await collect(log, gen)
+        assert [e.id for e in events] == ids
+        assert "".join(e.data.get("text", "") for e in events) == "".join(
+            f"w{i} " for i in range(60)
+        )
+
+
 async def test_unreachable_redis_is_broker_unavailable_without_the_password() -> None:
     log = RedisEventLog("redis://hx:s3cret-pw@127.0.0.1:1/0", key_prefix="hxtest-down")
     try:
