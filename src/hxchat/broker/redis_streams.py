@@ -14,19 +14,21 @@ died without a final event cannot leave them forever); the final event sets all 
 them to expire after `ttl`. An append is one Lua script, so the checks (already
 finished? too many events? this very append retried?) and the writes are atomic.
 
-Readers block in `XREAD BLOCK` for at most a few seconds at a time, then check that
-the log still exists, on a pool of their own so that many of them never starve the
-commands of the runners. Cancel waiters share one pub/sub subscription per instance;
-a waiter also checks the flag when it starts, after every resubscription and every
-couple of seconds, so a cancel published while the subscription was down still
-arrives. Connection failures become `BrokerUnavailable`, whose sentence names the
-host but never the password; redis-py reconnects by itself once Redis is back.
+Appends (and one-off reads) of all generations share round trips on one connection
+(`_Batched`); live readers share one `XREAD BLOCK` per worker (redis_follow.py); a
+reader that waited in vain checks that the log still exists. Cancel waiters share
+one pub/sub subscription per instance; a waiter also checks the flag when it starts,
+after every resubscription and every couple of seconds, so a cancel published while
+the subscription was down still arrives. Connection failures become
+`BrokerUnavailable`, whose sentence names the host but never the password; redis-py
+reconnects by itself once Redis is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 import re
@@ -44,19 +46,20 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from hxchat.broker.base import Position
+from hxchat.broker.redis_follow import Follower, per_stream
 from hxchat.domain import EventKind, LogEvent
 from hxchat.errors import BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
 RUNNING_TTL = 86_400.0  # keys of a running generation and cancel flags live a day
-BLOCK_MS = 5_000  # one XREAD BLOCK; then the reader checks the log still exists
+BLOCK_MS = 5_000  # one XREAD BLOCK of the follower (a quiet reader waits less)
 COMMAND_TIMEOUT = 5.0  # seconds a command (or waiting for a pooled connection) may take
 READ_COUNT = 500  # entries per XREAD
 BATCH_ATTEMPTS = 4  # sends of a batch whose connection was lost (then: unavailable)
 CANCEL_POLL = 2.0  # a cancel waiter re-checks the flag this often (lost pub/sub messages)
 COMMAND_CONNECTIONS = 128
-READER_CONNECTIONS = 2_000
+READER_CONNECTIONS = 4  # the follower's XREAD and the cancel subscription
 
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 _TOO_MANY = "HXCHAT_TOO_MANY_EVENTS"
@@ -101,17 +104,15 @@ def _stream_id(value: str | None) -> tuple[int, int] | None:
     return int(ms), int(seq)
 
 
-def _events(reply: Any) -> list[LogEvent]:
-    """The entries of a one-stream XREAD reply (RESP2 list or RESP3 map) as events."""
-    if not reply:
-        return []
-    entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-    if entries and isinstance(entries[0], list) and len(entries) == 1:
-        entries = entries[0]  # RESP3 wraps one stream's entries once more
-    return [
-        LogEvent(str(entry_id), EventKind(fields["kind"]), json.loads(fields["data"]))
-        for entry_id, fields in entries
-    ]
+def _raw_events(entries: Any) -> list[LogEvent]:
+    """One stream's entries of a raw XREAD reply as events."""
+    events = []
+    for entry_id, flat in entries:
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        events.append(
+            LogEvent(str(entry_id), EventKind(fields["kind"]), json.loads(fields["data"]))
+        )
+    return events
 
 
 def _ms(seconds: float) -> int:
@@ -234,7 +235,19 @@ class RedisEventLog:
         self._readers = _client(
             url, f"{name}:readers", READER_CONNECTIONS, BLOCK_MS / 1000 + COMMAND_TIMEOUT
         )
+        # An append's token only has to differ from the one before it in its stream:
+        # a random prefix per instance and a counter (no system call per word).
+        self._token_prefix = secrets.token_hex(6)
+        self._tokens = itertools.count()
         self._batched = _Batched(self._commands.connection_pool)  # type: ignore[arg-type]
+        self._follower = Follower(
+            self._readers.connection_pool,  # type: ignore[arg-type]
+            self._batched.call,
+            _raw_events,
+            BLOCK_MS,
+            READ_COUNT,
+            COMMAND_TIMEOUT,
+        )
         self._waiters: dict[str, _Waiter] = {}
         self._listener: asyncio.Task[None] | None = None
         self._closed = False
@@ -263,7 +276,7 @@ class RedisEventLog:
         args = [
             kind.value,
             json.dumps(data, ensure_ascii=False, separators=(",", ":")),
-            secrets.token_hex(8),
+            f"{self._token_prefix}{next(self._tokens):x}",
             "1" if kind.is_final else "0",
             self._maxlen,
             _ms(self._ttl),
@@ -279,16 +292,44 @@ class RedisEventLog:
         self, generation_id: str, after: str | None, timeout: float
     ) -> list[LogEvent] | None:
         """Every event after the cursor (at most `READ_COUNT`), waiting up to `timeout`
-        for the first one; after a quiet wait, checks that the log still exists."""
-        stream = self._stream(generation_id)
-        cursor = after if after is not None and _stream_id(after) is not None else "0-0"
-        block = _ms(min(timeout, BLOCK_MS / 1000)) if timeout > 0 else None
-        async with self._unavailable(BLOCK_MS / 1000 + COMMAND_TIMEOUT):
-            reply = await self._readers.xread({stream: cursor}, count=READ_COUNT, block=block)
-        events = _events(reply)
-        if not events and await self.position(generation_id, cursor) is not Position.READABLE:
+        for the first one; after a quiet wait, checks that the log still exists.
+
+        What this worker has seen of a followed stream comes from memory; otherwise one
+        direct read, after which the stream is followed (redis_follow.py)."""
+        key = self._stream(generation_id)
+        cursor_text = after if after is not None and _stream_id(after) is not None else "0-0"
+        cursor = _stream_id(cursor_text) or (0, 0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._unavailable(max(timeout, 0) + COMMAND_TIMEOUT):
+            while True:
+                events = self._follower.known(key, cursor)
+                if events is None:
+                    reply = await self._batched.call(
+                        "XREAD", "COUNT", READ_COUNT, "STREAMS", key, cursor_text
+                    )
+                    events = [e for _, raw in per_stream(reply) for e in _raw_events(raw)]
+                    if len(events) < READ_COUNT:
+                        self._follower.follow(key, cursor, events)
+                if events:
+                    return events
+                if self._follower.finished(key):
+                    return None  # at (or past) the final event
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    async with asyncio.timeout(remaining):
+                        events = await self._follower.wait(key, cursor)
+                except TimeoutError:
+                    break
+                if events is None:
+                    break
+                if events:
+                    return events
+        if await self.position(generation_id, cursor_text) is not Position.READABLE:
             return None
-        return events
+        return []
 
     async def position(self, generation_id: str, after: str | None = None) -> Position:
         """Where a reader with this cursor stands: missing, readable or at the end."""
@@ -391,6 +432,7 @@ class RedisEventLog:
             self._listener.cancel()
             await asyncio.wait([self._listener], timeout=COMMAND_TIMEOUT)
             self._listener = None
+        await self._follower.close()
         await self._batched.close()
         await self._readers.aclose()
         await self._commands.aclose()

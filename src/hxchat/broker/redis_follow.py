@@ -1,0 +1,316 @@
+"""One `XREAD` for every reader of a worker: the Redis log's live reads.
+
+A reader that waits for the next events of a generation does not send a blocking
+command of its own. It waits on a future; one task per worker keeps a single
+`XREAD BLOCK` on one connection of its own over every stream that its readers follow,
+and hands each reply out. Under load a reply carries the new events of many streams,
+so a word costs a share of a round trip instead of one per reader.
+
+Per followed stream the worker keeps the events it has seen lately (all of them after
+`base`): a reader whose cursor lies in that window gets what came after it at once,
+without asking Redis; an older cursor (a replay, a reader far behind) is read directly,
+once. A stream that nobody asked about for a while is no longer followed.
+
+A stream followed for the first time joins at once: the blocked `XREAD` is ended with
+`CLIENT UNBLOCK` and sent again with it. A lost connection fails the waiting readers
+(the caller turns that into `BrokerUnavailable`) and is opened again for the next ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.connection import AbstractConnection
+
+from hxchat.domain import LogEvent
+
+logger = logging.getLogger(__name__)
+
+StreamId = tuple[int, int]
+Parse = Callable[[Any], list[LogEvent]]  # one stream's raw entries as events
+
+KEEP = 1_000  # events kept per followed stream (older cursors are read directly)
+IDLE = 30.0  # seconds without a read after which a stream is no longer followed
+IDLE_FINISHED = 5.0  # the same for a stream whose final event has come
+GATHER = 0.01  # seconds between two reads that found events
+ATTEMPTS = 3  # reads in a row that failed before the waiting readers are told
+
+
+@dataclass(eq=False, slots=True)
+class _Followed:
+    """What this worker knows of one stream: every event after `base`, up to `last`."""
+
+    base: StreamId
+    last: str
+    touched: float
+    events: list[LogEvent] = field(default_factory=list)
+    ids: list[StreamId] = field(default_factory=list)
+    waiters: list[tuple[StreamId, asyncio.Future[list[LogEvent]]]] = field(default_factory=list)
+    final: bool = False
+
+    def covers(self, cursor: StreamId) -> bool:
+        return cursor >= self.base
+
+    def after(self, cursor: StreamId) -> list[LogEvent]:
+        return self.events[bisect.bisect_right(self.ids, cursor) :]
+
+    def add(self, events: list[LogEvent], ids: list[StreamId]) -> None:
+        self.events += events
+        self.ids += ids
+        self.last = events[-1].id
+        self.final = self.final or events[-1].kind.is_final
+        if len(self.events) > KEEP:
+            drop = len(self.events) - KEEP
+            self.base = self.ids[drop - 1]
+            del self.events[:drop], self.ids[:drop]
+
+
+class Follower:
+    """The worker's shared live read over the streams its readers follow."""
+
+    def __init__(
+        self,
+        pool: BlockingConnectionPool,
+        call: Callable[..., Awaitable[Any]],
+        parse: Parse,
+        block_ms: int,
+        count: int,
+        timeout: float,
+    ) -> None:
+        self._pool = pool
+        self._call = call  # a command on another connection (to unblock this one)
+        self._parse = parse
+        self._block_ms = block_ms
+        self._count = count
+        self._timeout = timeout
+        self._followed: dict[str, _Followed] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._connection: AbstractConnection | None = None
+        self._client_id: int | None = None
+        self._reading: frozenset[str] | None = None  # the streams of the XREAD on the wire
+        self._unblocking: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- readers ----------------------------------------------------------------------
+
+    def known(self, key: str, cursor: StreamId) -> list[LogEvent] | None:
+        """The events after `cursor` if this worker has them all; None when it must ask."""
+        followed = self._followed.get(key)
+        if followed is None or not followed.covers(cursor):
+            return None
+        followed.touched = asyncio.get_running_loop().time()
+        return followed.after(cursor)
+
+    def finished(self, key: str) -> bool:
+        followed = self._followed.get(key)
+        return followed is not None and followed.final
+
+    def follow(self, key: str, cursor: StreamId, events: list[LogEvent]) -> None:
+        """Follow `key` from now on, given everything after `cursor` that is there now."""
+        if key in self._followed or self._closed:
+            return
+        followed = _Followed(
+            base=cursor,
+            last=f"{cursor[0]}-{cursor[1]}",
+            touched=asyncio.get_running_loop().time(),
+        )
+        if events:
+            followed.add(events, [_parse_id(event.id) for event in events])
+        self._followed[key] = followed
+        if followed.final:
+            return
+        self._wake.set()
+        if not self._ensure_running() and self._reading is not None and key not in self._reading:
+            self._unblock()
+
+    def _ensure_running(self) -> bool:
+        """Start the read if it is not running; False when it was."""
+        if self._task is not None and not self._task.done():
+            return False
+        self._task = asyncio.create_task(self._run(), name="hxchat-redis-follower")
+        return True
+
+    async def wait(self, key: str, cursor: StreamId) -> list[LogEvent] | None:
+        """The next events after `cursor` of a followed stream as soon as they come
+        (bound the wait from outside); [] when the cursor fell out of what this worker
+        keeps, None when the stream is not followed (closed)."""
+        followed = self._followed.get(key)
+        if followed is None or self._closed:
+            return None
+        self._ensure_running()
+        future: asyncio.Future[list[LogEvent]] = asyncio.get_running_loop().create_future()
+        waiter = (cursor, future)
+        followed.waiters.append(waiter)
+        try:
+            return await future
+        finally:
+            with suppress(ValueError):
+                followed.waiters.remove(waiter)
+
+    # -- the one read -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay, failures = 0.05, 0
+        while not self._closed:
+            self._forget_idle()
+            streams = {k: f.last for k, f in self._followed.items() if not f.final}
+            if not streams:
+                self._wake.clear()
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_FINISHED):
+                        await self._wake.wait()
+                if not self._followed:
+                    return
+                continue
+            try:
+                reply = await self._read(streams)
+            except (redis_errors.RedisError, OSError, TimeoutError) as exc:
+                # A pooled connection may have died while unused: reconnect at once and
+                # try again, like redis-py's retries; fail the readers only after that.
+                await self._drop_connection()
+                failures += 1
+                if failures >= ATTEMPTS:
+                    self._fail(exc)
+                logger.debug("follower lost its connection (%r); again in %.2f s", exc, delay)
+                if failures > 1:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                continue
+            delay, failures = 0.05, 0
+            for key, entries in per_stream(reply):
+                try:
+                    self._deliver(key, entries)
+                except (ValueError, KeyError, TypeError) as exc:  # not entries of ours
+                    logger.warning("unreadable events in %s: %r", key, exc)
+                    broken = self._followed.pop(key, None)
+                    if broken is not None:
+                        self._fail(exc, [broken])
+            if reply:  # busy: let events gather for a moment, one read takes them all
+                await asyncio.sleep(GATHER)
+
+    async def _read(self, streams: dict[str, str]) -> Any:
+        self._reading = frozenset(streams)
+        try:
+            async with asyncio.timeout(self._block_ms / 1000 + self._timeout):
+                connection = await self._connect()
+                await connection.send_command(
+                    "XREAD",
+                    "COUNT",
+                    self._count,
+                    "BLOCK",
+                    self._block_ms,
+                    "STREAMS",
+                    *streams,
+                    *streams.values(),
+                    check_health=False,
+                )
+                return await connection.read_response()
+        finally:
+            self._reading = None
+
+    async def _connect(self) -> AbstractConnection:
+        if self._connection is None:
+            self._connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            self._client_id = None
+        if self._client_id is None:
+            await self._connection.send_command("CLIENT", "ID", check_health=False)
+            self._client_id = int(await self._connection.read_response())
+        return self._connection
+
+    def _deliver(self, key: str, entries: Any) -> None:
+        followed = self._followed.get(key)
+        if followed is None or not entries:
+            return
+        events = self._parse(entries)
+        ids = [_parse_id(event.id) for event in events]
+        last = _parse_id(followed.last)
+        fresh = [i for i, event_id in enumerate(ids) if event_id > last]
+        if not fresh:
+            return
+        followed.add(events[fresh[0] :], ids[fresh[0] :])
+        for cursor, future in followed.waiters:
+            if not future.done():
+                ready = followed.after(cursor) if followed.covers(cursor) else None
+                if ready is None:  # fell out of the window meanwhile: let it ask again
+                    future.set_result([])
+                elif ready:
+                    future.set_result(ready)
+
+    def _fail(self, exc: BaseException, streams: Iterable[_Followed] | None = None) -> None:
+        for followed in self._followed.values() if streams is None else streams:
+            for _cursor, future in followed.waiters:
+                if not future.done():
+                    future.set_exception(exc)
+
+    def _forget_idle(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for key, followed in list(self._followed.items()):
+            idle = IDLE_FINISHED if followed.final else IDLE
+            if not followed.waiters and now - followed.touched > idle:
+                del self._followed[key]
+
+    def _unblock(self) -> None:
+        """End the blocked XREAD so that the next one includes the new stream."""
+        if self._unblocking is None or self._unblocking.done():
+            self._unblocking = asyncio.create_task(self._send_unblock())
+
+    async def _send_unblock(self) -> None:
+        # CLIENT UNBLOCK can reach Redis before the XREAD it is meant for (or that XREAD
+        # may still be connecting): then it finds nothing blocked, and is tried again
+        # for as long as that same read is on its way.
+        reading = self._reading
+        while reading is not None and self._reading is reading:
+            if self._client_id is not None:
+                try:
+                    if await self._call("CLIENT", "UNBLOCK", self._client_id):
+                        return
+                except (redis_errors.RedisError, OSError, TimeoutError) as exc:
+                    logger.debug("could not unblock the follower: %r", exc)
+                    return
+            await asyncio.sleep(0.005)
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        self._client_id = None
+        if connection is not None:
+            with suppress(Exception):
+                await connection.disconnect(nowait=True)
+            with suppress(Exception):
+                await self._pool.release(connection)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in (self._task, self._unblocking):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        for followed in self._followed.values():
+            for _cursor, future in followed.waiters:
+                if not future.done():
+                    future.set_result([])  # the reader asks again, and is told
+        self._followed.clear()
+        await self._drop_connection()
+
+
+def per_stream(reply: Any) -> list[tuple[str, Any]]:
+    """A raw XREAD reply as (stream, entries) pairs: a map in RESP3, pairs in RESP2,
+    nil when nothing came."""
+    if not reply:
+        return []
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    return [(str(key), entries) for key, entries in pairs]
+
+
+def _parse_id(value: str) -> StreamId:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq)
