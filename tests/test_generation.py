@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
 
 from hxchat.config import Settings
 from hxchat.domain import AgentEvent, Role, TextDelta, Turn
 from hxchat.errors import ProviderError
 from hxchat.store.sql import open_store
-from tests.conftest import client_for, running_app
+from tests.conftest import REDIS_URL, client_for, need, running_app
 from tests.test_api import events, new_conversation, send
 
 
@@ -181,3 +184,28 @@ async def test_a_turn_stored_for_a_cancelled_request_is_still_answered(
             ("user", "complete", "still answered"),
             ("assistant", "complete", "still answered"),
         ]
+
+
+@pytest.mark.redis
+async def test_stop_during_an_append_keeps_every_word_readers_got(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """On Redis an append takes a round trip, and a Stop often lands in the middle of
+    one: the word is on its way to the readers, so the kept answer must hold it too."""
+    from hxchat.app import create_app
+
+    url = urlunsplit(urlsplit(need(REDIS_URL, "HXCHAT_TEST_REDIS_URL"))._replace(path="/14"))
+    model = ScriptedModel([f"w{i} " for i in range(5_000)])  # as fast as the log takes them
+    app = create_app(make_settings(redis_url=url), model=model)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        for attempt in range(10):
+            cid = await new_conversation(client)
+            started = await send(client, cid, "go")
+            await asyncio.sleep(0.02 + attempt * 0.005)
+            stop = await client.post(f"/api/generations/{started['generation_id']}/cancel")
+            assert stop.status_code == 202
+            _, evs = await events(client, started["events_url"])
+            assert evs[-1].json()["status"] == "stopped"
+            shown = "".join(e.json()["text"] for e in evs if e.event == "delta")
+            message = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
+            assert (message["status"], message["content"]) == ("stopped", shown)

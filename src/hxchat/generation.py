@@ -77,6 +77,10 @@ class _Answer:
             self.parts[:] = ["".join(self.parts)]
         return self.parts[0] if self.parts else ""
 
+    def add_text(self, text: str) -> None:
+        self.parts.append(text)
+        self.chars += len(text)
+
     def add_sources(self, sources: Sequence[Source]) -> None:
         seen = {s.url for s in self.sources}
         self.sources.extend(s for s in sources if s.url not in seen)
@@ -305,7 +309,12 @@ class GenerationRunner:
 
     async def _publish(self, gid: str, event: AgentEvent, answer: _Answer) -> None:
         """Append one model event to the event log, then record it in the answer: the
-        stored text is never ahead of what readers can get."""
+        stored text is never ahead of what readers can get, nor behind it.
+
+        A Stop (or shutdown) that cancels this while an append is under way still
+        records it: the append is on its way (the Redis log sends a queued command
+        whether or not its caller still waits; the in-memory one cannot be interrupted),
+        so readers will see it, and the kept answer must hold it too."""
         if isinstance(event, TextDelta):
             if not event.text:
                 return
@@ -313,17 +322,24 @@ class GenerationRunner:
                 raise AnswerTooLong(
                     f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
                 )
-            await self.log.append(gid, EventKind.DELTA, {"text": event.text})
-            answer.parts.append(event.text)
-            answer.chars += len(event.text)
+            try:
+                await self.log.append(gid, EventKind.DELTA, {"text": event.text})
+            except asyncio.CancelledError:
+                answer.add_text(event.text)
+                raise
+            answer.add_text(event.text)
         elif isinstance(event, ToolCall):
             data = {"name": event.name, "arguments": dict(event.arguments)}
             await self.log.append(gid, EventKind.TOOL_CALL, data)
         elif isinstance(event, ToolResult):
             sources = [s.as_json() for s in event.sources]
-            await self.log.append(
-                gid, EventKind.TOOL_RESULT, {"name": event.name, "sources": sources}
-            )
+            try:
+                await self.log.append(
+                    gid, EventKind.TOOL_RESULT, {"name": event.name, "sources": sources}
+                )
+            except asyncio.CancelledError:
+                answer.add_sources(event.sources)
+                raise
             answer.add_sources(event.sources)
         elif isinstance(event, SearchSuggestions):
             answer.suggestions = event.html
