@@ -197,6 +197,22 @@ async def test_batches_follow_a_live_writer_exactly(log: EventLog) -> None:
     assert await log.read_batch("never-created", None, 0.1) is None
 
 
+async def test_a_cursor_from_the_future_holds_up_no_other_reader(log: EventLog) -> None:
+    await log.create("g")
+    ahead = "99999999999999-0" if isinstance(log, RedisEventLog) else "99999999"
+    dreamer = asyncio.create_task(log.read_batch("g", ahead, 1))
+    await asyncio.sleep(0.1)
+    reader = asyncio.create_task(log.read_batch("g", None, 3))
+    await asyncio.sleep(0.1)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    first = await log.append("g", DELTA, {"text": "a"})
+    batch = await reader
+    assert batch is not None and [e.id for e in batch] == [first]
+    assert loop.time() - began < 1
+    assert await dreamer == []
+
+
 async def test_reader_that_comes_before_the_first_event_waits(log: EventLog) -> None:
     await log.create("g")
     early = asyncio.create_task(collect(log, "g"))

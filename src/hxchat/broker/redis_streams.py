@@ -144,11 +144,23 @@ class _Batched:
         self._connection: AbstractConnection | None = None
 
     async def call(self, *command: Any) -> Any:
+        return await self._enqueue(command)
+
+    async def call_many(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Several commands in one round trip (in order, not atomic); the first error
+        is raised."""
+        replies = await asyncio.gather(*map(self._enqueue, commands), return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
+
+    def _enqueue(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((command, future))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_all(), name="hxchat-redis-batches")
-        return await future
+        return future
 
     async def _send_all(self) -> None:
         try:
@@ -305,12 +317,7 @@ class RedisEventLog:
             while True:
                 events = self._follower.known(key, cursor)
                 if events is None:
-                    reply = await self._batched.call(
-                        "XREAD", "COUNT", READ_COUNT, "STREAMS", key, cursor_text
-                    )
-                    events = [e for _, raw in per_stream(reply) for e in _raw_events(raw)]
-                    if len(events) < READ_COUNT:
-                        self._follower.follow(key, cursor, events)
+                    events = await self._read_directly(key, cursor, cursor_text)
                 if events:
                     return events
                 if self._follower.finished(key):
@@ -329,6 +336,27 @@ class RedisEventLog:
                     return events
         if await self.position(generation_id, cursor_text) is not Position.READABLE:
             return None
+        return []
+
+    async def _read_directly(
+        self, key: str, cursor: tuple[int, int], cursor_text: str
+    ) -> list[LogEvent]:
+        """Events after the cursor, from Redis; then the stream is followed from what
+        this read saw (unless it was cut at `READ_COUNT`: more are waiting)."""
+        reply, newest = await self._batched.call_many(
+            ("XREAD", "COUNT", READ_COUNT, "STREAMS", key, cursor_text),
+            ("XREVRANGE", key, "+", "-", "COUNT", 1),
+        )
+        events = [event for _, raw in per_stream(reply) for event in _raw_events(raw)]
+        if events:
+            if len(events) < READ_COUNT:
+                self._follower.follow(key, cursor, events)
+            return events
+        # Nothing after the cursor: everything after the stream's newest entry (or
+        # after 0-0 while it has none) is known, whatever the cursor says. A cursor
+        # ahead of the stream must not make the worker skip what others wait for.
+        start = _stream_id(str(newest[0][0])) if newest else None
+        self._follower.follow(key, start or (0, 0), [])
         return []
 
     async def position(self, generation_id: str, after: str | None = None) -> Position:
