@@ -15,7 +15,7 @@ them to expire after `ttl`. An append is one Lua script, so the checks (already
 finished? too many events? this very append retried?) and the writes are atomic.
 
 Appends (and one-off reads) of all generations share round trips on one connection
-(`_Batched`); live readers share one `XREAD BLOCK` per worker (redis_follow.py); a
+(redis_batch.py); live readers share one `XREAD BLOCK` per worker (redis_follow.py); a
 reader that waited in vain checks that the log still exists. Cancel waiters share
 one pub/sub subscription per instance; a waiter also checks the flag when it starts,
 after every resubscription and every couple of seconds, so a cancel published while
@@ -41,11 +41,11 @@ from urllib.parse import urlsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from hxchat.broker.base import Position
+from hxchat.broker.redis_batch import Batched
 from hxchat.broker.redis_follow import Follower, per_stream
 from hxchat.domain import EventKind, LogEvent
 from hxchat.errors import BrokerUnavailable
@@ -56,7 +56,6 @@ RUNNING_TTL = 86_400.0  # keys of a running generation and cancel flags live a d
 BLOCK_MS = 5_000  # one XREAD BLOCK of the follower (a quiet reader waits less)
 COMMAND_TIMEOUT = 5.0  # seconds a command (or waiting for a pooled connection) may take
 READ_COUNT = 500  # entries per XREAD
-BATCH_ATTEMPTS = 4  # sends of a batch whose connection was lost (then: unavailable)
 CANCEL_POLL = 2.0  # a cancel waiter re-checks the flag this often (lost pub/sub messages)
 COMMAND_CONNECTIONS = 128
 READER_CONNECTIONS = 4  # the follower's XREAD and the cancel subscription
@@ -126,111 +125,6 @@ class _Waiter:
     count: int = 0
 
 
-class _Batched:
-    """Commands of many callers sent together on one connection of their own: while a
-    batch is on the wire the next one fills up, so the busier the worker, the fewer
-    round trips per command (a lone command costs about half what a client call does).
-
-    A connection lost mid-batch is reconnected and what had no reply yet is sent again
-    (appends carry a token that makes this safe), like redis-py's own retries. A
-    command's error reply fails that command only.
-    """
-
-    def __init__(self, pool: BlockingConnectionPool) -> None:
-        self._pool = pool
-        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._sender: asyncio.Task[None] | None = None
-        self._batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._connection: AbstractConnection | None = None
-
-    async def call(self, *command: Any) -> Any:
-        return await self._enqueue(command)
-
-    async def call_many(self, *commands: tuple[Any, ...]) -> list[Any]:
-        """Several commands in one round trip (in order, not atomic); the first error
-        is raised."""
-        replies = await asyncio.gather(*map(self._enqueue, commands), return_exceptions=True)
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return replies
-
-    def _enqueue(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((command, future))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_all(), name="hxchat-redis-batches")
-        return future
-
-    async def _send_all(self) -> None:
-        try:
-            while self._queue:
-                self._batch, self._queue = self._queue, []
-                await self._send(self._batch)
-        finally:
-            self._sender = None
-
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
-        delay = 0.05
-        for attempt in range(BATCH_ATTEMPTS):
-            try:
-                async with asyncio.timeout(COMMAND_TIMEOUT):
-                    if self._connection is None:
-                        self._connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-                    connection = self._connection
-                    packed = connection.pack_commands([command for command, _ in batch])
-                    await connection.send_packed_command(packed, check_health=False)
-                    while batch:
-                        _command, future = batch[0]
-                        try:
-                            reply = await connection.read_response()
-                        except redis_errors.ResponseError as exc:
-                            _settle(future, error=exc)
-                        else:
-                            _settle(future, reply)
-                        del batch[0]
-                return
-            except (redis_errors.ConnectionError, OSError, TimeoutError) as exc:
-                await self._drop_connection()
-                if isinstance(exc, TimeoutError) or attempt == BATCH_ATTEMPTS - 1:
-                    for _command, future in batch:
-                        _settle(future, error=exc)
-                    return
-            except BaseException:
-                await self._drop_connection()
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-
-    async def _drop_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with suppress(Exception):
-                await connection.disconnect(nowait=True)
-            with suppress(Exception):
-                await self._pool.release(connection)
-
-    async def close(self) -> None:
-        if self._sender is not None:
-            self._sender.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._sender
-        for _command, future in self._batch + self._queue:
-            future.cancel()
-        await self._drop_connection()
-
-
-def _settle(
-    future: asyncio.Future[Any], reply: Any = None, error: BaseException | None = None
-) -> None:
-    if future.done():  # its caller gave up (cancelled, timed out)
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(reply)
-
-
 class RedisEventLog:
     """`EventLog` on Redis Streams; ids are stream entry ids like "1718000000000-0"."""
 
@@ -251,7 +145,7 @@ class RedisEventLog:
         # a random prefix per instance and a counter (no system call per word).
         self._token_prefix = secrets.token_hex(6)
         self._tokens = itertools.count()
-        self._batched = _Batched(self._commands.connection_pool)  # type: ignore[arg-type]
+        self._batched = Batched(self._commands.connection_pool, COMMAND_TIMEOUT)  # type: ignore[arg-type]
         self._follower = Follower(
             self._readers.connection_pool,  # type: ignore[arg-type]
             self._batched.call,
