@@ -16,6 +16,7 @@ import tracemalloc
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import cast
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis.asyncio import Redis
@@ -549,6 +550,38 @@ async def test_live_readers_of_a_worker_share_one_connection(
 
     written = [await write(writer, f"g{n}", 3) for n in range(50)]
     assert [[e.id for e in got] for got in await asyncio.gather(*readers)] == written
+
+
+@pytest.mark.redis
+async def test_a_redis_that_refuses_client_unblock_still_serves_new_streams(
+    admin: Redis, prefix: str
+) -> None:
+    """Some managed services and ACLs refuse CLIENT ID / CLIENT UNBLOCK: then the shared
+    read blocks briefly, and a stream followed meanwhile still joins it in time."""
+    user = f"{prefix}-limited"
+    await admin.execute_command(
+        "ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-client|id", "-client|unblock"
+    )
+    parts = urlsplit(need_redis())
+    url = urlunsplit(parts._replace(netloc=f"{user}:pw@{parts.hostname}:{parts.port or 6379}"))
+    log = RedisEventLog(url, key_prefix=prefix)
+    try:
+        await log.create("first")
+        first = asyncio.create_task(collect(log, "first"))
+        await asyncio.sleep(0.3)
+        await log.create("late")
+        late = asyncio.create_task(collect(log, "late"))
+        await asyncio.sleep(0.1)
+        began = asyncio.get_running_loop().time()
+        ids = await write(log, "late", 2)
+        assert [e.id for e in await late] == ids
+        assert asyncio.get_running_loop().time() - began < 1
+        written = await write(log, "first", 1)
+        assert [e.id for e in await first] == written
+    finally:
+        await log.close()
+        await admin.execute_command("ACL", "DELUSER", user)
+        await delete_keys(need_redis(), prefix)
 
 
 @pytest.mark.redis

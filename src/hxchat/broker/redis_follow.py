@@ -12,8 +12,10 @@ without asking Redis; an older cursor (a replay, a reader far behind) is read di
 once. A stream that nobody asked about for a while is no longer followed.
 
 A stream followed for the first time joins at once: the blocked `XREAD` is ended with
-`CLIENT UNBLOCK` and sent again with it. A lost connection fails the waiting readers
-(the caller turns that into `BrokerUnavailable`) and is opened again for the next ones.
+`CLIENT UNBLOCK` and sent again with it (where Redis refuses that command, the read
+blocks for 100 ms at a time instead). A lost connection is opened again at once; only
+when reads keep failing are the waiting readers failed (the caller turns that into
+`BrokerUnavailable`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ KEEP = 1_000  # events kept per followed stream (older cursors are read directly
 IDLE = 30.0  # seconds without a read after which a stream is no longer followed
 IDLE_FINISHED = 5.0  # the same for a stream whose final event has come
 GATHER = 0.01  # seconds between two reads that found events
+SHORT_BLOCK_MS = 100  # the block when the read cannot be unblocked
 ATTEMPTS = 3  # reads in a row that failed before the waiting readers are told
 
 
@@ -96,6 +99,7 @@ class Follower:
         self._wake = asyncio.Event()
         self._connection: AbstractConnection | None = None
         self._client_id: int | None = None
+        self._unblockable = True  # False when Redis refuses CLIENT ID or CLIENT UNBLOCK
         self._reading: frozenset[str] | None = None  # the streams of the XREAD on the wire
         self._unblocking: asyncio.Task[None] | None = None
         self._closed = False
@@ -202,12 +206,13 @@ class Follower:
         try:
             async with asyncio.timeout(self._block_ms / 1000 + self._timeout):
                 connection = await self._connect()
+                block_ms = self._block_ms if self._unblockable else SHORT_BLOCK_MS
                 await connection.send_command(
                     "XREAD",
                     "COUNT",
                     self._count,
                     "BLOCK",
-                    self._block_ms,
+                    block_ms,
                     "STREAMS",
                     *streams,
                     *streams.values(),
@@ -221,10 +226,24 @@ class Follower:
         if self._connection is None:
             self._connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
             self._client_id = None
-        if self._client_id is None:
+        if self._client_id is None and self._unblockable:
             await self._connection.send_command("CLIENT", "ID", check_health=False)
-            self._client_id = int(await self._connection.read_response())
+            try:
+                self._client_id = int(await self._connection.read_response())
+            except redis_errors.ResponseError as exc:
+                self._cannot_unblock(exc)
         return self._connection
+
+    def _cannot_unblock(self, exc: Exception) -> None:
+        """A Redis that refuses CLIENT ID or CLIENT UNBLOCK (an ACL, a managed service):
+        block briefly instead, so that a new stream joins the read within that time."""
+        if self._unblockable:
+            self._unblockable = False
+            logger.warning(
+                "Redis refused %r: new streams join the shared read within %d ms",
+                str(exc),
+                SHORT_BLOCK_MS,
+            )
 
     def _deliver(self, key: str, entries: Any) -> None:
         followed = self._followed.get(key)
@@ -269,10 +288,15 @@ class Follower:
         # for as long as that same read is on its way.
         reading = self._reading
         while reading is not None and self._reading is reading:
+            if not self._unblockable:
+                return
             if self._client_id is not None:
                 try:
                     if await self._call("CLIENT", "UNBLOCK", self._client_id):
                         return
+                except redis_errors.ResponseError as exc:
+                    self._cannot_unblock(exc)
+                    return
                 except (redis_errors.RedisError, OSError, TimeoutError) as exc:
                     logger.debug("could not unblock the follower: %r", exc)
                     return
