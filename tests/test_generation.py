@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from redis.asyncio import Redis
 
 from hxchat.config import Settings
 from hxchat.domain import AgentEvent, Role, TextDelta, Turn
@@ -15,6 +16,7 @@ from hxchat.errors import ProviderError
 from hxchat.store.sql import open_store
 from tests.conftest import REDIS_URL, client_for, need, running_app
 from tests.test_api import events, new_conversation, send
+from tests.test_broker import redis_cut_off
 
 
 class ScriptedModel:
@@ -209,3 +211,64 @@ async def test_stop_during_an_append_keeps_every_word_readers_got(
             shown = "".join(e.json()["text"] for e in evs if e.event == "delta")
             message = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
             assert (message["status"], message["content"]) == ("stopped", shown)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("where", ["request", "reply"])
+async def test_an_answer_cut_off_by_redis_keeps_exactly_what_readers_get(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Redis away for longer than an append may wait, in the middle of a word: the
+    answer ends in error, and the kept text is the text of the log, word for word."""
+    from hxchat.app import create_app
+
+    url = urlunsplit(urlsplit(need(REDIS_URL, "HXCHAT_TEST_REDIS_URL"))._replace(path="/14"))
+    app = create_app(make_settings(redis_url=url, echo_delay_ms=20))
+    prompt = " ".join(f"w{i}" for i in range(200))  # 4 s of echo
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        cid = await new_conversation(client)
+        started = await send(client, cid, prompt)
+        await asyncio.sleep(0.5)
+        with redis_cut_off(monkeypatch, where):
+            await asyncio.sleep(5)
+        for _ in range(100):
+            message = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
+            if message["status"] != "streaming":
+                break
+            await asyncio.sleep(0.1)
+        _, evs = await events(client, started["events_url"])
+        assert evs[-1].event == "error" and message["status"] == "error"
+        shown = "".join(e.json()["text"] for e in evs if e.event == "delta")
+        assert message["content"] == shown
+        assert 0 < len(shown) < len(prompt)
+
+
+@pytest.mark.redis
+async def test_a_short_redis_outage_goes_unnoticed(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis away for 2 s in the middle of an answer: the writer's appends wait for it,
+    the reader's stream stays open, and the answer completes, every word once."""
+    from hxchat.app import create_app
+
+    url = urlunsplit(urlsplit(need(REDIS_URL, "HXCHAT_TEST_REDIS_URL"))._replace(path="/14"))
+    app = create_app(make_settings(redis_url=url, echo_delay_ms=20))
+    prompt = " ".join(f"w{i}" for i in range(100))  # 2 s of echo
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        cid = await new_conversation(client)
+        started = await send(client, cid, prompt)
+        reading = asyncio.create_task(events(client, started["events_url"]))
+        await asyncio.sleep(0.5)
+        with redis_cut_off(monkeypatch, "request"):
+            # The connections already open are cut too (the readers' shared XREAD).
+            admin = Redis.from_url(url, decode_responses=True)
+            for connection in await admin.client_list():
+                if connection["name"].startswith("hxchat:") and connection["db"] == "14":
+                    await admin.client_kill_filter(_id=connection["id"])
+            await admin.aclose()
+            await asyncio.sleep(2)
+        status, evs = await reading
+        assert status == 200 and evs[-1].event == "done"
+        assert "".join(e.json()["text"] for e in evs if e.event == "delta") == prompt
+        message = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
+        assert (message["status"], message["content"]) == ("complete", prompt)

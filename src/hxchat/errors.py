@@ -78,6 +78,12 @@ class BrokerUnavailable(ServiceUnavailable):
     default_detail = "The event broker cannot be reached right now; please try again in a moment."
 
 
+class AppendUncertain(BrokerUnavailable):
+    """The broker went away while an event was being appended: it may be in the log
+    or not. The log sends it again before the generation's next event (exactly once),
+    so the caller counts it as written."""
+
+
 class SchemaOutOfDate(HxchatError):
     """The database schema is behind this version of hxchat."""
 

@@ -32,6 +32,7 @@ from hxchat.domain import (
     Turn,
 )
 from hxchat.errors import (
+    AppendUncertain,
     BrokerUnavailable,
     HxchatError,
     InvalidMessage,
@@ -314,7 +315,9 @@ class GenerationRunner:
         A Stop (or shutdown) that cancels this while an append is under way still
         records it: the append is on its way (the Redis log sends a queued command
         whether or not its caller still waits; the in-memory one cannot be interrupted),
-        so readers will see it, and the kept answer must hold it too."""
+        so readers will see it, and the kept answer must hold it too. So does an append
+        cut off by a broker outage (`AppendUncertain`): the log sends it again before
+        the final event."""
         if isinstance(event, TextDelta):
             if not event.text:
                 return
@@ -324,7 +327,7 @@ class GenerationRunner:
                 )
             try:
                 await self.log.append(gid, EventKind.DELTA, {"text": event.text})
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, AppendUncertain):
                 answer.add_text(event.text)
                 raise
             answer.add_text(event.text)
@@ -337,7 +340,7 @@ class GenerationRunner:
                 await self.log.append(
                     gid, EventKind.TOOL_RESULT, {"name": event.name, "sources": sources}
                 )
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, AppendUncertain):
                 answer.add_sources(event.sources)
                 raise
             answer.add_sources(event.sources)

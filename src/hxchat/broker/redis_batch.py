@@ -17,7 +17,9 @@ from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection
 
-ATTEMPTS = 4  # sends of a batch whose connection was lost (then: its callers fail)
+# A batch whose connection was lost is sent again for this long (a Redis restart or
+# failover of a few seconds goes unnoticed), within the callers' 5 s; then they fail.
+RETRY_SECONDS = 4.0
 
 
 class Batched:
@@ -64,8 +66,10 @@ class Batched:
             self._sender = None
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + RETRY_SECONDS
         delay = 0.05
-        for attempt in range(ATTEMPTS):
+        while True:
             try:
                 async with asyncio.timeout(self._timeout):
                     if self._connection is None:
@@ -85,7 +89,7 @@ class Batched:
                 return
             except (redis_errors.ConnectionError, OSError, TimeoutError) as exc:
                 await self._drop_connection()
-                if isinstance(exc, TimeoutError) or attempt == ATTEMPTS - 1:
+                if isinstance(exc, TimeoutError) or loop.time() + delay > give_up:
                     for _command, future in batch:
                         _settle(future, error=exc)
                     return

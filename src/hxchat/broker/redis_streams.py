@@ -48,7 +48,7 @@ from hxchat.broker.base import Position
 from hxchat.broker.redis_batch import Batched
 from hxchat.broker.redis_follow import Follower, per_stream
 from hxchat.domain import EventKind, LogEvent
-from hxchat.errors import BrokerUnavailable
+from hxchat.errors import AppendUncertain, BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,8 @@ class RedisEventLog:
         # a random prefix per instance and a counter (no system call per word).
         self._token_prefix = secrets.token_hex(6)
         self._tokens = itertools.count()
+        # Per generation, the append whose reply never came (sent again first, next time)
+        self._unsettled: dict[str, tuple[Any, ...]] = {}
         self._batched = Batched(self._commands.connection_pool, COMMAND_TIMEOUT)  # type: ignore[arg-type]
         self._follower = Follower(
             self._readers.connection_pool,  # type: ignore[arg-type]
@@ -176,10 +178,15 @@ class RedisEventLog:
             )
 
     async def append(self, generation_id: str, kind: EventKind, data: Mapping[str, Any]) -> str:
-        """Append one event and return its id; a final kind finishes the log."""
+        """Append one event and return its id; a final kind finishes the log.
+
+        When Redis goes away before the reply, the event may or may not be in the
+        stream: `AppendUncertain`. The next append of the generation sends it again
+        first; its token makes it land once.
+        """
         stream = self._stream(generation_id)
-        keys = [stream, f"{stream}:open", f"{stream}:end", self._cancel_key(generation_id)]
-        args = [
+        command = (
+            *(stream, f"{stream}:open", f"{stream}:end", self._cancel_key(generation_id)),
             kind.value,
             json.dumps(data, ensure_ascii=False, separators=(",", ":")),
             f"{self._token_prefix}{next(self._tokens):x}",
@@ -187,12 +194,31 @@ class RedisEventLog:
             self._maxlen,
             _ms(self._ttl),
             _ms(RUNNING_TTL),
-        ]
-        async with self._unavailable():
-            try:
-                return str(await self._batched.call("EVALSHA", _APPEND_SHA, 4, *keys, *args))
-            except redis_errors.NoScriptError:  # a new or restarted Redis: send it whole
-                return str(await self._batched.call("EVAL", _APPEND, 4, *keys, *args))
+        )
+        try:
+            async with self._unavailable():
+                earlier = self._unsettled.get(generation_id)
+                if earlier is not None:
+                    await self._send_append(earlier)
+                    del self._unsettled[generation_id]
+                self._unsettled[generation_id] = command
+                try:
+                    event_id = await self._send_append(command)
+                except redis_errors.ResponseError:  # refused: certainly not appended
+                    del self._unsettled[generation_id]
+                    raise
+                del self._unsettled[generation_id]
+                return event_id
+        except BrokerUnavailable as exc:
+            if self._unsettled.get(generation_id) is command:
+                raise AppendUncertain(exc.detail) from exc
+            raise
+
+    async def _send_append(self, command: tuple[Any, ...]) -> str:
+        try:
+            return str(await self._batched.call("EVALSHA", _APPEND_SHA, 4, *command))
+        except redis_errors.NoScriptError:  # a new or restarted Redis: send it whole
+            return str(await self._batched.call("EVAL", _APPEND, 4, *command))
 
     async def read_batch(
         self, generation_id: str, after: str | None, timeout: float

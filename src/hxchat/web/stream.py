@@ -35,7 +35,7 @@ from starlette.responses import Response
 
 from hxchat.broker.base import EventLog, Position
 from hxchat.domain import EventKind, LogEvent, MessageStatus, Role, Source
-from hxchat.errors import StoreUnavailable
+from hxchat.errors import BrokerUnavailable, StoreUnavailable
 from hxchat.metrics import Metrics
 from hxchat.render.view import StreamView
 from hxchat.store.base import Generation, Message, Store
@@ -46,6 +46,7 @@ from hxchat.web.templating import Templates
 FRAME_INTERVAL = 0.05  # at most 20 frames a second per browser stream
 PING_SECONDS = 15
 QUIET_CHECK = 5.0  # a stream quiet for this long asks the store whether the answer ended
+BROKER_RETRY = 1.0  # seconds before a stream asks an unreachable broker again
 REBUILT_DELTA_ID = "0"
 REBUILT_END_ID = "end"
 SINK_EVENT = None  # the tail's text goes as unnamed ("message") events: the most frequent
@@ -86,7 +87,17 @@ async def batches(
         remaining = deadline - loop.time()
         if remaining <= 0:
             return
-        batch = await log.read_batch(generation_id, cursor, min(remaining, quiet))
+        try:
+            batch = await log.read_batch(generation_id, cursor, min(remaining, quiet))
+        except BrokerUnavailable:
+            # To the reader the broker's absence is silence: pings go on and the log is
+            # asked again shortly. Not the store: what the log holds may be ahead of
+            # what this reader got, and it resumes from there once the broker is back.
+            await asyncio.sleep(min(BROKER_RETRY, remaining))
+            if loop.time() - last_yield >= PING_SECONDS:
+                last_yield = loop.time()
+                yield []
+            continue
         if batch is None:
             return
         if not batch:
