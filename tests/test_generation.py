@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from hxchat.config import Settings
@@ -188,17 +189,31 @@ async def test_a_turn_stored_for_a_cancelled_request_is_still_answered(
         ]
 
 
+REDIS_DB = "14"  # the Redis database of these tests
+
+
+def redis_test_url() -> str:
+    return urlunsplit(
+        urlsplit(need(REDIS_URL, "HXCHAT_TEST_REDIS_URL"))._replace(path=f"/{REDIS_DB}")
+    )
+
+
+def on_redis(make_settings: Callable[..., Settings], **overrides: Any) -> FastAPI:
+    """The app on the test Redis (its own database), with a model when one is given."""
+    from hxchat.app import create_app
+
+    model = overrides.pop("model", None)
+    return create_app(make_settings(redis_url=redis_test_url(), **overrides), model=model)
+
+
 @pytest.mark.redis
 async def test_stop_during_an_append_keeps_every_word_readers_got(
     make_settings: Callable[..., Settings],
 ) -> None:
     """On Redis an append takes a round trip, and a Stop often lands in the middle of
     one: the word is on its way to the readers, so the kept answer must hold it too."""
-    from hxchat.app import create_app
-
-    url = urlunsplit(urlsplit(need(REDIS_URL, "HXCHAT_TEST_REDIS_URL"))._replace(path="/14"))
     model = ScriptedModel([f"w{i} " for i in range(5_000)])  # as fast as the log takes them
-    app = create_app(make_settings(redis_url=url), model=model)
+    app = on_redis(make_settings, model=model)
     async with app.router.lifespan_context(app), client_for(app) as client:
         for attempt in range(10):
             cid = await new_conversation(client)
@@ -220,10 +235,7 @@ async def test_an_answer_cut_off_by_redis_keeps_exactly_what_readers_get(
 ) -> None:
     """Redis away for longer than an append may wait, in the middle of a word: the
     answer ends in error, and the kept text is the text of the log, word for word."""
-    from hxchat.app import create_app
-
-    url = urlunsplit(urlsplit(need(REDIS_URL, "HXCHAT_TEST_REDIS_URL"))._replace(path="/14"))
-    app = create_app(make_settings(redis_url=url, echo_delay_ms=20))
+    app = on_redis(make_settings, echo_delay_ms=20)
     prompt = " ".join(f"w{i}" for i in range(200))  # 4 s of echo
     async with app.router.lifespan_context(app), client_for(app) as client:
         cid = await new_conversation(client)
@@ -249,10 +261,7 @@ async def test_a_short_redis_outage_goes_unnoticed(
 ) -> None:
     """Redis away for 2 s in the middle of an answer: the writer's appends wait for it,
     the reader's stream stays open, and the answer completes, every word once."""
-    from hxchat.app import create_app
-
-    url = urlunsplit(urlsplit(need(REDIS_URL, "HXCHAT_TEST_REDIS_URL"))._replace(path="/14"))
-    app = create_app(make_settings(redis_url=url, echo_delay_ms=20))
+    app = on_redis(make_settings, echo_delay_ms=20)
     prompt = " ".join(f"w{i}" for i in range(100))  # 2 s of echo
     async with app.router.lifespan_context(app), client_for(app) as client:
         cid = await new_conversation(client)
@@ -261,9 +270,9 @@ async def test_a_short_redis_outage_goes_unnoticed(
         await asyncio.sleep(0.5)
         with redis_cut_off(monkeypatch, "request"):
             # The connections already open are cut too (the readers' shared XREAD).
-            admin = Redis.from_url(url, decode_responses=True)
+            admin = Redis.from_url(redis_test_url(), decode_responses=True)
             for connection in await admin.client_list():
-                if connection["name"].startswith("hxchat:") and connection["db"] == "14":
+                if connection["name"].startswith("hxchat:") and connection["db"] == REDIS_DB:
                     await admin.client_kill_filter(_id=connection["id"])
             await admin.aclose()
             await asyncio.sleep(2)

@@ -101,11 +101,7 @@ class Batched:
 
     async def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
-            with suppress(Exception):
-                await connection.disconnect(nowait=True)
-            with suppress(Exception):
-                await self._pool.release(connection)
+        await release_broken(self._pool, connection)
 
     async def close(self) -> None:
         if self._sender is not None:
@@ -126,3 +122,15 @@ def _settle(
         future.set_exception(error)
     else:
         future.set_result(reply)
+
+
+async def release_broken(
+    pool: BlockingConnectionPool, connection: AbstractConnection | None
+) -> None:
+    """Close a connection that a failure left in an unknown state, and give it back to
+    its pool (which opens it again when it is next handed out)."""
+    if connection is not None:
+        with suppress(Exception):
+            await connection.disconnect(nowait=True)
+        with suppress(Exception):
+            await pool.release(connection)

@@ -32,6 +32,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection
 
+from hxchat.broker.redis_batch import release_broken
 from hxchat.domain import LogEvent
 
 logger = logging.getLogger(__name__)
@@ -305,11 +306,7 @@ class Follower:
     async def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
         self._client_id = None
-        if connection is not None:
-            with suppress(Exception):
-                await connection.disconnect(nowait=True)
-            with suppress(Exception):
-                await self._pool.release(connection)
+        await release_broken(self._pool, connection)
 
     async def close(self) -> None:
         self._closed = True
