@@ -411,14 +411,8 @@ def _start_turn(
         },
     )
     user_message_id = int(user_result.scalar_one())
-    assistant_message_id = leases.insert_placeholder(
-        conn, conversation_id, generation_id, worker_id, lease_seconds
-    )
-    return TurnStarted(
-        conversation_id=conversation_id,
-        generation_id=generation_id,
-        assistant_message_id=assistant_message_id,
-        user_message_id=user_message_id,
+    return _answer_placeholder(
+        conn, conversation_id, generation_id, worker_id, lease_seconds, user_message_id
     )
 
 
@@ -435,6 +429,18 @@ def _start_retry(
     if last_user_id is None:
         raise NothingToRetry()  # rolls the lock back too
     conn.execute(_DELETE_ANSWERS_AFTER, {"conversation": conversation_id, "after": last_user_id})
+    return _answer_placeholder(conn, conversation_id, generation_id, worker_id, lease_seconds)
+
+
+def _answer_placeholder(
+    conn: Connection,
+    conversation_id: str,
+    generation_id: str,
+    worker_id: str,
+    lease_seconds: float,
+    user_message_id: int | None = None,
+) -> TurnStarted:
+    """The streaming assistant message a turn (or a retry) is answered into."""
     assistant_message_id = leases.insert_placeholder(
         conn, conversation_id, generation_id, worker_id, lease_seconds
     )
@@ -442,7 +448,7 @@ def _start_retry(
         conversation_id=conversation_id,
         generation_id=generation_id,
         assistant_message_id=assistant_message_id,
-        user_message_id=None,
+        user_message_id=user_message_id,
     )
 
 
