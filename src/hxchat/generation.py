@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hxchat.broker.base import EventLog, Position
 from hxchat.config import Settings
@@ -325,27 +326,31 @@ class GenerationRunner:
                 raise AnswerTooLong(
                     f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
                 )
-            try:
-                await self.log.append(gid, EventKind.DELTA, {"text": event.text})
-            except (asyncio.CancelledError, AppendUncertain):
-                answer.add_text(event.text)
-                raise
-            answer.add_text(event.text)
+            text = event.text
+            await self._append(gid, EventKind.DELTA, {"text": text}, lambda: answer.add_text(text))
         elif isinstance(event, ToolCall):
             data = {"name": event.name, "arguments": dict(event.arguments)}
             await self.log.append(gid, EventKind.TOOL_CALL, data)
         elif isinstance(event, ToolResult):
-            sources = [s.as_json() for s in event.sources]
-            try:
-                await self.log.append(
-                    gid, EventKind.TOOL_RESULT, {"name": event.name, "sources": sources}
-                )
-            except (asyncio.CancelledError, AppendUncertain):
-                answer.add_sources(event.sources)
-                raise
-            answer.add_sources(event.sources)
+            sources = event.sources
+            found = {"name": event.name, "sources": [s.as_json() for s in sources]}
+            await self._append(
+                gid, EventKind.TOOL_RESULT, found, lambda: answer.add_sources(sources)
+            )
         elif isinstance(event, SearchSuggestions):
             answer.suggestions = event.html
+
+    async def _append(
+        self, gid: str, kind: EventKind, data: Mapping[str, Any], record: Callable[[], None]
+    ) -> None:
+        """Append, then `record` what was appended; also when this is cancelled or the
+        broker went away mid-append, since the event is then on its way to readers."""
+        try:
+            await self.log.append(gid, kind, data)
+        except (asyncio.CancelledError, AppendUncertain):
+            record()
+            raise
+        record()
 
     async def _finalize(
         self, gid: str, answer: _Answer, status: MessageStatus, error: str | None
