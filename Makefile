@@ -1,41 +1,65 @@
 # hxchat: two commands. `make run` serves, `make test` checks everything.
+#
+# Both install from the hashed lock files in requirements/ (made by `make lock`), so a
+# new machine gets exactly the versions the suite last passed with. The package's own
+# dependency ranges in pyproject.toml stay open for people who `pip install hxchat`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-TSTAMP := $(VENV)/.installed-test
+# Which lock `make run` installs: app (the core), gemini (core + Google ADK).
+LOCK   ?= app
+COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+          --custom-compile-command "make lock"
 
-.PHONY: run test lint typecheck pytest bench screenshot clean
+.PHONY: run test lint typecheck pytest fix lock upgrade bench screenshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# One stamp per lock: a lock that changes reinstalls, nothing else does.
+$(VENV)/.installed-%: requirements/%.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $<
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-*
 	touch $@
 
-$(TSTAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
-	touch $@ $(STAMP)
-
-run: $(STAMP)
+run: $(VENV)/.installed-$(LOCK)
 	$(BIN)/hxchat serve
 
-test: $(TSTAMP) lint typecheck pytest
+test: $(VENV)/.installed-dev lint typecheck pytest
 
-lint: $(TSTAMP)
+lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-typecheck: $(TSTAMP)
+typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(TSTAMP)
+pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(TSTAMP)
-	$(BIN)/python bench/bench_stream.py
+# Format and apply the safe lint fixes.
+fix: $(VENV)/.installed-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Re-solve the locks from pyproject.toml, keeping today's versions where they still fit;
+# `make upgrade` moves everything to the newest releases. Then run `make test`.
+lock: $(VENV)/.installed-dev
+	$(COMPILE) $(UPGRADE) --extra gemini --extra test pyproject.toml -o requirements/dev.txt
+	$(COMPILE) -c requirements/dev.txt pyproject.toml -o requirements/app.txt
+	$(COMPILE) -c requirements/dev.txt --extra gemini pyproject.toml -o requirements/gemini.txt
+
+upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.bench_stream
+
+# Re-take docs/screenshot.png (and the dark one) from a real server in Chromium.
+screenshot: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.browser.screenshot
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage

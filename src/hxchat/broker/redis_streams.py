@@ -362,7 +362,7 @@ class RedisEventLog:
                 failing = True
             finally:
                 with suppress(redis_errors.RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, CANCEL_POLL)
 

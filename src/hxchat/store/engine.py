@@ -120,7 +120,7 @@ def _configure_sqlite(engine: Engine, url: URL) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
@@ -130,6 +130,20 @@ def _configure_sqlite(engine: Engine, url: URL) -> None:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (kept in the file, so it is set once for everyone).
+
+    Switching a new file to WAL is refused with "database is locked", without waiting,
+    while another connection is writing it. That writer set WAL itself before it began
+    (every connection comes through here), so this connection will find the file in WAL
+    mode once the writer is done: the refusal can be ignored."""
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except Exception as exc:
+        if "database is locked" not in str(exc):
+            raise
 
 
 def _missing_directory(url: URL) -> Path | None:
