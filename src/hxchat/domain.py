@@ -6,7 +6,7 @@ event log, web) speaks the same types.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -43,6 +43,19 @@ class Source:
 
     def as_json(self) -> dict[str, str]:
         return {"title": self.title, "url": self.url}
+
+
+def merge_sources(known: list[Source], found: Iterable[Source]) -> bool:
+    """Add to `known` the sources of `found` whose URL it lacks, in order; the one
+    place where sources are de-duplicated. True when anything was added."""
+    seen = {source.url for source in known}
+    added = False
+    for source in found:
+        if source.url not in seen:
+            seen.add(source.url)
+            known.append(source)
+            added = True
+    return added
 
 
 # -- what a model yields ----------------------------------------------------------

@@ -31,6 +31,7 @@ from hxchat.domain import (
     ToolCall,
     ToolResult,
     Turn,
+    merge_sources,
 )
 from hxchat.errors import (
     AppendUncertain,
@@ -84,8 +85,7 @@ class _Answer:
         self.chars += len(text)
 
     def add_sources(self, sources: Sequence[Source]) -> None:
-        seen = {s.url for s in self.sources}
-        self.sources.extend(s for s in sources if s.url not in seen)
+        merge_sources(self.sources, sources)
 
 
 class GenerationRunner:

@@ -34,7 +34,7 @@ from typing import Any
 from starlette.responses import Response
 
 from hxchat.broker.base import EventLog, Position
-from hxchat.domain import EventKind, LogEvent, MessageStatus, Role, Source
+from hxchat.domain import EventKind, LogEvent, MessageStatus, Role, Source, merge_sources
 from hxchat.errors import BrokerUnavailable, StoreUnavailable
 from hxchat.metrics import Metrics
 from hxchat.render.view import StreamView
@@ -242,12 +242,11 @@ class BrowserAnswer:
             self.activity_changed = True
         elif event.kind is EventKind.TOOL_RESULT:
             self.used_tools = True
-            seen = {s.url for s in self.sources}
-            for item in data.get("sources") or []:
-                source = Source(str(item.get("title") or item.get("url")), str(item.get("url")))
-                if source.url not in seen:
-                    seen.add(source.url)
-                    self.sources.append(source)
+            found = data.get("sources") or []
+            merge_sources(
+                self.sources,
+                (Source(str(s.get("title") or s.get("url")), str(s.get("url"))) for s in found),
+            )
             self.activity, self.activity_changed, self.sources_changed = "", True, True
         elif event.kind is EventKind.DONE:
             self.status = MessageStatus(str(data.get("status", "complete")))
