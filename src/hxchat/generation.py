@@ -1,12 +1,12 @@
-"""The answers of this worker: started, run from the model to the event log and the
-store, and stopped.
+"""The answers of this worker: started, tracked and stopped.
 
 A generation outlives the request that started it: `send` stores the user's message
-and an assistant placeholder, then a background task owns the model call. Its events
-go to the event log, where any number of readers replay and follow them. Stop
-requests come through the event log, so any worker can stop a generation that runs
-on another. The text of a running answer is checkpointed with its lease by the
-`supervision.LeaseSupervisor`, which reads it here (`partials`).
+and an assistant placeholder, then a background task owns the model call
+(`answering.AnswerWriter`). Its events go to the event log, where any number of
+readers replay and follow them. Stop requests come through the event log, so any
+worker can stop a generation that runs on another. The text of a running answer is
+checkpointed with its lease by the `supervision.LeaseSupervisor`, which reads it
+here (`partials`) and hands back the answers another worker took over (`abandon`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 
 class GenerationRunner:
-    """Starts, runs and stops the answers of this worker."""
+    """Starts, runs and stops the answers of this worker (`send`, `retry`, `cancel`,
+    `close`); a conversation is deleted here because its running answer is stopped
+    first."""
 
     def __init__(
         self,
@@ -43,7 +45,6 @@ class GenerationRunner:
     ) -> None:
         self.store = store
         self.log = log
-        self.model = model
         self.settings = settings
         self.metrics = metrics
         self.worker_id = uuid.uuid4().hex
