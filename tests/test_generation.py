@@ -127,9 +127,9 @@ async def test_start_up_sweeps_what_a_crash_left(make_settings: Callable[..., Se
     # a crashed worker: a streaming answer whose lease is still valid, nobody running it
     store = await open_store(settings.database_url)
     try:
-        owner = await _owner_of(store, cid)
+        owner = await _owner_of(settings.database_url, cid)
         await store.start_turn(owner, cid, "lost", "crashed-gen", "dead-worker", 600)
-        await store.checkpoint("crashed-gen", "half an ans", [], "dead-worker", 600)
+        await store.checkpoint_many([("crashed-gen", "half an ans", [])], "dead-worker", 600)
     finally:
         await store.close()
     async with running_app(settings) as app2, client_for(app2) as client2:
@@ -140,12 +140,18 @@ async def test_start_up_sweeps_what_a_crash_left(make_settings: Callable[..., Se
         assert again.status_code == 202
 
 
-async def _owner_of(store: Any, cid: str) -> str:
+async def _owner_of(database_url: str, cid: str) -> str:
     from sqlalchemy import text
 
-    async with store.engine.connect() as conn:
-        row = await conn.execute(text("select owner from conversations where id=:i"), {"i": cid})
-        return str(row.scalar_one())
+    from hxchat.store.engine import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            query = text("select owner from conversations where id=:i")
+            return str((await conn.execute(query, {"i": cid})).scalar_one())
+    finally:
+        await engine.dispose()
 
 
 async def test_closing_the_stream_does_not_stop_the_answer(

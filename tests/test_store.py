@@ -64,6 +64,13 @@ async def finish(
     )
 
 
+async def checkpoint(
+    store: SqlStore, gid: str, content: str, sources: list[Source], worker: str, lease: float
+) -> bool:
+    """One answer's checkpoint, as the runner makes them: True while `worker` holds it."""
+    return not await store.checkpoint_many([(gid, content, sources)], worker, lease)
+
+
 # -- titles (no database) --------------------------------------------------------------
 
 
@@ -246,7 +253,7 @@ async def test_retry_replaces_the_last_answer(store: SqlStore) -> None:
         (Role.ASSISTANT, "", MessageStatus.STREAMING),
     ]
     assert await store.get_generation(second.generation_id) is None
-    assert await store.checkpoint("retry-gen", "again", [], "worker-2", LEASE)
+    assert await checkpoint(store, "retry-gen", "again", [], "worker-2", LEASE)
     with pytest.raises(Busy):
         await turn(store, "alice", cid, "while retrying")
 
@@ -284,7 +291,7 @@ async def test_history_leaves_out_errors_and_later_messages(store: SqlStore) -> 
         started = await turn(store, "alice", cid, f"question {number}")
         await finish(store, started.generation_id, content, status)
     interrupted = await turn(store, "alice", cid, "question 4")
-    await store.checkpoint(interrupted.generation_id, "cut short", [], "worker-1", EXPIRED)
+    await checkpoint(store, interrupted.generation_id, "cut short", [], "worker-1", EXPIRED)
     assert len(await store.sweep_expired()) == 1
     current = await turn(store, "alice", cid, "question 5")
 
@@ -313,8 +320,8 @@ async def test_checkpoint_renews_only_the_holders_lease(store: SqlStore) -> None
     started = await turn(store, "alice", cid, "hi")
     gid = started.generation_id
     sources = [Source("Docs", "https://example.com/docs")]
-    assert await store.checkpoint(gid, "partial", sources, "worker-1", LEASE)
-    assert not await store.checkpoint(gid, "hijacked", [], "worker-2", LEASE)
+    assert await checkpoint(store, gid, "partial", sources, "worker-1", LEASE)
+    assert not await checkpoint(store, gid, "hijacked", [], "worker-2", LEASE)
     generation = await store.get_generation(gid)
     assert generation is not None
     assert (generation.content, generation.sources) == ("partial", tuple(sources))
@@ -322,7 +329,7 @@ async def test_checkpoint_renews_only_the_holders_lease(store: SqlStore) -> None
 
     assert not await finish(store, gid, "not mine", worker_id="worker-2")
     assert await finish(store, gid, "partial and more", MessageStatus.STOPPED)
-    assert not await store.checkpoint(gid, "after the end", [], "worker-1", LEASE)
+    assert not await checkpoint(store, gid, "after the end", [], "worker-1", LEASE)
     assert not await finish(store, gid, "twice")
     assert not await finish(store, gid, "sweeper", MessageStatus.ERROR, worker_id=None)
     generation = await store.get_generation(gid)
@@ -352,7 +359,7 @@ async def test_sweep_takes_only_expired_leases(store: SqlStore) -> None:
     dead_cid = await store.create_conversation("bob")
     live = await turn(store, "alice", live_cid, "still running")
     dead = await turn(store, "bob", dead_cid, "worker crashed")
-    assert await store.checkpoint(dead.generation_id, "half an", [], "worker-1", EXPIRED)
+    assert await checkpoint(store, dead.generation_id, "half an", [], "worker-1", EXPIRED)
 
     swept = await store.sweep_expired()
     assert [(g.id, g.owner, g.conversation_id) for g in swept] == [
@@ -365,11 +372,11 @@ async def test_sweep_takes_only_expired_leases(store: SqlStore) -> None:
     # The live one is untouched and still its worker's.
     generation = await store.get_generation(live.generation_id)
     assert generation is not None and generation.status is MessageStatus.STREAMING
-    assert await store.checkpoint(live.generation_id, "more", [], "worker-1", LEASE)
+    assert await checkpoint(store, live.generation_id, "more", [], "worker-1", LEASE)
     with pytest.raises(Busy):
         await turn(store, "alice", live_cid, "too early")
     # The swept one is no longer its worker's, and its conversation is free.
-    assert not await store.checkpoint(dead.generation_id, "late", [], "worker-1", LEASE)
+    assert not await checkpoint(store, dead.generation_id, "late", [], "worker-1", LEASE)
     assert not await finish(store, dead.generation_id, "late")
     stored = await store.get_generation(dead.generation_id)
     assert stored is not None
@@ -403,7 +410,7 @@ async def test_delete_returns_the_running_generation_and_cascades(store: SqlStor
     assert await store.delete_conversation("alice", cid) == started.generation_id
     assert await store.get_conversation("alice", cid) is None
     assert await store.get_generation(started.generation_id) is None
-    assert not await store.checkpoint(started.generation_id, "late", [], "worker-1", LEASE)
+    assert not await checkpoint(store, started.generation_id, "late", [], "worker-1", LEASE)
     assert not await finish(store, started.generation_id, "late")
     assert await store.history(cid, started.assistant_message_id + 1) == []
     assert await store.delete_conversation("alice", cid) is None

@@ -1,7 +1,8 @@
 """The application factory: nothing happens at import.
 
 `create_app(settings)` builds a FastAPI app whose lifespan opens the store, the event
-log and the model, and starts the generation runner; a test can build many apps.
+log and the model, and starts the generation runner and the lease supervisor; a test
+can build many apps, and hand each its own store, event log or model.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hxchat import __version__
+from hxchat.broker.base import EventLog
 from hxchat.broker.factory import build_event_log
 from hxchat.config import Settings, load_settings
 from hxchat.errors import SchemaOutOfDate
@@ -24,8 +26,10 @@ from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
 from hxchat.providers.base import ChatModel
 from hxchat.providers.registry import build_model
+from hxchat.store.base import Store
 from hxchat.store.migrate import schema_is_current, upgrade
 from hxchat.store.sql import open_store
+from hxchat.supervision import LeaseSupervisor
 from hxchat.web import api, handlers, pages
 from hxchat.web.security import SecurityMiddleware, make_signer
 from hxchat.web.templating import Templates
@@ -69,46 +73,62 @@ def app_from_environment() -> FastAPI:
 
 
 def create_app(
-    settings: Settings, model: ChatModel | None = None, *, freeze_start_up_objects: bool = False
+    settings: Settings,
+    model: ChatModel | None = None,
+    *,
+    store: Store | None = None,
+    log: EventLog | None = None,
+    freeze_start_up_objects: bool = False,
 ) -> FastAPI:
-    """A new hxchat app; its lifespan connects everything it needs. `model` replaces
-    the one the settings name (tests pass scripted models). A server process freezes
-    what start-up allocated (`freeze_start_up_objects`), see `_freeze_start_up`."""
+    """A new hxchat app; its lifespan connects everything it needs.
+
+    `model`, `store` and `log` replace the ones the settings name (tests pass scripted
+    models, embedders their own store or event log). A store or event log handed in is
+    used as it is (its schema must be current) and left open when the app stops: its
+    owner closes it; the ones the app builds from the settings, it closes. The model is
+    closed with the app either way. A server process freezes what start-up allocated
+    (`freeze_start_up_objects`), see `_freeze_start_up`."""
     metrics = Metrics()
     templates = Templates()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await open_store(settings.database_url)
-        await ensure_schema(settings)
-        log = build_event_log(settings)
-        chat_model = model or build_model(settings)
-        key = (
-            settings.secret_key.get_secret_value()
-            if settings.secret_key
-            else await store.secret_key(secrets.token_urlsafe(32))
-        )
-        app.state.signer = make_signer(key)
-        runner = GenerationRunner(
-            store=store,
-            log=log,
-            model=chat_model,
-            settings=settings,
-            metrics=metrics,
-            sweep_live_on_start=settings.redis_url is None,
-        )
-        app.state.store, app.state.log, app.state.runner = store, log, runner
-        await runner.start()
-        if freeze_start_up_objects:
-            _freeze_start_up()
-        logger.info("hxchat %s ready (model %s)", __version__, chat_model.name)
-        try:
+        async with AsyncExitStack() as stack:
+            the_store = store
+            if the_store is None:
+                the_store = await open_store(settings.database_url)
+                stack.push_async_callback(the_store.close)
+                await ensure_schema(settings)
+            the_log = log
+            if the_log is None:
+                the_log = build_event_log(settings)
+                stack.push_async_callback(the_log.close)
+            chat_model = model or build_model(settings)
+            stack.push_async_callback(chat_model.close)
+            key = (
+                settings.secret_key.get_secret_value()
+                if settings.secret_key
+                else await the_store.secret_key(secrets.token_urlsafe(32))
+            )
+            app.state.signer = make_signer(key)
+            runner = GenerationRunner(
+                store=the_store, log=the_log, model=chat_model, settings=settings, metrics=metrics
+            )
+            stack.push_async_callback(runner.close)
+            supervisor = LeaseSupervisor(
+                store=the_store,
+                log=the_log,
+                metrics=metrics,
+                answers=runner,
+                sweep_live_on_start=settings.redis_url is None,
+            )
+            app.state.store, app.state.log, app.state.runner = the_store, the_log, runner
+            await supervisor.start()
+            stack.push_async_callback(supervisor.close)
+            if freeze_start_up_objects:
+                _freeze_start_up()
+            logger.info("hxchat %s ready (model %s)", __version__, chat_model.name)
             yield
-        finally:
-            await runner.close()
-            await chat_model.close()
-            await log.close()
-            await store.close()
 
     app = FastAPI(
         title="hxchat",

@@ -3,6 +3,27 @@
 Adapters (store, event log, providers) turn library errors into these; one set of
 handlers in `web.handlers` decides what a response looks like: JSON `{"detail": ...}`
 under `/api/`, an HTML error page elsewhere. Every `detail` is one readable sentence.
+
+The tree, with the HTTP status of each branch:
+
+    HxchatError                  500
+        ConfigError
+        NotFound                 404
+        CrossSiteRequest         403
+        MessageTooLong           413
+            BodyTooLarge
+        InvalidMessage           422
+        Busy                     409
+        NothingToRetry           422
+        ServiceUnavailable       503
+            StoreUnavailable
+            BrokerUnavailable
+                AppendUncertain
+        SchemaOutOfDate
+        AnswerTooLong
+        ProviderError            502
+            ProviderUnavailable
+            ProviderTimeout
 """
 
 from __future__ import annotations
@@ -43,6 +64,12 @@ class CrossSiteRequest(HxchatError):
 class MessageTooLong(HxchatError):
     status_code = 413
     default_detail = "The message is too long."
+
+
+class BodyTooLarge(MessageTooLong):
+    """The request body is over the limit; refused before it is read whole."""
+
+    default_detail = "The request is too large."
 
 
 class InvalidMessage(HxchatError):
@@ -88,6 +115,15 @@ class SchemaOutOfDate(HxchatError):
     """The database schema is behind this version of hxchat."""
 
     default_detail = "The database schema is out of date: run `hxchat db upgrade`."
+
+
+# -- answers -------------------------------------------------------------------------
+
+
+class AnswerTooLong(HxchatError):
+    """The model wrote more than an answer may hold; the answer ends as an error."""
+
+    default_detail = "The answer was cut off because it grew too long."
 
 
 # -- models --------------------------------------------------------------------------

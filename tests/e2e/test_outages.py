@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from hxchat.generation import LEASE_SECONDS, SWEEP_SECONDS
+from hxchat.supervision import LEASE_SECONDS, SWEEP_SECONDS
 from tests.e2e.conftest import (
     Received,
     Session,

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import bindparam, text
 
-from hxchat.generation import LEASE_SECONDS, SWEEP_SECONDS
 from hxchat.providers.echo import words as split_words
+from hxchat.supervision import LEASE_SECONDS, SWEEP_SECONDS
 from tests.e2e.conftest import (
     Received,
     postgres_database,

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
-from typing import Any
+from typing import Any, Protocol
 
 from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection
+
+from hxchat.backoff import Backoff
 
 # A batch whose connection was lost is sent again for this long (a Redis restart or
 # failover of a few seconds goes unnoticed), within the callers' 5 s; then they fail.
 RETRY_SECONDS = 4.0
+
+
+class Pool(Protocol):
+    """The part of a redis-py connection pool used here: hand out a connection, take
+    it back. (A pool's `get_connection` has no annotations; this gives it its type.)"""
+
+    async def get_connection(self) -> AbstractConnection: ...
+
+    async def release(self, connection: AbstractConnection) -> None: ...
 
 
 class Batched:
@@ -30,7 +40,7 @@ class Batched:
     command's error reply fails that command only.
     """
 
-    def __init__(self, pool: BlockingConnectionPool, timeout: float) -> None:
+    def __init__(self, pool: Pool, timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout  # seconds a batch may take on the wire
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -68,12 +78,12 @@ class Batched:
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + RETRY_SECONDS
-        delay = 0.05
+        backoff = Backoff(0.05, 0.5)
         while True:
             try:
                 async with asyncio.timeout(self._timeout):
                     if self._connection is None:
-                        self._connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+                        self._connection = await self._pool.get_connection()
                     connection = self._connection
                     packed = connection.pack_commands([command for command, _ in batch])
                     await connection.send_packed_command(packed, check_health=False)
@@ -89,6 +99,7 @@ class Batched:
                 return
             except (redis_errors.ConnectionError, OSError, TimeoutError) as exc:
                 await self._drop_connection()
+                delay = backoff.next()
                 if isinstance(exc, TimeoutError) or loop.time() + delay > give_up:
                     for _command, future in batch:
                         _settle(future, error=exc)
@@ -97,7 +108,6 @@ class Batched:
                 await self._drop_connection()
                 raise
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
 
     async def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
@@ -124,9 +134,7 @@ def _settle(
         future.set_result(reply)
 
 
-async def release_broken(
-    pool: BlockingConnectionPool, connection: AbstractConnection | None
-) -> None:
+async def release_broken(pool: Pool, connection: AbstractConnection | None) -> None:
     """Close a connection that a failure left in an unknown state, and give it back to
     its pool (which opens it again when it is next handed out)."""
     if connection is not None:

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection
 
-from hxchat.broker.redis_batch import release_broken
+from hxchat.backoff import Backoff
+from hxchat.broker.redis_batch import Pool, release_broken
 from hxchat.domain import LogEvent
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Follower:
 
     def __init__(
         self,
-        pool: BlockingConnectionPool,
+        pool: Pool,
         call: Callable[..., Awaitable[Any]],
         parse: Parse,
         block_ms: int,
@@ -164,7 +164,7 @@ class Follower:
     # -- the one read -----------------------------------------------------------------
 
     async def _run(self) -> None:
-        delay, failures = 0.05, 0
+        backoff, failures = Backoff(0.05, 1.0), 0
         while not self._closed:
             self._forget_idle()
             streams = {k: f.last for k, f in self._followed.items() if not f.final}
@@ -185,12 +185,13 @@ class Follower:
                 failures += 1
                 if failures >= ATTEMPTS:
                     self._fail(exc)
+                delay = backoff.next() if failures > 1 else 0.0
                 logger.debug("follower lost its connection (%r); again in %.2f s", exc, delay)
-                if failures > 1:
+                if delay:  # the first time, at once
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
                 continue
-            delay, failures = 0.05, 0
+            backoff.reset()
+            failures = 0
             for key, entries in per_stream(reply):
                 try:
                     self._deliver(key, entries)
@@ -225,7 +226,7 @@ class Follower:
 
     async def _connect(self) -> AbstractConnection:
         if self._connection is None:
-            self._connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            self._connection = await self._pool.get_connection()
             self._client_id = None
         if self._client_id is None and self._unblockable:
             await self._connection.send_command("CLIENT", "ID", check_health=False)

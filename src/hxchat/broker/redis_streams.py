@@ -16,10 +16,9 @@ finished? too many events? this very append retried?) and the writes are atomic.
 
 Appends (and one-off reads) of all generations share round trips on one connection
 (redis_batch.py); live readers share one `XREAD BLOCK` per worker (redis_follow.py); a
-reader that waited in vain checks that the log still exists. Cancel waiters share
-one pub/sub subscription per instance; a waiter also checks the flag when it starts,
-after every resubscription and every couple of seconds, so a cancel published while
-the subscription was down still arrives. Connection failures become
+reader that waited in vain checks that the log still exists. Cancel requests are
+flags announced on a channel, which one subscription per instance hears
+(redis_cancel.py). Connection failures become
 `BrokerUnavailable`, whose sentence names the host but never the password; redis-py
 reconnects by itself once Redis is back.
 """
@@ -34,8 +33,7 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +44,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from hxchat.broker.base import Position
 from hxchat.broker.redis_batch import Batched
+from hxchat.broker.redis_cancel import CancelFlags
 from hxchat.broker.redis_follow import Follower, per_stream
 from hxchat.domain import EventKind, LogEvent
 from hxchat.errors import AppendUncertain, BrokerUnavailable
@@ -56,7 +55,6 @@ RUNNING_TTL = 86_400.0  # keys of a running generation and cancel flags live a d
 BLOCK_MS = 5_000  # one XREAD BLOCK of the follower (a quiet reader waits less)
 COMMAND_TIMEOUT = 5.0  # seconds a command (or waiting for a pooled connection) may take
 READ_COUNT = 500  # entries per XREAD
-CANCEL_POLL = 2.0  # a cancel waiter re-checks the flag this often (lost pub/sub messages)
 COMMAND_CONNECTIONS = 128
 READER_CONNECTIONS = 4  # the follower's XREAD and the cancel subscription
 
@@ -118,13 +116,6 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-@dataclass(eq=False, slots=True)
-class _Waiter:
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    cancelled: bool = False
-    count: int = 0
-
-
 class RedisEventLog:
     """`EventLog` on Redis Streams; ids are stream entry ids like "1718000000000-0"."""
 
@@ -134,7 +125,6 @@ class RedisEventLog:
         self._ttl = ttl
         self._maxlen = maxlen
         self._prefix = key_prefix
-        self._channel = f"{key_prefix}:cancel"
         self._where = _where(url)
         name = re.sub(r"[^A-Za-z0-9:._-]", "_", key_prefix)
         self._commands = _client(url, f"{name}:commands", COMMAND_CONNECTIONS, COMMAND_TIMEOUT)
@@ -147,26 +137,23 @@ class RedisEventLog:
         self._tokens = itertools.count()
         # Per generation, the append whose reply never came (sent again first, next time)
         self._unsettled: dict[str, tuple[Any, ...]] = {}
-        self._batched = Batched(self._commands.connection_pool, COMMAND_TIMEOUT)  # type: ignore[arg-type]
+        self._batched = Batched(self._commands.connection_pool, COMMAND_TIMEOUT)
         self._follower = Follower(
-            self._readers.connection_pool,  # type: ignore[arg-type]
+            self._readers.connection_pool,
             self._batched.call,
             _raw_events,
             BLOCK_MS,
             READ_COUNT,
             COMMAND_TIMEOUT,
         )
-        self._waiters: dict[str, _Waiter] = {}
-        self._listener: asyncio.Task[None] | None = None
-        self._closed = False
+        self._cancels = CancelFlags(
+            self._commands, self._readers, key_prefix, _ms(RUNNING_TTL), COMMAND_TIMEOUT
+        )
 
     # -- keys -------------------------------------------------------------------------
 
     def _stream(self, generation_id: str) -> str:
         return f"{self._prefix}:gen:{generation_id}"
-
-    def _cancel_key(self, generation_id: str) -> str:
-        return f"{self._prefix}:cancel:{generation_id}"
 
     # -- the log ----------------------------------------------------------------------
 
@@ -186,7 +173,7 @@ class RedisEventLog:
         """
         stream = self._stream(generation_id)
         command = (
-            *(stream, f"{stream}:open", f"{stream}:end", self._cancel_key(generation_id)),
+            *(stream, f"{stream}:open", f"{stream}:end", self._cancels.key(generation_id)),
             kind.value,
             json.dumps(data, ensure_ascii=False, separators=(",", ":")),
             f"{self._token_prefix}{next(self._tokens):x}",
@@ -297,74 +284,13 @@ class RedisEventLog:
 
     async def request_cancel(self, generation_id: str) -> None:
         """Ask the worker that runs the generation, wherever it is, to stop it."""
-        async with self._unavailable(), self._commands.pipeline(transaction=True) as pipe:
-            pipe.set(self._cancel_key(generation_id), "1", px=_ms(RUNNING_TTL))
-            pipe.publish(self._channel, generation_id)
-            await pipe.execute()
+        async with self._unavailable():
+            await self._cancels.request(generation_id)
 
     async def wait_cancelled(self, generation_id: str) -> None:
-        """Return once a cancel was requested (also one requested before this call).
-
-        Survives a Redis outage: the flag is checked again until Redis answers.
-        """
-        waiter = self._waiters.setdefault(generation_id, _Waiter())
-        waiter.count += 1
-        try:
-            if not self._closed and (self._listener is None or self._listener.done()):
-                self._listener = asyncio.create_task(self._listen(), name="hxchat-cancel-listener")
-            while True:
-                waiter.wake.clear()
-                if waiter.cancelled or await self._flag_is_set(generation_id):
-                    return
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the
-                # cancel that ends this wait when the generation finishes (gh-86296).
-                with suppress(TimeoutError):
-                    async with asyncio.timeout(CANCEL_POLL):
-                        await waiter.wake.wait()
-        finally:
-            waiter.count -= 1
-            if not waiter.count:
-                del self._waiters[generation_id]
-
-    async def _flag_is_set(self, generation_id: str) -> bool:
-        try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):
-                return bool(await self._commands.exists(self._cancel_key(generation_id)))
-        except (redis_errors.RedisError, OSError) as exc:
-            logger.debug("cannot check the cancel flag of %s: %r", generation_id, exc)
-            return False
-
-    async def _listen(self) -> None:
-        """The one subscription of this instance; restarts itself after a lost connection."""
-        delay = 0.05
-        failing = False
-        while not self._closed:
-            pubsub = self._readers.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                if failing:
-                    logger.info("cancel subscription restored")
-                delay, failing = 0.05, False
-                for waiter in self._waiters.values():  # messages may have been missed
-                    waiter.wake.set()
-                while True:
-                    message: Any = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=None
-                    )
-                    if message is not None and message["type"] == "message":
-                        found = self._waiters.get(str(message["data"]))
-                        if found is not None:
-                            found.cancelled = True
-                            found.wake.set()
-            except (redis_errors.RedisError, OSError) as exc:
-                level = logging.DEBUG if failing else logging.WARNING
-                logger.log(level, "cancel subscription lost (%r); retrying in %.2f s", exc, delay)
-                failing = True
-            finally:
-                with suppress(redis_errors.RedisError, OSError):
-                    await pubsub.aclose()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, CANCEL_POLL)
+        """Return once a cancel was requested (also one requested before this call);
+        survives a Redis outage."""
+        await self._cancels.wait(generation_id)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -375,11 +301,7 @@ class RedisEventLog:
 
     async def close(self) -> None:
         """Stop the cancel subscription and close both connection pools."""
-        self._closed = True
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.wait([self._listener], timeout=COMMAND_TIMEOUT)
-            self._listener = None
+        await self._cancels.close()
         await self._follower.close()
         await self._batched.close()
         await self._readers.aclose()

@@ -134,26 +134,16 @@ class Store(Protocol):
     ) -> Generation | None:
         """The generation, scoped to `owner` unless it is None (internal callers)."""
 
-    async def checkpoint(
-        self,
-        generation_id: str,
-        content: str,
-        sources: Sequence[Source],
-        worker_id: str,
-        lease_seconds: float,
-    ) -> bool:
-        """Save the partial answer and renew the lease. False when the generation is no
-        longer streaming under this worker (swept, deleted): the caller must stop."""
-
     async def checkpoint_many(
         self,
         partials: Sequence[tuple[str, str, Sequence[Source]]],
         worker_id: str,
         lease_seconds: float,
     ) -> set[str]:
-        """`checkpoint` for many (generation id, content, sources) at once, in one
-        transaction (a worker writes all its answers once a second); returns the ids
-        that are no longer held by `worker_id`."""
+        """Save the partial answers (generation id, content, sources) and renew their
+        leases, all in one transaction (a worker writes all its answers once a second).
+        Returns the ids no longer streaming under `worker_id` (swept, finished,
+        deleted): their caller must stop them."""
 
     async def finish(
         self,

@@ -168,27 +168,14 @@ def select_generation(conn: Connection, generation_id: str, owner: str | None) -
     return None if row is None else generation_from_row(row, row.owner)
 
 
-def renew(
-    conn: Connection,
-    generation_id: str,
-    content: str,
-    sources: Sequence[Source],
-    worker_id: str,
-    lease_seconds: float,
-) -> bool:
-    """Save the partial answer and extend the lease, only while `worker_id` holds it."""
-    values = _renewal(worker_id, lease_seconds)
-    result = conn.execute(_RENEW, _partial(values, generation_id, content, sources))
-    return result.rowcount == 1
-
-
 def renew_many(
     conn: Connection,
     partials: Sequence[tuple[str, str, Sequence[Source]]],
     worker_id: str,
     lease_seconds: float,
 ) -> set[str]:
-    """`renew` for many (generation id, content, sources); returns the ids not held.
+    """Save the partial answers (generation id, content, sources) and extend their
+    leases, only while `worker_id` holds them; returns the ids it does not hold.
 
     One UPDATE executed for every generation (`executemany`). When its total row count
     falls short, or the driver cannot tell (asyncpg), one SELECT names the generations

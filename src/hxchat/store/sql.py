@@ -1,8 +1,8 @@
 """The `Store` on SQLAlchemy: SQLite by default, PostgreSQL for many hosts.
 
 Each method is one short transaction, written once as a plain synchronous function
-over a `sqlalchemy.engine.Connection` (the functions after `SqlStore`), and run in
-one step:
+over a `sqlalchemy.engine.Connection` (in `queries` and `leases`), and run in one
+step:
 
 - SQLite: on a sync engine over the stdlib driver, in one dedicated thread that does
   all of this store's SQLite work (`engine.SqliteThread`): the event loop hands over
@@ -25,25 +25,23 @@ transaction completes there (nothing is lost or left half-done) and only its res
 is dropped, as if the cancellation had come just after it (which is why the runner
 shields the start of a turn: a turn that was stored is also answered).
 
-The concurrency rules (the per-conversation lock and the generation lease) live in
-`leases`; the rules about values (titles, sources as JSON) in `records`.
+The conversations and turns live in `queries`; the concurrency rules (the
+per-conversation lock and the generation lease) in `leases`; the rules about values
+(titles, sources as JSON) in `records`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Insert, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hxchat.domain import MessageStatus, Role, Source, Turn
-from hxchat.errors import NothingToRetry
-from hxchat.store import leases
+from hxchat.domain import MessageStatus, Source, Turn
+from hxchat.store import leases, queries
 from hxchat.store.base import (
     Conversation,
     ConversationSummary,
@@ -58,13 +56,7 @@ from hxchat.store.engine import (
     translate_errors,
     writer,
 )
-from hxchat.store.records import (
-    DEFAULT_TITLE,
-    make_title,
-    message_from_row,
-    seen_statuses,
-)
-from hxchat.store.tables import conversations, messages, settings, utcnow
+from hxchat.store.tables import settings
 
 SIGNING_KEY_ROW = "secret_key"  # the `settings` row that keeps it
 
@@ -82,11 +74,6 @@ class SqlStore:
         self._sqlite = (
             SqliteThread(database_url) if self._url.get_backend_name() == "sqlite" else None
         )
-
-    @property
-    def engine(self) -> AsyncEngine:
-        """An async engine on the same database (for migrations and tests)."""
-        return self._engine
 
     async def _read(
         self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -133,19 +120,19 @@ class SqlStore:
 
     async def create_conversation(self, owner: str) -> str:
         """A new, empty conversation; returns its id."""
-        return await self._write(_create_conversation, owner)
+        return await self._write(queries.create_conversation, owner)
 
     async def list_conversations(self, owner: str, limit: int = 200) -> list[ConversationSummary]:
         """The owner's conversations, last activity first."""
-        return await self._read(_list_conversations, owner, limit)
+        return await self._read(queries.list_conversations, owner, limit)
 
     async def get_conversation(self, owner: str, conversation_id: str) -> Conversation | None:
         """One conversation with all its messages in order, or None (absent or foreign)."""
-        return await self._read(_get_conversation, owner, conversation_id)
+        return await self._read(queries.get_conversation, owner, conversation_id)
 
     async def delete_conversation(self, owner: str, conversation_id: str) -> str | None:
         """Delete it with its messages; the running generation's id, "" or None."""
-        return await self._write(_delete_conversation, owner, conversation_id)
+        return await self._write(queries.delete_conversation, owner, conversation_id)
 
     # -- turns ----------------------------------------------------------------------
 
@@ -160,7 +147,13 @@ class SqlStore:
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming)."""
         return await self._write(
-            _start_turn, owner, conversation_id, content, generation_id, worker_id, lease_seconds
+            queries.start_turn,
+            owner,
+            conversation_id,
+            content,
+            generation_id,
+            worker_id,
+            lease_seconds,
         )
 
     async def start_retry(
@@ -173,12 +166,12 @@ class SqlStore:
     ) -> TurnStarted:
         """Replace the last assistant answer by a new placeholder."""
         return await self._write(
-            _start_retry, owner, conversation_id, generation_id, worker_id, lease_seconds
+            queries.start_retry, owner, conversation_id, generation_id, worker_id, lease_seconds
         )
 
     async def history(self, conversation_id: str, before_message_id: int) -> list[Turn]:
         """What the model sees before `before_message_id`, oldest first."""
-        return await self._read(_history, conversation_id, before_message_id)
+        return await self._read(queries.history, conversation_id, before_message_id)
 
     # -- generations ------------------------------------------------------------------
 
@@ -188,27 +181,14 @@ class SqlStore:
         """The generation, scoped to `owner` unless it is None (internal callers)."""
         return await self._read(leases.select_generation, generation_id, owner)
 
-    async def checkpoint(
-        self,
-        generation_id: str,
-        content: str,
-        sources: Sequence[Source],
-        worker_id: str,
-        lease_seconds: float,
-    ) -> bool:
-        """Save the partial answer and renew the lease; False when it is not ours any more."""
-        return await self._write(
-            leases.renew, generation_id, content, sources, worker_id, lease_seconds
-        )
-
     async def checkpoint_many(
         self,
         partials: Sequence[tuple[str, str, Sequence[Source]]],
         worker_id: str,
         lease_seconds: float,
     ) -> set[str]:
-        """`checkpoint` for many generations in one transaction; returns the ids no
-        longer held by `worker_id`."""
+        """Save the partial answers and renew their leases, in one transaction; returns
+        the ids no longer held by `worker_id`."""
         if not partials:
             return set()
         return await self._write(leases.renew_many, partials, worker_id, lease_seconds)
@@ -256,68 +236,9 @@ async def open_store(database_url: str) -> SqlStore:
     return store
 
 
-# -- the transactions (synchronous, each run whole by `SqlStore._transact`) -------------
-# The statements that run often are built once (see `leases`); their values are bound
-# at execution.
+# -- the transactions of the store itself (the others are in `queries`) -----------------
 
 _PING = select(1)
-_INSERT_CONVERSATION = insert(conversations)  # values: a dict of columns
-_CONVERSATIONS_OF = (
-    select(conversations.c.id, conversations.c.title, conversations.c.updated_at)
-    .where(conversations.c.owner == bindparam("owned_by"))
-    .order_by(conversations.c.updated_at.desc(), conversations.c.id)
-    .limit(bindparam("limit"))
-)
-_CONVERSATION = select(conversations).where(leases.OWNED)
-_MESSAGES_OF = (
-    select(messages)
-    .where(messages.c.conversation_id == bindparam("conversation"))
-    .order_by(messages.c.id)
-)
-_ACTIVE_GENERATION = (
-    select(conversations.c.active_generation_id)
-    .where(leases.OWNED)
-    .with_for_update()  # a turn starting now waits, then finds it gone
-)
-_DELETE_CONVERSATION = delete(conversations).where(conversations.c.id == bindparam("conversation"))
-_HAS_USER_MESSAGE = (
-    select(messages.c.id)
-    .where(
-        messages.c.conversation_id == bindparam("conversation"),
-        messages.c.role == Role.USER.value,
-    )
-    .limit(1)
-)
-_SET_TITLE = (
-    update(conversations)
-    .where(conversations.c.id == bindparam("conversation"))
-    .values(title=bindparam("new_title"))
-)
-_LAST_USER_MESSAGE = select(func.max(messages.c.id)).where(
-    messages.c.conversation_id == bindparam("conversation"),
-    messages.c.role == Role.USER.value,
-)
-_DELETE_ANSWERS_AFTER = delete(messages).where(
-    messages.c.conversation_id == bindparam("conversation"),
-    messages.c.role == Role.ASSISTANT.value,
-    messages.c.id > bindparam("after"),
-)
-_HISTORY = (
-    select(messages.c.role, messages.c.content)
-    .where(
-        messages.c.conversation_id == bindparam("conversation"),
-        messages.c.id < bindparam("before"),
-        or_(
-            messages.c.role == Role.USER.value,
-            and_(
-                messages.c.role == Role.ASSISTANT.value,
-                messages.c.status.in_(seen_statuses()),
-                messages.c.content != "",
-            ),
-        ),
-    )
-    .order_by(messages.c.id)
-)
 
 
 def _ping(conn: Connection) -> None:
@@ -334,129 +255,6 @@ def _secret_key(conn: Connection, candidate: str) -> str:
     conn.execute(statement)
     stored = conn.scalar(select(settings.c.value).where(settings.c.key == SIGNING_KEY_ROW))
     return str(stored)
-
-
-def _create_conversation(conn: Connection, owner: str) -> str:
-    conversation_id = uuid.uuid4().hex
-    now = utcnow()
-    conn.execute(
-        _INSERT_CONVERSATION,
-        {
-            "id": conversation_id,
-            "owner": owner,
-            "title": DEFAULT_TITLE,
-            "created_at": now,
-            "updated_at": now,
-            "active_generation_id": None,
-        },
-    )
-    return conversation_id
-
-
-def _list_conversations(conn: Connection, owner: str, limit: int) -> list[ConversationSummary]:
-    rows = conn.execute(_CONVERSATIONS_OF, {"owned_by": owner, "limit": limit}).all()
-    return [ConversationSummary(id=r.id, title=r.title, updated_at=r.updated_at) for r in rows]
-
-
-def _get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conversation | None:
-    head = conn.execute(_CONVERSATION, {"conversation": conversation_id, "owned_by": owner}).first()
-    if head is None:
-        return None
-    rows = conn.execute(_MESSAGES_OF, {"conversation": conversation_id}).all()
-    return Conversation(
-        id=head.id,
-        owner=head.owner,
-        title=head.title,
-        created_at=head.created_at,
-        updated_at=head.updated_at,
-        messages=tuple(message_from_row(row) for row in rows),
-    )
-
-
-def _delete_conversation(conn: Connection, owner: str, conversation_id: str) -> str | None:
-    row = conn.execute(
-        _ACTIVE_GENERATION, {"conversation": conversation_id, "owned_by": owner}
-    ).first()
-    if row is None:
-        return None
-    conn.execute(_DELETE_CONVERSATION, {"conversation": conversation_id})
-    return str(row.active_generation_id or "")
-
-
-def _start_turn(
-    conn: Connection,
-    owner: str,
-    conversation_id: str,
-    content: str,
-    generation_id: str,
-    worker_id: str,
-    lease_seconds: float,
-) -> TurnStarted:
-    now = utcnow()
-    leases.lock(conn, owner, conversation_id, generation_id)
-    if conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None:
-        conn.execute(
-            _SET_TITLE, {"conversation": conversation_id, "new_title": make_title(content)}
-        )
-    user_result = conn.execute(
-        leases.INSERT_MESSAGE,
-        {
-            "conversation_id": conversation_id,
-            "role": Role.USER.value,
-            "content": content,
-            "status": MessageStatus.COMPLETE.value,
-            "sources": "[]",
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    user_message_id = int(user_result.scalar_one())
-    return _answer_placeholder(
-        conn, conversation_id, generation_id, worker_id, lease_seconds, user_message_id
-    )
-
-
-def _start_retry(
-    conn: Connection,
-    owner: str,
-    conversation_id: str,
-    generation_id: str,
-    worker_id: str,
-    lease_seconds: float,
-) -> TurnStarted:
-    leases.lock(conn, owner, conversation_id, generation_id)
-    last_user_id = conn.scalar(_LAST_USER_MESSAGE, {"conversation": conversation_id})
-    if last_user_id is None:
-        raise NothingToRetry()  # rolls the lock back too
-    conn.execute(_DELETE_ANSWERS_AFTER, {"conversation": conversation_id, "after": last_user_id})
-    return _answer_placeholder(conn, conversation_id, generation_id, worker_id, lease_seconds)
-
-
-def _answer_placeholder(
-    conn: Connection,
-    conversation_id: str,
-    generation_id: str,
-    worker_id: str,
-    lease_seconds: float,
-    user_message_id: int | None = None,
-) -> TurnStarted:
-    """The streaming assistant message a turn (or a retry) is answered into."""
-    assistant_message_id = leases.insert_placeholder(
-        conn, conversation_id, generation_id, worker_id, lease_seconds
-    )
-    return TurnStarted(
-        conversation_id=conversation_id,
-        generation_id=generation_id,
-        assistant_message_id=assistant_message_id,
-        user_message_id=user_message_id,
-    )
-
-
-def _history(conn: Connection, conversation_id: str, before_message_id: int) -> list[Turn]:
-    rows = conn.execute(
-        _HISTORY, {"conversation": conversation_id, "before": before_message_id}
-    ).all()
-    return [Turn(role=Role(row.role), content=row.content) for row in rows]
 
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The JSON API for programs (CONTRACT.md), plus /healthz and /metrics.
+"""The JSON API for programs (docs/api.md), plus /healthz and /metrics.
 
 Stable JSON under `/api/`; pages and fragments change with the UI (two APIs on
 purpose). Same session cookie as the UI: a program that never loads a page starts
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from hxchat.errors import HxchatError, NotFound
 from hxchat.metrics import CONTENT_TYPE
 from hxchat.store.base import Message
+from hxchat.web.checks import checked_message
 from hxchat.web.deps import LogDep, MetricsDep, OwnerDep, RunnerDep, SettingsDep, StoreDep
 from hxchat.web.stream import json_events
 
@@ -76,9 +77,14 @@ async def delete_conversation(conversation_id: str, runner: RunnerDep, owner: Ow
 
 @router.post("/api/conversations/{conversation_id}/messages", status_code=202)
 async def post_message(
-    conversation_id: str, body: NewMessage, runner: RunnerDep, owner: OwnerDep
+    conversation_id: str,
+    body: NewMessage,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
 ) -> dict[str, Any]:
-    started = await runner.send(owner, conversation_id, body.content)
+    content = checked_message(body.content, settings)
+    started = await runner.send(owner, conversation_id, content)
     return {
         "message_id": started.user_message_id,
         "generation_id": started.generation_id,

@@ -19,6 +19,7 @@ from hxchat.broker.base import Position
 from hxchat.domain import MessageStatus, Role
 from hxchat.errors import NotFound
 from hxchat.store.base import Conversation, Message, TurnStarted
+from hxchat.web.checks import checked_message
 from hxchat.web.deps import (
     LogDep,
     MetricsDep,
@@ -88,11 +89,12 @@ async def send(
     store: StoreDep,
     runner: RunnerDep,
     templates: TemplatesDep,
+    settings: SettingsDep,
     owner: OwnerDep,
     content: Annotated[str, Form()] = "",
     conversation_id: Annotated[str, Form()] = "",
 ) -> Response:
-    runner.validate(content)
+    content = checked_message(content, settings)
     is_new = not conversation_id
     if is_new:
         conversation_id = await store.create_conversation(owner)

@@ -25,7 +25,7 @@ from itsdangerous import BadSignature, Signer
 from starlette.datastructures import MutableHeaders, State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hxchat.errors import CrossSiteRequest, MessageTooLong
+from hxchat.errors import BodyTooLarge, CrossSiteRequest
 
 COOKIE_NAME = "hxchat_session"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 400  # the longest browsers keep a cookie
@@ -36,10 +36,6 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; object-src 'none'"
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class BodyTooLarge(MessageTooLong):
-    default_detail = "The request is too large."
 
 
 class SecurityMiddleware:

@@ -22,12 +22,16 @@ from hxchat.store.tables import metadata
 DEFAULT_URL = "sqlite+aiosqlite:///./hxchat.db"
 
 
-def _configure(**options: object) -> None:
+def _configure(
+    connection: Connection | None = None, url: str | None = None, literal_binds: bool = False
+) -> None:
     context.configure(
+        connection=connection,
+        url=url,
+        literal_binds=literal_binds,
         target_metadata=metadata,
         compare_type=True,
         render_as_batch=True,  # SQLite can ALTER little; batch mode copies the table
-        **options,  # type: ignore[arg-type]
     )
 
 

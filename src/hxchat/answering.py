@@ -1,0 +1,252 @@
+"""One answer, from the model to the event log and the store.
+
+`AnswerWriter.run` consumes the model's events for one answer: each is appended to
+the event log first, then recorded in the `Answer` (what the answer holds so far,
+which the lease supervisor checkpoints). Its end is stored first and then announced
+to the readers, both retried with `backoff` while the database or the broker is
+briefly away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hxchat.backoff import Backoff, retrying
+from hxchat.broker.base import EventLog
+from hxchat.config import Settings
+from hxchat.domain import (
+    AgentEvent,
+    EventKind,
+    MessageStatus,
+    SearchSuggestions,
+    Source,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Turn,
+    merge_sources,
+)
+from hxchat.errors import (
+    AnswerTooLong,
+    AppendUncertain,
+    BrokerUnavailable,
+    HxchatError,
+    ProviderError,
+    StoreUnavailable,
+)
+from hxchat.metrics import Metrics
+from hxchat.providers.base import ChatModel
+from hxchat.store.base import Store, TurnStarted
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED_BY_SHUTDOWN = "Interrupted: the server was stopped while writing this answer."
+
+
+@dataclass
+class Answer:
+    """What a running generation has produced so far."""
+
+    started: TurnStarted
+    owner: str
+    parts: list[str] = field(default_factory=list)
+    chars: int = 0
+    sources: list[Source] = field(default_factory=list)
+    suggestions: str | None = None
+    lost: bool = False  # another worker swept it: stop without writing anything
+    finishing: bool = False  # its end is being stored: no more checkpoints
+
+    def text(self) -> str:
+        """The text so far (its parts are joined once, here, not at every delta)."""
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+    def add_text(self, text: str) -> None:
+        self.parts.append(text)
+        self.chars += len(text)
+
+    def add_sources(self, sources: Sequence[Source]) -> None:
+        merge_sources(self.sources, sources)
+
+
+class AnswerWriter:
+    """Runs answers of one worker from the model to the event log and the store."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        log: EventLog,
+        model: ChatModel,
+        settings: Settings,
+        metrics: Metrics,
+        worker_id: str,
+    ) -> None:
+        self.store = store
+        self.log = log
+        self.model = model
+        self.settings = settings
+        self.metrics = metrics
+        self.worker_id = worker_id
+
+    async def run(self, answer: Answer) -> None:
+        """Write `answer` to its end: complete, stopped (a cancel request), an error,
+        or interrupted (this task cancelled: shutdown). Once its worker has lost it
+        (`lost`), nothing more is stored or appended."""
+        gid = answer.started.generation_id
+        status, error = MessageStatus.COMPLETE, None
+        cancelled_from_outside = False
+        work: asyncio.Task[None] | None = None
+        stop: asyncio.Task[None] | None = None
+        try:
+            history = await self.store.history(
+                answer.started.conversation_id, answer.started.assistant_message_id
+            )
+            work = asyncio.create_task(self._consume(gid, history, answer))
+            stop = asyncio.create_task(self.log.wait_cancelled(gid))
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                status = MessageStatus.STOPPED
+            elif (exc := work.exception()) is not None:
+                status, error = MessageStatus.ERROR, _describe(exc)
+        except asyncio.CancelledError:
+            cancelled_from_outside = True
+            status, error = MessageStatus.INTERRUPTED, INTERRUPTED_BY_SHUTDOWN
+        except HxchatError as exc:  # the store or broker failed before the model ran
+            status, error = MessageStatus.ERROR, exc.detail
+        finally:
+            for task in (work, stop):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+        if not answer.lost:
+            await self._finalize(gid, answer, status, error)
+        if cancelled_from_outside:
+            raise asyncio.CancelledError
+
+    async def _consume(self, gid: str, history: list[Turn], answer: Answer) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        events = self.model.stream(history)
+        try:
+            async for event in events:
+                if isinstance(event, TextDelta) and event.text and answer.chars == 0:
+                    self.metrics.time_to_first_token.observe(loop.time() - began)
+                await self._publish(gid, event, answer)
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _publish(self, gid: str, event: AgentEvent, answer: Answer) -> None:
+        """Append one model event to the event log, then record it in the answer: the
+        stored text is never ahead of what readers can get, nor behind it.
+
+        A Stop (or shutdown) that cancels this while an append is under way still
+        records it: the append is on its way (the Redis log sends a queued command
+        whether or not its caller still waits; the in-memory one cannot be interrupted),
+        so readers will see it, and the kept answer must hold it too. So does an append
+        cut off by a broker outage (`AppendUncertain`): the log sends it again before
+        the final event."""
+        if isinstance(event, TextDelta):
+            if not event.text:
+                return
+            if answer.chars + len(event.text) > self.settings.max_answer_chars:
+                raise AnswerTooLong(
+                    f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
+                )
+            text = event.text
+            await self._append(gid, EventKind.DELTA, {"text": text}, lambda: answer.add_text(text))
+        elif isinstance(event, ToolCall):
+            data = {"name": event.name, "arguments": dict(event.arguments)}
+            await self.log.append(gid, EventKind.TOOL_CALL, data)
+        elif isinstance(event, ToolResult):
+            sources = event.sources
+            found = {"name": event.name, "sources": [s.as_json() for s in sources]}
+            await self._append(
+                gid, EventKind.TOOL_RESULT, found, lambda: answer.add_sources(sources)
+            )
+        elif isinstance(event, SearchSuggestions):
+            answer.suggestions = event.html
+
+    async def _append(
+        self, gid: str, kind: EventKind, data: Mapping[str, Any], record: Callable[[], None]
+    ) -> None:
+        """Append, then `record` what was appended; also when this is cancelled or the
+        broker went away mid-append, since the event is then on its way to readers."""
+        try:
+            await self.log.append(gid, kind, data)
+        except (asyncio.CancelledError, AppendUncertain):
+            record()
+            raise
+        record()
+
+    async def _finalize(
+        self, gid: str, answer: Answer, status: MessageStatus, error: str | None
+    ) -> None:
+        """Store the outcome first, then tell the readers: a client that sees `done`
+        can send its next message at once (the conversation is already free)."""
+        answer.finishing = True  # storing the end releases the lease: not "taken over"
+        self.metrics.generations.labels(status=status.value).inc()
+        await self.store_final(
+            gid, answer.text(), status, answer.sources, error, answer.suggestions, None
+        )
+        data: dict[str, object]
+        if status is MessageStatus.ERROR or status is MessageStatus.INTERRUPTED:
+            kind, data = EventKind.ERROR, {"message": error or "The answer failed."}
+        else:
+            kind = EventKind.DONE
+            data = {"message_id": answer.started.assistant_message_id, "status": status.value}
+        appended = await retrying(
+            lambda: self.log.append(gid, kind, data),
+            BrokerUnavailable,
+            attempts=13,
+            backoff=Backoff(0.5, 10.0),
+        )
+        if not appended:  # after about a minute and a half
+            # Readers still end: a quiet stream asks the store (web/stream.py).
+            logger.warning("could not append the final event of generation %s", gid)
+
+    async def store_final(
+        self,
+        gid: str,
+        text: str,
+        status: MessageStatus,
+        sources: Sequence[Source],
+        error: str | None,
+        suggestions: str | None,
+        final_event_id: str | None,
+    ) -> None:
+        """Store the outcome; retried while the database is briefly away."""
+        stored = await retrying(
+            lambda: self.store.finish(
+                gid,
+                content=text,
+                status=status,
+                sources=sources,
+                error=error,
+                search_suggestions=suggestions,
+                final_event_id=final_event_id,
+                worker_id=self.worker_id,
+            ),
+            StoreUnavailable,
+            attempts=8,  # about 35 s
+            backoff=Backoff(0.5, 10.0),
+        )
+        if not stored:
+            logger.error("could not store the end of generation %s; a sweeper will mark it", gid)
+
+
+def _describe(exc: BaseException) -> str:
+    """A sentence for the user about why the answer failed; details go to the log."""
+    if isinstance(exc, ProviderError | HxchatError):
+        return exc.detail
+    logger.error("generation failed unexpectedly", exc_info=exc)
+    return "The model failed unexpectedly; please try again."
