@@ -346,9 +346,7 @@ async def test_credentials_from_google_genai_variables(
     clean_gemini_env: pytest.MonkeyPatch,
     make_settings: Callable[..., Settings],
 ) -> None:
-    for name, value in env.items():
-        clean_gemini_env.setenv(name, value)
-    model = build_gemini_model(make_settings(), model="gemini-2.5-pro")
+    model = build_gemini_model(make_settings(), model="gemini-2.5-pro", env=env)
     try:
         assert model.name == "gemini:gemini-2.5-pro"
     finally:

@@ -349,7 +349,9 @@ async def test_openai_endpoint_needs_a_key_and_a_valid_url(
 async def test_local_servers_need_no_key(
     make_settings: Callable[..., Settings], clean_openai_env: pytest.MonkeyPatch
 ) -> None:
-    model = build_openai_model(make_settings(search="none"), provider="ollama", model="llama3.2")
+    model = build_openai_model(
+        make_settings(search="none"), provider="ollama", model="llama3.2", env={}
+    )
     try:
         assert model.name == "ollama:llama3.2"
         assert model.where == "http://localhost:11434"

@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     db_commands.add_parser("upgrade", help="apply the schema migrations")
 
     args = parser.parse_args(argv)
-    load_dotenv(".env", override=False)  # also for OPENAI_* and GOOGLE_* variables
+    # Also the providers' own variables (OPENAI_*, GOOGLE_*): the providers' registry
+    # reads them from the environment, and so do the SDKs underneath.
+    load_dotenv(".env", override=False)
     try:
         settings = load_settings()
         if args.command == "db":

@@ -13,13 +13,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hxchat.errors import ConfigError
+from hxchat.providers.registry import check_model
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant. Answer in Markdown. When a question needs current "
     "or factual information, search the web first and base the answer on what you find."
 )
-
-MODEL_PREFIXES = ("echo", "gemini:", "openai:", "ollama:")
 
 
 class Settings(BaseSettings):
@@ -32,7 +31,7 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    # -- the public settings (CONTRACT.md) --
+    # -- the public settings, documented in the README --
     model: str = "echo"
     echo_delay_ms: int = Field(default=30, ge=0, le=60_000)
     search: Literal["auto", "duckduckgo", "searxng", "none"] = "auto"
@@ -55,18 +54,7 @@ class Settings(BaseSettings):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        value = value.strip()
-        if value == "echo":
-            return value
-        prefix, _, name = value.partition(":")
-        if f"{prefix}:" not in MODEL_PREFIXES[1:]:
-            raise ValueError(
-                f"unknown model {value!r}; use echo, gemini:<model>, openai:<model> "
-                "or ollama:<model>"
-            )
-        if not name.strip():
-            raise ValueError(f"{prefix}: needs a model name, e.g. {prefix}:<model>")
-        return value
+        return check_model(value.strip())  # against the providers' registry
 
     @field_validator("database_url")
     @classmethod

@@ -14,18 +14,31 @@ on untouched for the web layer to sandbox.
 
 The client takes its configuration from google-genai's own environment
 (GOOGLE_API_KEY or GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, GOOGLE_GENAI_USE_VERTEXAI);
-no base URL is hard-coded. `google-adk` is the optional extra `hxchat[gemini]`.
+no base URL is hard-coded. This module reads those variables only from the mapping
+the providers' registry gives it (to check for credentials, to name the endpoint in
+errors and to keep the key out of them). `google-adk` is the optional extra
+`hxchat[gemini]`: the registry reports it missing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from urllib.parse import urlsplit
+
+from google.adk.agents import Agent, RunConfig
+from google.adk.agents.readonly_context import ReadonlyContext
+from google.adk.events import Event
+from google.adk.models.base_llm import BaseLlm
+from google.adk.models.google_llm import Gemini
+from google.adk.runners import Runner
+from google.adk.sessions import InMemorySessionService
+from google.adk.tools.google_search_tool import GoogleSearchTool
+from google.genai import errors as genai_errors
+from google.genai import types
 
 from hxchat.config import Settings
 from hxchat.domain import (
@@ -42,26 +55,6 @@ from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderU
 from hxchat.providers.history import trim_history
 from hxchat.providers.search import connection_reason
 
-try:
-    from google.adk.agents import Agent
-    from google.adk.agents.readonly_context import ReadonlyContext
-    from google.adk.agents.run_config import (  # type: ignore[attr-defined]  # its documented home
-        RunConfig,
-        StreamingMode,
-    )
-    from google.adk.events import Event
-    from google.adk.models.base_llm import BaseLlm
-    from google.adk.models.google_llm import Gemini
-    from google.adk.runners import Runner
-    from google.adk.sessions import InMemorySessionService
-    from google.adk.tools.google_search_tool import GoogleSearchTool
-    from google.genai import errors as genai_errors
-    from google.genai import types
-except ImportError as exc:  # the extra is not installed
-    raise ConfigError(
-        "HXCHAT_MODEL", 'gemini: needs the extra: pip install "hxchat[gemini]"'
-    ) from exc
-
 logger = logging.getLogger(__name__)
 
 APP_NAME = "hxchat"
@@ -69,26 +62,32 @@ AGENT_NAME = "hxchat"  # ADK reads events by this author as the model's own turn
 USER_ID = "hxchat"
 
 
-def build_gemini_model(settings: Settings, *, model: str) -> GeminiModel:
-    """The `gemini:<model>` agent; raises `ConfigError` when no credentials are set."""
-    vertex = any(
-        os.environ.get(name, "").strip().lower() in ("1", "true")
-        for name in ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_ENTERPRISE")
-    )
-    has_key = any(os.environ.get(name, "").strip() for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"))
-    if not vertex and not has_key:
+#: the variables that may hold a Gemini API key
+KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+
+
+def build_gemini_model(settings: Settings, *, model: str, env: Mapping[str, str]) -> GeminiModel:
+    """The `gemini:<model>` agent configured by the GOOGLE_*/GEMINI_* variables in `env`
+    (given by the providers' registry); raises `ConfigError` when no credentials are set."""
+    if not _vertex(env) and not api_keys(env):
         raise ConfigError(
             "GOOGLE_API_KEY",
             "gemini: needs a Gemini API key: set GOOGLE_API_KEY, or use Vertex AI with "
             "GOOGLE_GENAI_USE_VERTEXAI=true",
         )
-    return GeminiModel(settings, llm=model)
+    return GeminiModel(settings, llm=model, env=env)
 
 
 class GeminiModel:
-    """A Gemini ADK agent; `llm` is a model name or any ADK `BaseLlm` (tests script one)."""
+    """A Gemini ADK agent; `llm` is a model name or any ADK `BaseLlm` (tests script one).
 
-    def __init__(self, settings: Settings, *, llm: BaseLlm | str) -> None:
+    `env` holds the provider's variables (see `build_gemini_model`); none by default.
+    """
+
+    def __init__(
+        self, settings: Settings, *, llm: BaseLlm | str, env: Mapping[str, str] | None = None
+    ) -> None:
+        env = env or {}
         model = Gemini(model=llm) if isinstance(llm, str) else llm
         self.llm: BaseLlm = model  # what ADK calls: Google's API, or a scripted stand-in
         self.model = model.model
@@ -98,7 +97,8 @@ class GeminiModel:
         self.history_budget = settings.history_budget_chars
         self.first_token_timeout = settings.first_token_timeout
         self.token_timeout = settings.token_timeout
-        self.where = gemini_where()
+        self.where = gemini_where(env)
+        self._keys = api_keys(env)  # to keep them out of error messages
         self._sessions = InMemorySessionService()
         agent = Agent(
             name=AGENT_NAME,
@@ -129,7 +129,8 @@ class GeminiModel:
                 user_id=USER_ID,
                 session_id=session.id,
                 new_message=types.Content(role="user", parts=[types.Part(text=turns[-1].content)]),
-                run_config=RunConfig(streaming_mode=StreamingMode.SSE),
+                # StreamingMode.SSE, by its value: ADK exports the enum from no public module.
+                run_config=RunConfig.model_validate({"streaming_mode": "sse"}),
             )
             async for event in self._read(events):
                 yield event
@@ -155,7 +156,12 @@ class GeminiModel:
                         yield out
         except Exception as exc:  # any failure of the agent becomes one readable sentence
             raise gemini_failure(
-                exc, reader.error, model=self.model, where=self.where, waited=waited
+                exc,
+                reader.error,
+                model=self.model,
+                where=self.where,
+                waited=waited,
+                keys=self._keys,
             ) from None
         reader.check()
         for out in reader.flush():
@@ -268,14 +274,24 @@ def _stopped(code: str) -> ProviderError:
     return ProviderError(f"Gemini stopped with an error ({code or 'unknown'}). Please try again.")
 
 
-def gemini_where() -> str:
-    """Who answers, as errors name it: "the Gemini API", maybe with its URL; never a key."""
-    if any(
-        os.environ.get(name, "").strip().lower() in ("1", "true")
+def _vertex(env: Mapping[str, str]) -> bool:
+    """Whether google-genai is told to use Vertex AI (which needs no API key)."""
+    return any(
+        env.get(name, "").strip().lower() in ("1", "true")
         for name in ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_ENTERPRISE")
-    ):
+    )
+
+
+def api_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The Gemini API keys set in `env`."""
+    return tuple(key for name in KEY_VARIABLES if (key := env.get(name, "").strip()))
+
+
+def gemini_where(env: Mapping[str, str]) -> str:
+    """Who answers, as errors name it: "the Gemini API", maybe with its URL; never a key."""
+    if _vertex(env):
         return "Vertex AI"
-    parts = urlsplit(os.environ.get("GOOGLE_GEMINI_BASE_URL", "").strip())
+    parts = urlsplit(env.get("GOOGLE_GEMINI_BASE_URL", "").strip())
     if parts.scheme and parts.hostname:
         port = f":{parts.port}" if parts.port else ""
         return f"the Gemini API at {parts.scheme}://{parts.hostname}{port}"
@@ -283,7 +299,13 @@ def gemini_where() -> str:
 
 
 def gemini_failure(
-    exc: Exception, error: tuple[str, str] | None, *, model: str, where: str, waited: float
+    exc: Exception,
+    error: tuple[str, str] | None,
+    *,
+    model: str,
+    where: str,
+    waited: float,
+    keys: Sequence[str],
 ) -> ProviderError:
     """Whatever the agent raised, as a sentence for a person (no key, no trace)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
@@ -295,7 +317,7 @@ def gemini_failure(
     if isinstance(exc, TimeoutError) or "TimeoutException" in names:
         return ProviderTimeout(f"{who} sent nothing for {waited:g} seconds. Please try again.")
     if isinstance(exc, genai_errors.APIError):
-        return _api_failure(exc.code, str(exc.message or exc.status or ""), model, who)
+        return _api_failure(exc.code, str(exc.message or exc.status or ""), model, who, keys)
     if "ConnectError" in names or isinstance(exc, ConnectionRefusedError):
         return ProviderUnavailable(
             f"Could not reach {where} ({connection_reason(exc)}). "
@@ -315,7 +337,9 @@ def gemini_failure(
     )
 
 
-def _api_failure(code: int, message: str, model: str, who: str) -> ProviderError:
+def _api_failure(
+    code: int, message: str, model: str, who: str, keys: Sequence[str]
+) -> ProviderError:
     if code in (401, 403) or (code == 400 and "api key" in message.lower()):
         return ProviderError(f"{who} refused the API key (HTTP {code}). Check GOOGLE_API_KEY.")
     if code == 404:
@@ -330,14 +354,12 @@ def _api_failure(code: int, message: str, model: str, who: str) -> ProviderError
         )
     if code >= 500:
         return ProviderUnavailable(f"{who} failed (HTTP {code}). Please try again in a moment.")
-    detail = f": {_redact(message)[:200]}" if message else ""
+    detail = f": {_redact(message, keys)[:200]}" if message else ""
     return ProviderError(f"{who} refused the request (HTTP {code}{detail}).")
 
 
-def _redact(text: str) -> str:
+def _redact(text: str, keys: Sequence[str]) -> str:
     """Google's error text, minus any API key that might be quoted in it."""
-    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"):
-        key = os.environ.get(name, "").strip()
-        if key:
-            text = text.replace(key, "[key]")
+    for key in keys:
+        text = text.replace(key, "[key]")
     return text.rstrip(".")

@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,16 +65,19 @@ WEB_SEARCH_TOOL: ChatCompletionToolUnionParam = {
 _KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-*.]{4,}")
 
 
-def build_openai_model(settings: Settings, *, provider: str, model: str) -> OpenAICompatModel:
-    """The `openai:`/`ollama:` model the settings and OPENAI_* variables describe."""
+def build_openai_model(
+    settings: Settings, *, provider: str, model: str, env: Mapping[str, str]
+) -> OpenAICompatModel:
+    """The `openai:`/`ollama:` model the settings and the OPENAI_* variables in `env`
+    (OPENAI_BASE_URL, OPENAI_API_KEY; given by the providers' registry) describe."""
     default = OLLAMA_URL if provider == "ollama" else OPENAI_URL
-    base_url = os.environ.get("OPENAI_BASE_URL", "").strip() or default
+    base_url = env.get("OPENAI_BASE_URL", "").strip() or default
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             "OPENAI_BASE_URL", "use the server's base URL, e.g. http://localhost:8000/v1"
         )
-    api_key = os.environ.get("OPENAI_API_KEY", "").strip()
+    api_key = env.get("OPENAI_API_KEY", "").strip()
     if not api_key:
         if parts.hostname == "api.openai.com":
             raise ConfigError(
