@@ -1,18 +1,79 @@
-"""The README documents every setting and both commands (datasette's test_docs idea)."""
+"""The docs keep up with the code (datasette's test_docs idea).
+
+The README documents every setting and both commands; docs/api.md documents every
+route of the app, every event kind of the JSON stream, every wire event of the
+browser stream and every setting. A new route, event or setting fails here until it
+is written down.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+from starlette.routing import Mount
+
+from hxchat.app import create_app
 from hxchat.config import Settings
+from hxchat.domain import EventKind
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+API = (ROOT / "docs" / "api.md").read_text()
+AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # added by the framework, never on their own
+
+# The browser stream's named events, plus the unnamed one (the tail's text), which
+# htmx's SSE extension dispatches as "message".
+WIRE_EVENTS = ("b", "r", "s", "frame", "end", "message")
+
+
+def env_names() -> list[str]:
+    return [f"HXCHAT_{name.upper()}" for name in Settings.model_fields]
+
+
+def _walk(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, through included routers and mounts."""
+    for route in routes:
+        context = getattr(route, "include_context", None)
+        if context is not None:  # a router FastAPI keeps whole instead of copying its routes
+            yield from _walk(context.included_router.routes, prefix + context.prefix)
+        elif isinstance(route, Mount):
+            yield "GET", f"{prefix}{route.path}/{{path}}"
+        else:
+            for method in sorted(getattr(route, "methods", None) or ()):
+                if method not in AUTOMATIC_METHODS:
+                    yield method, prefix + route.path
+
+
+def app_routes() -> list[tuple[str, str]]:
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///unused.db"))
+    routes = sorted(set(_walk(app.routes)))
+    # If a FastAPI release hides routes from this walk, say so instead of passing.
+    schema_paths = set(app.openapi()["paths"])
+    assert schema_paths <= {path for _, path in routes}, schema_paths
+    return routes
+
+
+def section(text: str, heading: str) -> str:
+    """The text under `heading` (a Markdown heading line) up to the next heading of the
+    same or a higher level."""
+    match = re.search(rf"^(#+) {re.escape(heading)}\s*$", text, re.MULTILINE)
+    assert match, f"no heading {heading!r}"
+    level = len(match.group(1))
+    rest = text[match.end() :]
+    end = re.search(rf"^#{{1,{level}}} ", rest, re.MULTILINE)
+    return rest[: end.start()] if end else rest
+
+
+# -- README --------------------------------------------------------------------------
 
 
 def test_every_setting_is_in_the_readme() -> None:
-    for name in Settings.model_fields:
-        assert f"HXCHAT_{name.upper()}" in README, name
+    for name in env_names():
+        assert name in README, name
 
 
 def test_the_two_commands_come_first() -> None:
@@ -20,6 +81,49 @@ def test_the_two_commands_come_first() -> None:
     assert "make test" in README
 
 
+def test_the_readme_links_the_docs() -> None:
+    for page in ("docs/architecture.md", "docs/api.md", "docs/deployment.md"):
+        assert f"]({page})" in README, page
+        assert (ROOT / page).is_file(), page
+
+
 def test_changelog_names_issues() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert "#3" in changelog
+    assert "## [Unreleased]" in changelog
+
+
+# -- docs/api.md ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), app_routes())
+def test_every_route_is_in_the_api_docs(method: str, path: str) -> None:
+    assert f"`{method} {path}`" in section(API, "Routes"), f"{method} {path}"
+
+
+def test_the_route_walk_finds_the_routes_it_should() -> None:
+    routes = app_routes()
+    assert ("POST", "/api/conversations/{conversation_id}/messages") in routes
+    assert ("GET", "/generations/{generation_id}/stream") in routes
+    assert ("GET", "/static/{path}") in routes
+
+
+@pytest.mark.parametrize("kind", [kind.value for kind in EventKind])
+def test_every_event_kind_is_in_the_api_docs(kind: str) -> None:
+    assert f"| `{kind}` |" in section(API, "Event kinds"), kind
+
+
+@pytest.mark.parametrize("name", WIRE_EVENTS)
+def test_every_browser_wire_event_is_in_the_api_docs(name: str) -> None:
+    assert f"`{name}`" in section(API, "Wire events"), name
+
+
+@pytest.mark.parametrize("name", env_names())
+def test_every_setting_is_in_the_api_docs(name: str) -> None:
+    assert f"| `{name}` |" in section(API, "Settings"), name
+
+
+def test_the_api_docs_name_both_commands_and_the_error_shape() -> None:
+    commands = section(API, "Commands")
+    assert "hxchat serve" in commands and "hxchat db upgrade" in commands
+    assert '{"detail": ' in section(API, "Errors")
