@@ -6,130 +6,27 @@ must end inside the command timeout, a live worker must renew its lease well wit
 the lease, the runner's retries at the end of an answer must outlast the outages they
 are meant to ride out and end long before a running log would be dropped. Each test
 below is one link; changing a constant the wrong way fails it.
-
-The runner's retry budgets are measured, not copied: its end is run against a store
-or an event log that always fails, with the backoff's sleeps recorded instead of slept.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-import pytest
-
-from hxchat import generation
+from hxchat import answering, supervision
 from hxchat.backoff import Backoff, total_wait
 from hxchat.broker import memory, redis_batch, redis_streams
-from hxchat.config import Settings
-from hxchat.domain import EventKind, MessageStatus
-from hxchat.errors import BrokerUnavailable, StoreUnavailable
-from hxchat.metrics import Metrics
-from hxchat.providers.echo import EchoModel
 from hxchat.store import engine
-from hxchat.store.base import TurnStarted
 from hxchat.web import stream
 
-LEASE = generation.LEASE_SECONDS
-CHECKPOINT = generation.CHECKPOINT_SECONDS
-SWEEP = generation.SWEEP_SECONDS
+LEASE = supervision.LEASE_SECONDS
+CHECKPOINT = supervision.CHECKPOINT_SECONDS
+SWEEP = supervision.SWEEP_SECONDS
 COMMAND_TIMEOUT = redis_streams.COMMAND_TIMEOUT
 # The longest one attempt to store the end may take before it fails: connecting to
 # PostgreSQL, or waiting for SQLite's write lock.
 STORE_CALL_SECONDS = max(engine.PG_CONNECT_TIMEOUT_S, engine.SQLITE_BUSY_TIMEOUT_MS / 1000)
-
-
-@dataclass
-class Budget:
-    """How an end was retried: the attempts made and the waits between them."""
-
-    attempts: int = 0
-    waits: list[float] = field(default_factory=list)
-
-    @property
-    def total_wait(self) -> float:
-        return sum(self.waits)
-
-
-class _Store:
-    def __init__(self, fails: bool, budget: Budget) -> None:
-        self.fails, self.budget = fails, budget
-
-    async def finish(self, generation_id: str, **_: Any) -> None:
-        if self.fails:
-            self.budget.attempts += 1
-            raise StoreUnavailable()
-
-
-class _Log:
-    def __init__(self, fails: bool, budget: Budget) -> None:
-        self.fails, self.budget = fails, budget
-
-    async def append(self, generation_id: str, kind: EventKind, data: Mapping[str, Any]) -> str:
-        if self.fails:
-            self.budget.attempts += 1
-            raise BrokerUnavailable()
-        return "1"
-
-
-@pytest.fixture
-def recorded_sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """asyncio.sleep records its delay and returns at once."""
-    delays: list[float] = []
-    real_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-    async def sleep(delay: float, *_: Any) -> None:
-        delays.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr(asyncio, "sleep", sleep)
-    yield delays
-
-
-async def _end_an_answer(store_fails: bool, log_fails: bool, sleeps: list[float]) -> Budget:
-    """Run the runner's end of one answer (store the end, append the final event)."""
-    budget = Budget()
-    start = len(sleeps)
-    runner = generation.GenerationRunner(
-        store=_Store(store_fails, budget),  # type: ignore[arg-type]
-        log=_Log(log_fails, budget),  # type: ignore[arg-type]
-        model=EchoModel(),
-        settings=Settings(),
-        metrics=Metrics(),
-    )
-    answer = generation._Answer(
-        started=TurnStarted("conversation", "generation", 2, 1), owner="owner"
-    )
-    await runner._finalize("generation", answer, MessageStatus.COMPLETE, None)
-    budget.waits = sleeps[start:]
-    return budget
-
-
-@pytest.fixture
-async def store_end(recorded_sleeps: list[float]) -> Budget:
-    """How storing the end is retried while the database is away."""
-    return await _end_an_answer(store_fails=True, log_fails=False, sleeps=recorded_sleeps)
-
-
-@pytest.fixture
-async def final_event(recorded_sleeps: list[float]) -> Budget:
-    """How the final event is retried while the broker is away."""
-    return await _end_an_answer(store_fails=False, log_fails=True, sleeps=recorded_sleeps)
-
-
-# -- the measurement itself --------------------------------------------------------
-
-
-async def test_the_runner_retries_with_the_one_backoff(
-    store_end: Budget, final_event: Budget
-) -> None:
-    """Both ends back off from 0.5 s, doubling, to at most 10 s: what `hxchat.backoff`
-    computes for the same number of attempts (so docs and code agree on the sums)."""
-    for budget in (store_end, final_event):
-        assert budget.attempts >= 2
-        assert budget.total_wait == total_wait(Backoff(0.5, 10.0), budget.attempts)
+END_BACKOFF = Backoff(*answering.END_BACKOFF)
+# The waits between the tries of storing the end and of appending the final event.
+STORE_END_WAIT = total_wait(END_BACKOFF, answering.STORE_END_ATTEMPTS)
+FINAL_EVENT_WAIT = total_wait(END_BACKOFF, answering.FINAL_EVENT_ATTEMPTS)
 
 
 # -- the Redis event log -----------------------------------------------------------
@@ -161,48 +58,44 @@ def test_a_dead_workers_answer_is_swept_soon_after_its_lease() -> None:
     assert SWEEP < LEASE
 
 
-def test_storing_the_end_is_retried_for_longer_than_a_lease(store_end: Budget) -> None:
+def test_storing_the_end_is_retried_for_longer_than_a_lease() -> None:
     """The end is stored before the final event, and while it is retried the answer is
     no longer checkpointed. The runner keeps trying for longer than a lease, so a
     database outage that other workers cannot yet take for a death costs the answer
     nothing (its real ending is stored once the database is back); "about 35 s"."""
-    assert store_end.total_wait > LEASE
+    assert STORE_END_WAIT > LEASE
 
 
 # -- the final event and the readers -----------------------------------------------
 
 
-def test_the_final_event_outlasts_a_redis_restart(final_event: Budget) -> None:
+def test_the_final_event_outlasts_a_redis_restart() -> None:
     """The final event is retried "for about a minute and a half" (docs/deployment.md),
     far beyond the batch's own RETRY_SECONDS: a Redis restart or failover of a minute
     still gets the answer's own final event into the log."""
-    assert final_event.total_wait >= 60
-    assert final_event.total_wait > redis_batch.RETRY_SECONDS + COMMAND_TIMEOUT
+    assert FINAL_EVENT_WAIT >= 60
+    assert FINAL_EVENT_WAIT > redis_batch.RETRY_SECONDS + COMMAND_TIMEOUT
 
 
-def test_once_redis_is_back_the_final_event_comes_before_readers_give_up_on_it(
-    final_event: Budget,
-) -> None:
+def test_once_redis_is_back_the_final_event_comes_before_readers_give_up_on_it() -> None:
     """A reader that resumes after an outage ends from the store only when the store
     has said twice, QUIET_CHECK apart, that the answer is over. The runner's next try
     after Redis is back comes at most one backoff step later; keeping that step within
     two quiet checks lets readers usually get the log's own final event (whose id a
     reconnect turns into 204) rather than the one rebuilt from the store."""
-    assert max(final_event.waits) <= 2 * stream.QUIET_CHECK
+    assert END_BACKOFF.most <= 2 * stream.QUIET_CHECK
 
 
-def test_the_end_lands_long_before_a_running_log_is_dropped(
-    store_end: Budget, final_event: Budget
-) -> None:
+def test_the_end_lands_long_before_a_running_log_is_dropped() -> None:
     """A running generation's log lives RUNNING_TTL on Redis (renewed by each append)
     and STALE_AFTER in memory without an event. Storing the end and then appending the
     final event, every attempt failing as slowly as it can, must end long before
     that, or the final event would come to a log that is gone."""
     worst = (
-        store_end.total_wait
-        + store_end.attempts * STORE_CALL_SECONDS
-        + final_event.total_wait
-        + final_event.attempts * COMMAND_TIMEOUT
+        STORE_END_WAIT
+        + answering.STORE_END_ATTEMPTS * STORE_CALL_SECONDS
+        + FINAL_EVENT_WAIT
+        + answering.FINAL_EVENT_ATTEMPTS * COMMAND_TIMEOUT
     )
     assert worst * 100 < redis_streams.RUNNING_TTL
     assert worst * 100 < memory.STALE_AFTER

@@ -45,6 +45,11 @@ from hxchat.store.base import Store, TurnStarted
 logger = logging.getLogger(__name__)
 
 INTERRUPTED_BY_SHUTDOWN = "Interrupted: the server was stopped while writing this answer."
+# How the end of an answer rides out an outage (the timing chain, docs/architecture.md;
+# tests/test_invariants.py checks these against the other timeouts).
+END_BACKOFF = (0.5, 10.0)  # seconds: the first wait between two tries, and the longest
+STORE_END_ATTEMPTS = 8  # storing the end: about 35 s of waits
+FINAL_EVENT_ATTEMPTS = 13  # appending the final event: about a minute and a half
 
 
 @dataclass
@@ -207,11 +212,11 @@ class AnswerWriter:
         appended = await retrying(
             lambda: self.log.append(gid, kind, data),
             BrokerUnavailable,
-            attempts=13,
-            backoff=Backoff(0.5, 10.0),
+            attempts=FINAL_EVENT_ATTEMPTS,
+            backoff=Backoff(*END_BACKOFF),
         )
         if not appended:  # after about a minute and a half
-            # Readers still end: a quiet stream asks the store (web/stream.py).
+            # Readers still end: a quiet stream asks the store.
             logger.warning("could not append the final event of generation %s", gid)
 
     async def store_final(
@@ -237,8 +242,8 @@ class AnswerWriter:
                 worker_id=self.worker_id,
             ),
             StoreUnavailable,
-            attempts=8,  # about 35 s
-            backoff=Backoff(0.5, 10.0),
+            attempts=STORE_END_ATTEMPTS,
+            backoff=Backoff(*END_BACKOFF),
         )
         if not stored:
             logger.error("could not store the end of generation %s; a sweeper will mark it", gid)
