@@ -1,4 +1,4 @@
-"""The JSON API for programs (CONTRACT.md), plus /healthz and /metrics.
+"""The JSON API for programs (docs/api.md), plus /healthz and /metrics.
 
 Stable JSON under `/api/`; pages and fragments change with the UI (two APIs on
 purpose). Same session cookie as the UI: a program that never loads a page starts
@@ -18,7 +18,7 @@ from hxchat.errors import HxchatError, NotFound
 from hxchat.metrics import CONTENT_TYPE
 from hxchat.store.base import Message
 from hxchat.web.deps import LogDep, MetricsDep, OwnerDep, RunnerDep, SettingsDep, StoreDep
-from hxchat.web.stream import json_events
+from hxchat.web.json_stream import json_events
 
 router = APIRouter()
 HEALTH_TIMEOUT = 3.0
