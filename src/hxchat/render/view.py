@@ -30,15 +30,17 @@ from markupsafe import Markup
 
 from hxchat.render.incremental import IncrementalRenderer
 from hxchat.render.markdown import open_code_html, render_markdown
+from hxchat.web.wire import BrowserEvent
 
 REFORMAT_MIN_CHARS = 24  # shorter paragraphs are shown as text until they finish
 REFORMAT_MAX_CHARS = 8_192  # longer ones are no longer re-rendered
 REFORMAT_BUDGET = 0.3  # re-renders may cost at most this share of the answer's bytes
 REFORMAT_ALLOWANCE = 1_024  # ...plus this much, so that a first paragraph is formatted too
 
-# Sinks inherit `hx-swap="beforeend"` from the tail (templates/_message.html).
-SINK = Markup('<span sse-swap="message">{}</span>')
-_CODE_SINK = '<code sse-swap="message">'
+# Sinks listen to the unnamed events (web/wire.py) and inherit `hx-swap="beforeend"`
+# from the tail (templates/_message.html).
+SINK = Markup('<span sse-swap="%s">{}</span>') % BrowserEvent.APPEND
+_CODE_SINK = f'<code sse-swap="{BrowserEvent.APPEND}">'
 EMPTY_SINK = "<!---->"
 _NOT_A_PARAGRAPH = re.compile(r" {0,3}(?:[#>|<*+=-]|\d{1,9}[.)]|`{3}|~{3})|    |\t")
 
