@@ -108,11 +108,11 @@ class StreamView:
 
     def _current_mode(self) -> str:
         # Once per frame: sizes first, so that a long open block is not joined each time.
-        if self.renderer.in_fence:
+        if self.renderer.in_fence():
             return "code"
-        if not REFORMAT_MIN_CHARS <= self.renderer.uncommitted_size <= REFORMAT_MAX_CHARS:
+        if not REFORMAT_MIN_CHARS <= self.renderer.uncommitted_size() <= REFORMAT_MAX_CHARS:
             return "text"
-        text = self.renderer.uncommitted
+        text = self.renderer.uncommitted()
         if not _NOT_A_PARAGRAPH.match(text) and "\n\n" not in text:
             return "paragraph"
         return "text"
@@ -120,14 +120,14 @@ class StreamView:
     def _should_reformat(self, mode: str) -> bool:
         if mode != "paragraph":
             return False
-        size = self.renderer.uncommitted_size
+        size = self.renderer.uncommitted_size()
         budget = REFORMAT_BUDGET * (self._blocks_bytes + size) + REFORMAT_ALLOWANCE
         return size >= 2 * self._formatted_at and self._reformat_bytes + size <= budget
 
     def _tail_html(self, mode: str) -> str:
         self._mode = mode
-        text = self.renderer.uncommitted
-        fence = self.renderer.open_fence
+        text = self.renderer.uncommitted()
+        fence = self.renderer.open_fence()
         if mode == "code" and fence is not None:
             return open_code_html(fence[1], fence[0]).replace("<code>", _CODE_SINK, 1)
         if mode == "paragraph":

@@ -183,7 +183,7 @@ def _end_frame(
     (`hx-preserve`); otherwise (or when this connection sent no snapshot, so the body
     may hold anything) the whole article is sent."""
     html = answer.view.finish()
-    final = answer.final_message(answer.view.renderer.text)
+    final = answer.final_message(answer.view.renderer.text())
     rest = answer.view.finish_rest(html) if streamed else None
     events = []
     if rest is not None:
