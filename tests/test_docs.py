@@ -19,15 +19,15 @@ from starlette.routing import Mount
 from hxchat.app import create_app
 from hxchat.config import Settings
 from hxchat.domain import EventKind
+from hxchat.web.wire import BrowserEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 API = (ROOT / "docs" / "api.md").read_text()
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # added by the framework, never on their own
 
-# The browser stream's named events, plus the unnamed one (the tail's text), which
-# htmx's SSE extension dispatches as "message".
-WIRE_EVENTS = ("b", "r", "s", "frame", "end", "message")
+# The browser stream's events, as the stream and the templates take them.
+WIRE_EVENTS = [event.value for event in BrowserEvent]
 
 
 def env_names() -> list[str]:

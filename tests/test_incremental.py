@@ -92,7 +92,7 @@ def normalized(text: str) -> str:
 
 def check_page(renderer: IncrementalRenderer, page: Page, text: str) -> None:
     """The invariants: nothing lost or doubled, and committing never changes meaning."""
-    assert renderer.text == text
+    assert renderer.text() == text
     assert renderer.finish() == render_markdown(text)
     source = normalized(text)
     assert source.endswith(page.tail_source)
@@ -179,7 +179,7 @@ def test_the_tail_is_escaped_text() -> None:
     renderer.feed("<script>alert('x')</script> & ")
     update = renderer.take()
     assert update.tail_append == "&lt;script&gt;alert('x')&lt;/script&gt; &amp; "
-    assert renderer.take().empty
+    assert renderer.take() == RenderUpdate("", None, "")
 
 
 def test_a_code_block_is_not_parsed_while_it_grows() -> None:
@@ -222,7 +222,7 @@ def test_snapshot_starts_a_fresh_reader_and_counts_as_a_take() -> None:
     fresh.feed(text)
     body, tail = fresh.snapshot()
     assert (body, tail) == (page.body, page.tail)
-    assert fresh.take().empty
+    assert fresh.take() == RenderUpdate("", None, "")
     fresh.feed(" more")
     assert fresh.take() == RenderUpdate("", None, " more")
 

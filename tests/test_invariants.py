@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from hxchat import answering, supervision
 from hxchat.backoff import Backoff, total_wait
-from hxchat.broker import memory, redis_batch, redis_streams
+from hxchat.broker import follow, memory, redis_batch, redis_streams
 from hxchat.store import engine
-from hxchat.web import stream
 
 LEASE = supervision.LEASE_SECONDS
 CHECKPOINT = supervision.CHECKPOINT_SECONDS
@@ -83,7 +82,7 @@ def test_once_redis_is_back_the_final_event_comes_before_readers_give_up_on_it()
     after Redis is back comes at most one backoff step later; keeping that step within
     two quiet checks lets readers usually get the log's own final event (whose id a
     reconnect turns into 204) rather than the one rebuilt from the store."""
-    assert END_BACKOFF.most <= 2 * stream.QUIET_CHECK
+    assert END_BACKOFF.most <= 2 * follow.QUIET_CHECK
 
 
 def test_the_end_lands_long_before_a_running_log_is_dropped() -> None:
@@ -104,10 +103,10 @@ def test_the_end_lands_long_before_a_running_log_is_dropped() -> None:
 def test_a_quiet_stream_asks_the_store_before_its_next_ping() -> None:
     """A reader waits on the log for min(QUIET_CHECK, PING_SECONDS): the store check
     comes every QUIET_CHECK only while that is not longer than the ping interval."""
-    assert stream.QUIET_CHECK <= stream.PING_SECONDS
+    assert follow.QUIET_CHECK <= follow.PING_SECONDS
 
 
 def test_pings_come_before_a_proxy_closes_an_idle_stream() -> None:
     """A `: ping` after PING_SECONDS of silence keeps a stream open through proxies
     whose idle read timeout is the common 60 s (nginx's default)."""
-    assert stream.PING_SECONDS < 60
+    assert follow.PING_SECONDS < 60

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hxchat.render import escape_text, render_markdown
+from hxchat.render import render_markdown
 
 ALLOWED_TAGS = {
     *("p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre"),
@@ -256,12 +256,6 @@ def test_hostile_fence_info_cannot_break_out_of_the_attribute() -> None:
     [block] = parsed.find("div")
     assert block.attrs.get("data-lang", "") == ""
     assert parsed.find("code")[0].text == "x\n"
-
-
-def test_escape_text_escapes_markup_and_keeps_lines() -> None:
-    assert escape_text('<b>"it\'s" & co</b>\nline 2') == (
-        "&lt;b&gt;&quot;it&#x27;s&quot; &amp; co&lt;/b&gt;\nline 2"
-    )
 
 
 TOKENS = [

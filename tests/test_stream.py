@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from hxchat.broker import follow
 from hxchat.render import render_markdown
-from hxchat.web import stream as stream_module
 from tests import html_tree, sse
 from tests.conftest import client_for, running_app
 from tests.test_api import events, new_conversation, send
@@ -157,7 +157,7 @@ async def test_lifetime_cap_cuts_without_a_final_event_and_resume_completes(
 async def test_idle_stream_gets_ping_comments(
     make_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stream_module, "PING_SECONDS", 0.05)
+    monkeypatch.setattr(follow, "PING_SECONDS", 0.05)
     async with running_app(make_settings(echo_delay_ms=300)) as app, client_for(app) as client:
         cid = await new_conversation(client)
         started = await send(client, cid, "slow words")

@@ -118,5 +118,5 @@ def test_the_tail_always_shows_the_unfinished_text() -> None:
                 tail = tail.replace(f"{sink.text}</", f"{sink.text}{update.append}</", 1)
             if tail.startswith('<span sse-swap="message">'):
                 shown = html_tree.parse(tail).find(sse_swap="message").text
-                assert shown == view.renderer.uncommitted
+                assert shown == view.renderer.uncommitted()
     assert resets, "a plain tail should be reset by its text alone"

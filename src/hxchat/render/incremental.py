@@ -1,7 +1,7 @@
 """Streaming Markdown: bytes on the wire and CPU stay linear in the answer's length.
 
-Re-rendering the whole message on every token is quadratic (DESIGN.md "Rendering"). Here
-the browser keeps two elements: a body, to which finished top-level blocks are appended
+Re-rendering the whole message on every token is quadratic in bytes and CPU. Here the
+browser keeps two elements: a body, to which finished top-level blocks are appended
 once, rendered and sanitized; and a tail (`white-space: pre-wrap`) that shows the
 unfinished last block as escaped source text, to which new text is appended. When blocks
 finish, their HTML is appended to the body and the tail is replaced by what is left
@@ -67,11 +67,6 @@ class RenderUpdate:
     blocks_html: str  # newly finished blocks, rendered and sanitized: append to the body
     tail_html: str | None  # when not None: replace the tail's content with this HTML
     tail_append: str  # escaped text to append to the tail (after applying tail_html)
-
-    @property
-    def empty(self) -> bool:
-        """Nothing to send."""
-        return not self.blocks_html and self.tail_html is None and not self.tail_append
 
 
 def _escape(text: str) -> str:
@@ -140,9 +135,8 @@ class IncrementalRenderer:
         self.parsed_chars = 0
         self.scanned_lines = 0
 
-    @property
     def text(self) -> str:
-        """All the text fed so far."""
+        """All the text fed so far (joined once, and kept so)."""
         if len(self._fed) > 1:
             self._fed[:] = ["".join(self._fed)]
         return self._fed[0] if self._fed else ""
@@ -177,26 +171,22 @@ class IncrementalRenderer:
         self._tail_new.clear()
         return "".join(self._blocks), _escape(self._uncommitted())
 
-    @property
     def uncommitted(self) -> str:
         """The text of the unfinished last block (what the tail shows)."""
         self._process()
         return self._uncommitted()
 
-    @property
     def uncommitted_size(self) -> int:
-        """`len(self.uncommitted)`, without joining it."""
+        """`len(self.uncommitted())`, without joining it."""
         self._process()
         return self._uncommitted_chars + sum(map(len, self._partial))
 
-    @property
     def in_fence(self) -> bool:
-        """Whether the last block is an open fenced code block (`open_fence` is not None),
-        without joining its code."""
+        """Whether the last block is an open fenced code block (`open_fence()` is not
+        None), without joining its code."""
         self._process()
         return self._fence is not None and bool(self._lines)
 
-    @property
     def open_fence(self) -> tuple[str, str] | None:
         """(language, code so far) while the last block is an open fenced code block."""
         self._process()
@@ -208,7 +198,7 @@ class IncrementalRenderer:
 
     def finish(self) -> str:
         """The final HTML of the whole text, rendered at once."""
-        return render_markdown(self.text)
+        return render_markdown(self.text())
 
     # -- inside -------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Markdown to safe HTML: the one place where model output becomes markup.
 
-Why it is built this way (DESIGN.md "Rendering"):
+Why it is built this way:
 
 - markdown-it-py (CommonMark + tables + strikethrough) with raw HTML off, so HTML in a
   model's answer is shown as text.
@@ -16,7 +16,6 @@ Why it is built this way (DESIGN.md "Rendering"):
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +36,6 @@ from pygments.util import ClassNotFound
 
 __all__ = [
     "code_html",
-    "escape_text",
     "is_safe_url",
     "parse",
     "render_markdown",
@@ -69,11 +67,6 @@ def is_safe_url(url: str) -> bool:
     """True for http(s), mailto and scheme-less (relative, anchor) URLs."""
     match = _SCHEME_RE.match(_URL_NOISE_RE.sub("", url))
     return match is None or match.group(1).lower() in SAFE_SCHEMES
-
-
-def escape_text(text: str) -> str:
-    """Escape plain text (a user's message) for HTML; CSS `pre-wrap` keeps its lines."""
-    return html.escape(text, quote=True)
 
 
 def _secure_links(state: StateCore) -> None:

@@ -30,15 +30,17 @@ from markupsafe import Markup
 
 from hxchat.render.incremental import IncrementalRenderer
 from hxchat.render.markdown import open_code_html, render_markdown
+from hxchat.web.wire import BrowserEvent
 
 REFORMAT_MIN_CHARS = 24  # shorter paragraphs are shown as text until they finish
 REFORMAT_MAX_CHARS = 8_192  # longer ones are no longer re-rendered
 REFORMAT_BUDGET = 0.3  # re-renders may cost at most this share of the answer's bytes
 REFORMAT_ALLOWANCE = 1_024  # ...plus this much, so that a first paragraph is formatted too
 
-# Sinks inherit `hx-swap="beforeend"` from the tail (templates/_message.html).
-SINK = Markup('<span sse-swap="message">{}</span>')
-_CODE_SINK = '<code sse-swap="message">'
+# Sinks listen to the unnamed events (web/wire.py) and inherit `hx-swap="beforeend"`
+# from the tail (templates/_message.html).
+SINK = Markup('<span sse-swap="%s">{}</span>') % BrowserEvent.APPEND
+_CODE_SINK = f'<code sse-swap="{BrowserEvent.APPEND}">'
 EMPTY_SINK = "<!---->"
 _NOT_A_PARAGRAPH = re.compile(r" {0,3}(?:[#>|<*+=-]|\d{1,9}[.)]|`{3}|~{3})|    |\t")
 
@@ -106,11 +108,11 @@ class StreamView:
 
     def _current_mode(self) -> str:
         # Once per frame: sizes first, so that a long open block is not joined each time.
-        if self.renderer.in_fence:
+        if self.renderer.in_fence():
             return "code"
-        if not REFORMAT_MIN_CHARS <= self.renderer.uncommitted_size <= REFORMAT_MAX_CHARS:
+        if not REFORMAT_MIN_CHARS <= self.renderer.uncommitted_size() <= REFORMAT_MAX_CHARS:
             return "text"
-        text = self.renderer.uncommitted
+        text = self.renderer.uncommitted()
         if not _NOT_A_PARAGRAPH.match(text) and "\n\n" not in text:
             return "paragraph"
         return "text"
@@ -118,14 +120,14 @@ class StreamView:
     def _should_reformat(self, mode: str) -> bool:
         if mode != "paragraph":
             return False
-        size = self.renderer.uncommitted_size
+        size = self.renderer.uncommitted_size()
         budget = REFORMAT_BUDGET * (self._blocks_bytes + size) + REFORMAT_ALLOWANCE
         return size >= 2 * self._formatted_at and self._reformat_bytes + size <= budget
 
     def _tail_html(self, mode: str) -> str:
         self._mode = mode
-        text = self.renderer.uncommitted
-        fence = self.renderer.open_fence
+        text = self.renderer.uncommitted()
+        fence = self.renderer.open_fence()
         if mode == "code" and fence is not None:
             return open_code_html(fence[1], fence[0]).replace("<code>", _CODE_SINK, 1)
         if mode == "paragraph":

@@ -19,7 +19,7 @@ from hxchat.metrics import CONTENT_TYPE
 from hxchat.store.base import Message
 from hxchat.web.checks import checked_message
 from hxchat.web.deps import LogDep, MetricsDep, OwnerDep, RunnerDep, SettingsDep, StoreDep
-from hxchat.web.stream import json_events
+from hxchat.web.json_stream import json_events
 
 router = APIRouter()
 HEALTH_TIMEOUT = 3.0

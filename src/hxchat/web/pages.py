@@ -19,6 +19,7 @@ from hxchat.broker.base import Position
 from hxchat.domain import MessageStatus, Role
 from hxchat.errors import NotFound
 from hxchat.store.base import Conversation, Message, TurnStarted
+from hxchat.web.browser_stream import browser_frames
 from hxchat.web.checks import checked_message
 from hxchat.web.deps import (
     LogDep,
@@ -30,7 +31,6 @@ from hxchat.web.deps import (
     TemplatesDep,
 )
 from hxchat.web.sse import EventStreamResponse
-from hxchat.web.stream import browser_frames
 
 router = APIRouter()
 

@@ -11,8 +11,8 @@ sends each chunk with one `send`; this adds only what an event stream needs:
   forever;
 - the active-streams gauge.
 
-Keep-alive pings are the streams' own business (`web/stream.py` sends one when it has
-been quiet for `PING_SECONDS`), so a connection needs no timer task of its own.
+Keep-alive pings are the streams' own business (`broker/follow.py` tells a stream when
+it has been quiet for `PING_SECONDS`), so a connection needs no timer task of its own.
 
 Events are encoded by hand (`event`): `data` lines split on every line ending, fields
 separated by "\\n" only (the spec allows "\\r\\n", "\\r" and "\\n"; one byte is enough).

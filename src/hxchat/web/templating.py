@@ -17,6 +17,7 @@ from hxchat import __version__
 from hxchat.domain import MessageStatus
 from hxchat.render import render_markdown
 from hxchat.store.base import Message
+from hxchat.web.wire import BrowserEvent
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -52,7 +53,10 @@ class Templates:
             auto_reload=False,
         )
         self.env.globals.update(
-            version=__version__, answer_html=answer_html, status_note=status_note
+            version=__version__,
+            answer_html=answer_html,
+            status_note=status_note,
+            wire=BrowserEvent,  # the browser stream's event names: {{ wire.BODY }}
         )
         self.env.filters["site"] = site
 
