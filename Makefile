@@ -32,6 +32,7 @@ test: $(VENV)/.installed-dev lint typecheck pytest
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/vulture
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

@@ -11,7 +11,7 @@ below is one link; changing a constant the wrong way fails it.
 from __future__ import annotations
 
 from hxchat import answering, supervision
-from hxchat.backoff import Backoff, total_wait
+from hxchat.backoff import Backoff
 from hxchat.broker import follow, memory, redis_batch, redis_streams
 from hxchat.store import engine
 
@@ -23,6 +23,14 @@ COMMAND_TIMEOUT = redis_streams.COMMAND_TIMEOUT
 # PostgreSQL, or waiting for SQLite's write lock.
 STORE_CALL_SECONDS = max(engine.PG_CONNECT_TIMEOUT_S, engine.SQLITE_BUSY_TIMEOUT_MS / 1000)
 END_BACKOFF = Backoff(*answering.END_BACKOFF)
+
+
+def total_wait(backoff: Backoff, attempts: int) -> float:
+    """How long `retrying` waits in all when every one of `attempts` tries fails."""
+    probe = Backoff(backoff.first, backoff.most)
+    return sum(probe.next() for _ in range(attempts - 1))
+
+
 # The waits between the tries of storing the end and of appending the final event.
 STORE_END_WAIT = total_wait(END_BACKOFF, answering.STORE_END_ATTEMPTS)
 FINAL_EVENT_WAIT = total_wait(END_BACKOFF, answering.FINAL_EVENT_ATTEMPTS)

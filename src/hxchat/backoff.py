@@ -52,9 +52,3 @@ async def retrying(
             if attempt < attempts - 1:
                 await backoff.sleep()
     return False
-
-
-def total_wait(backoff: Backoff, attempts: int) -> float:
-    """How long `retrying` waits in all when every one of `attempts` tries fails."""
-    probe = Backoff(backoff.first, backoff.most)
-    return sum(probe.next() for _ in range(attempts - 1))

@@ -30,7 +30,7 @@ class MessageStatus(StrEnum):
 
     @property
     def seen_by_model(self) -> bool:
-        """Answers the model sees again on the next turn (CONTRACT: not `error`)."""
+        """Answers the model sees again on the next turn (all but `error`: docs/api.md)."""
         return self in (MessageStatus.COMPLETE, MessageStatus.STOPPED, MessageStatus.INTERRUPTED)
 
 
