@@ -25,7 +25,7 @@ from hxchat.config import Settings
 from hxchat.logs import DropForeignTracebacks
 from hxchat.providers.gemini import GeminiModel
 from tests import html_tree, sse
-from tests.conftest import client_for, running_app
+from tests.helpers import client_for, events, new_conversation, running_app, send
 from tests.scripted_gemini import CHIP_HTML, Partial, Raise, ScriptedGemini, answer, grounded
 from tests.scripted_openai import (
     Cut,
@@ -38,7 +38,6 @@ from tests.scripted_openai import (
     ToolCalls,
 )
 from tests.scripted_searxng import ScriptedSearxng, Slow, pages_for
-from tests.test_api import events, new_conversation, send
 
 KEY = "sk-hxchat-FAKE-SECRET-4f2a9c7e1d0b"  # must never reach a page, an event or the log
 QUERY = "capital of France"

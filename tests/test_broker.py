@@ -13,15 +13,13 @@ import os
 import random
 import secrets
 import tracemalloc
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import aclosing, contextmanager
-from typing import Any, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hxchat.broker import memory as memory_module
 from hxchat.broker.base import EventLog, Position
@@ -31,6 +29,7 @@ from hxchat.broker.redis_streams import RedisEventLog
 from hxchat.config import Settings
 from hxchat.domain import EventKind, LogEvent
 from hxchat.errors import AppendUncertain, BrokerUnavailable
+from tests.helpers import redis_cut_off
 
 REDIS_URL = os.environ.get("HXCHAT_TEST_REDIS_URL")
 MakeLog = Callable[..., EventLog]
@@ -591,35 +590,6 @@ async def test_a_redis_user_with_only_the_documented_commands_is_enough(
         await log.close()
         await admin.execute_command("ACL", "DELUSER", user)
         await delete_keys(need_redis(), prefix)
-
-
-@contextmanager
-def redis_cut_off(monkeypatch: pytest.MonkeyPatch, where: str) -> Iterator[None]:
-    """Fault injection on hxchat's connections (the named ones; a test's own admin
-    client is spared): every command is lost on its way to Redis ("request"), or Redis
-    runs it and the reply is lost ("reply"), as when a network cuts at a bad moment."""
-    send, read = AbstractConnection.send_packed_command, AbstractConnection.read_response
-
-    async def request_lost(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
-        if self.client_name is None:
-            return await send(self, *args, **kwargs)
-        raise RedisConnectionError("the request was lost (injected)")
-
-    async def reply_lost(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
-        reply = await read(self, *args, **kwargs)
-        if self.client_name is None:
-            return reply
-        raise RedisConnectionError("the reply was lost (injected)")
-
-    if where == "request":
-        monkeypatch.setattr(AbstractConnection, "send_packed_command", request_lost)
-    else:
-        monkeypatch.setattr(AbstractConnection, "read_response", reply_lost)
-    try:
-        yield
-    finally:
-        monkeypatch.setattr(AbstractConnection, "send_packed_command", send)
-        monkeypatch.setattr(AbstractConnection, "read_response", read)
 
 
 @pytest.mark.redis

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,40 +12,19 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from hxchat.config import Settings
-from hxchat.domain import AgentEvent, Role, TextDelta, Turn
-from hxchat.errors import ProviderError
+from hxchat.domain import Role
 from hxchat.store.sql import open_store
-from tests.conftest import REDIS_URL, client_for, need, running_app
-from tests.test_api import events, new_conversation, send
-from tests.test_broker import redis_cut_off
-
-
-class ScriptedModel:
-    """A model that says what it is told, records what it saw, and can fail or hang."""
-
-    name = "scripted"
-
-    def __init__(
-        self, words: Sequence[str] = ("Hello ", "there."), fail_after: int | None = None
-    ) -> None:
-        self.words = list(words)
-        self.fail_after = fail_after
-        self.hang = False
-        self.seen: list[list[Turn]] = []
-        self.closed = False
-
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
-        self.seen.append(list(history))
-        for index, word in enumerate(self.words):
-            if self.fail_after is not None and index == self.fail_after:
-                raise ProviderError("The model's server failed (HTTP 500); please try again.")
-            yield TextDelta(word)
-            await asyncio.sleep(0)
-        while self.hang:
-            await asyncio.sleep(0.01)
-
-    async def close(self) -> None:
-        self.closed = True
+from tests.helpers import (
+    REDIS_URL,
+    ScriptedModel,
+    client_for,
+    events,
+    need,
+    new_conversation,
+    redis_cut_off,
+    running_app,
+    send,
+)
 
 
 async def test_model_error_keeps_the_partial_answer(make_settings: Callable[..., Settings]) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests import html_tree, sse
-from tests.test_api import events, new_conversation, send
-from tests.test_stream import shown_body
+from tests.helpers import events, new_conversation, send, shown_body
 
 HTMX = {"HX-Request": "true"}
 

@@ -31,6 +31,7 @@ from hxchat.domain import (
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
 from hxchat.providers.gemini import GeminiModel, build_gemini_model
 from hxchat.providers.registry import build_model
+from tests.helpers import ask, run, text_of
 from tests.scripted_gemini import (
     CHIP_HTML,
     ApiCut,
@@ -48,7 +49,6 @@ from tests.scripted_gemini import (
     request_texts,
 )
 from tests.servers import free_port
-from tests.test_providers_openai import ask, run, text_of
 
 GEMINI_ENV = (
     "GOOGLE_API_KEY",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
@@ -11,14 +10,7 @@ import pytest
 from hxchat.render import render_markdown
 from hxchat.web import stream as stream_module
 from tests import html_tree, sse
-from tests.conftest import client_for, running_app
-from tests.test_api import events, new_conversation, send
-
-MIXED = (
-    "## A heading\n\nSome *emphasis* and `code` in a paragraph that runs on for a while.\n\n"
-    "- a list item\n- another item\n\n```python\ndef f(x):\n    return x * 2\n```\n\n"
-    "| col | n |\n|---|--:|\n| a | 1 |\n\n"
-)
+from tests.helpers import MIXED, client_for, events, new_conversation, running_app, send, shown_body
 
 
 async def browser_stream(client: httpx.AsyncClient, cid: str, content: str) -> list[sse.Event]:
@@ -38,26 +30,6 @@ async def test_json_stream_is_proxy_safe(client: httpx.AsyncClient) -> None:
     response = await client.get(started["events_url"])
     assert response.headers["cache-control"] == "no-cache, no-transform"
     assert response.headers["x-accel-buffering"] == "no"
-
-
-def shown_body(frames: list[sse.Event]) -> str:
-    """The answer's body as the browser ends up showing it: the snapshot, the
-    appended blocks, and the final article (or the kept body)."""
-    body = ""
-    for frame in frames:
-        if frame.event == "frame" and 'id="body-' in frame.data:  # the snapshot
-            start = frame.data.index(">") + 1
-            end = re.search(r'</div>\s*<div id="tail-', frame.data)
-            assert end is not None
-            body = frame.data[start : end.start()]
-        elif frame.event == "b":
-            body += frame.data
-        elif frame.event == "end":
-            article = html_tree.parse(frame.data).find("article")
-            md = article.find(class_="md")
-            if "hx-preserve" not in md.attrs:
-                return frame.data
-    return body
 
 
 async def test_browser_frames_snapshot_appends_and_end(make_settings: Any) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import (
+from tests.browser.helpers import (
     ECHO_DELAY_MS,
     Chat,
     Watch,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.browser.conftest import Chat, Watch
+from tests.browser.helpers import Chat, Watch
 
 pytestmark = pytest.mark.browser
 

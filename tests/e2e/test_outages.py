@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from hxchat.generation import LEASE_SECONDS, SWEEP_SECONDS
-from tests.e2e.conftest import (
+from tests.e2e.cluster import (
     Received,
     Session,
     postgres_database,

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, text
 
 from hxchat.generation import LEASE_SECONDS, SWEEP_SECONDS
 from hxchat.providers.echo import words as split_words
-from tests.e2e.conftest import (
+from tests.e2e.cluster import (
     Received,
     postgres_database,
     query,

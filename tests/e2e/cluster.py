@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests import sse
-from tests.conftest import POSTGRES_URL, REDIS_URL, need
+from tests.helpers import POSTGRES_URL, REDIS_URL, need
 from tests.servers import (
     Server,
     run_hxchat,
