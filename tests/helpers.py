@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from hxchat.app import create_app
+from hxchat.broker.base import EventLog
 from hxchat.config import Settings
 from hxchat.domain import AgentEvent, Role, TextDelta, Turn
 from hxchat.errors import ProviderError
@@ -231,16 +232,13 @@ async def events(
     return response.status_code, sse.parse(response.text)
 
 
-async def first_event(client: httpx.AsyncClient, url: str, name: str = "delta") -> sse.Event:
-    """Read a stream until its first event called `name`, then hang up: the moment a
-    reader has seen (say) the first word of an answer."""
-    parser = sse.Parser()
-    async with asyncio.timeout(10), client.stream("GET", url) as response:
-        async for line in response.aiter_lines():
-            event = parser.line(line)
-            if event is not None and event.event == name:
-                return event
-    raise AssertionError(f"the stream {url} ended without a {name!r} event")
+async def under_way(app: FastAPI, generation_id: str) -> None:
+    """Wait until the answer's first event is in the app's event log, where its readers
+    get it: from then on, whatever happens, that much of the answer has been seen.
+    (An httpx ASGI client cannot stand in for the reader: it reads a whole body.)"""
+    log: EventLog = app.state.log
+    batch = await log.read_batch(generation_id, None, 10)
+    assert batch, f"the answer {generation_id} wrote nothing within 10 s"
 
 
 # -- the browser's stream ------------------------------------------------------------

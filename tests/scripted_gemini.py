@@ -255,7 +255,7 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
         if isinstance(reply, ApiCut):
             for part in reply.parts:
                 await writer.chunk(_sse({"content": _content(part), "index": 0}))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # let the client read what was sent
             writer.cut()
             return
         for step in reply:

@@ -31,7 +31,7 @@ from hxchat.domain import (
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
 from hxchat.providers.gemini import GeminiModel, build_gemini_model
 from hxchat.providers.registry import build_model
-from tests.helpers import ask, run, text_of
+from tests.helpers import ask, eventually, run, text_of
 from tests.scripted_gemini import (
     CHIP_HTML,
     ApiCut,
@@ -241,8 +241,7 @@ async def test_stop_mid_answer_leaves_the_model_usable(
             seen.append(event)
 
     task = asyncio.create_task(consume())
-    while len(seen) < 3:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(seen) >= 3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

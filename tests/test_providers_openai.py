@@ -26,7 +26,7 @@ from hxchat.providers.history import trim_history
 from hxchat.providers.openai_compat import OpenAICompatModel, build_openai_model
 from hxchat.providers.registry import build_model
 from hxchat.providers.search import SearxngSearch
-from tests.helpers import ask, run, text_of
+from tests.helpers import ask, eventually, run, text_of
 from tests.scripted_openai import Cut, Reply, ScriptedOpenAI, Stall, Status, Text, ToolCalls
 from tests.scripted_searxng import Fail, ScriptedSearxng
 from tests.servers import free_port
@@ -292,8 +292,7 @@ async def test_stop_mid_answer_leaves_the_model_usable(
                 seen.append(event)
 
         task = asyncio.create_task(consume())
-        while len(seen) < 3:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(seen) >= 3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
