@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from hxchat.config import Settings
 from tests.helpers import client_for, events, new_conversation, running_app, send
 
 
@@ -58,7 +60,7 @@ async def test_resume_with_last_event_id_gets_each_later_event_once(
     assert after_end == []
 
 
-async def test_409_while_a_generation_runs(make_settings: Any) -> None:
+async def test_409_while_a_generation_runs(make_settings: Callable[..., Settings]) -> None:
     async with running_app(make_settings(echo_delay_ms=200)) as app, client_for(app) as client:
         cid = await new_conversation(client)
         started = await send(client, cid, "a slow answer of several words")

@@ -572,7 +572,9 @@ async def test_a_redis_user_with_only_the_documented_commands_is_enough(
     commands = "xadd xread xrevrange xlen eval evalsha set get exists pexpire multi exec"
     commands += " publish subscribe ping hello client|setname"
     allowed = [f"+{command}" for command in commands.split()]
-    await admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", *allowed)
+    await admin.acl_setuser(  # ACL SETUSER user on >pw ~* &* +xadd …
+        user, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], commands=allowed
+    )
     parts = urlsplit(need_redis())
     url = urlunsplit(parts._replace(netloc=f"{user}:pw@{parts.hostname}:{parts.port or 6379}"))
     log = RedisEventLog(url, key_prefix=prefix)
@@ -596,7 +598,7 @@ async def test_a_redis_user_with_only_the_documented_commands_is_enough(
         assert await log.position("late", ids[-1]) is Position.AT_END
     finally:
         await log.close()
-        await admin.execute_command("ACL", "DELUSER", user)
+        await admin.acl_deluser(user)
         await delete_keys(need_redis(), prefix)
 
 

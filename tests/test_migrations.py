@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from alembic import command
@@ -22,10 +23,11 @@ from hxchat.store.migrate import alembic_config, head_revision, schema_is_curren
 from hxchat.store.sql import open_store
 from hxchat.store.tables import metadata
 
+T = TypeVar("T")
 TABLES = {"alembic_version", "conversations", "messages", "settings"}
 
 
-async def on_connection(database_url: str, work: Any) -> Any:
+async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
     """Run `work(sync_connection)` in one transaction on the database."""
     engine = make_engine(database_url)
     try:

@@ -26,7 +26,7 @@ async def test_home_page_structure_and_policy(client: httpx.AsyncClient) -> None
     assert page.find("nav", aria_label="Conversations").find("a").text == "New chat"
     assert page.find(id="welcome").find_all("button", data_prompt=None)
     for script in page.find_all("script"):
-        assert script.attrs.get("src", "").startswith("/static/")
+        assert (script.attrs.get("src") or "").startswith("/static/")
         assert script.text.strip() == ""
     for node in page.iter():
         assert not any(k.startswith("on") or k.startswith("hx-on") for k in node.attrs)
@@ -59,13 +59,13 @@ async def test_send_with_htmx_returns_fragments(client: httpx.AsyncClient) -> No
     assert "<b>hi</b> there" in user.text  # shown as text, not markup
     assert not user.find_all("b")
     assert assistant.attrs["data-status"] == "streaming"
-    answer = assistant.find(sse_connect=None)
-    assert answer.attrs["sse-connect"].startswith("/generations/")
+    stream_url = assistant.find(sse_connect=None).attrs["sse-connect"]
+    assert stream_url is not None and stream_url.startswith("/generations/")
     assert fragment.find(id="stop-slot").find("button").text == "Stop"
     assert fragment.find(id="conversation-id").attrs["value"] == pushed.removeprefix("/c/")
     assert fragment.find("title").text == "<b>hi</b> there"
     # the browser stream ends with the finished article
-    stream = await client.get(answer.attrs["sse-connect"])
+    stream = await client.get(stream_url)
     frames = sse.parse(stream.text)
     assert frames[-1].event == "end"
     final = html_tree.parse(frames[-1].data).find("article")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
 
+from hxchat.config import Settings
 from hxchat.render import render_markdown
 from hxchat.web import stream as stream_module
 from tests import html_tree, sse
@@ -32,7 +33,9 @@ async def test_json_stream_is_proxy_safe(client: httpx.AsyncClient) -> None:
     assert response.headers["x-accel-buffering"] == "no"
 
 
-async def test_browser_frames_snapshot_appends_and_end(make_settings: Any) -> None:
+async def test_browser_frames_snapshot_appends_and_end(
+    make_settings: Callable[..., Settings],
+) -> None:
     async with running_app(make_settings(echo_delay_ms=15)) as app, client_for(app) as client:
         cid = await new_conversation(client)
         content = MIXED * 6
@@ -53,7 +56,7 @@ async def test_browser_frames_snapshot_appends_and_end(make_settings: Any) -> No
     assert len(shown.find_all("table")) == len(expected.find_all("table")) > 0
 
 
-async def test_frames_are_coalesced(make_settings: Any) -> None:
+async def test_frames_are_coalesced(make_settings: Callable[..., Settings]) -> None:
     async with running_app(make_settings(echo_delay_ms=5)) as app, client_for(app) as client:
         cid = await new_conversation(client)
         frames = await browser_stream(client, cid, "word " * 200)  # about one second
@@ -62,7 +65,9 @@ async def test_frames_are_coalesced(make_settings: Any) -> None:
 
 
 @pytest.mark.parametrize("shape", ["mixed", "code"])
-async def test_bytes_on_the_browser_stream_stay_linear(make_settings: Any, shape: str) -> None:
+async def test_bytes_on_the_browser_stream_stay_linear(
+    make_settings: Callable[..., Settings], shape: str
+) -> None:
     if shape == "mixed":
         content = MIXED * 40
     else:
@@ -100,7 +105,7 @@ async def test_a_reader_after_the_end_gets_the_finished_article(
 
 
 async def test_lifetime_cap_cuts_without_a_final_event_and_resume_completes(
-    make_settings: Any,
+    make_settings: Callable[..., Settings],
 ) -> None:
     async with (
         running_app(make_settings(echo_delay_ms=40, stream_lifetime=0.3)) as app,
@@ -127,7 +132,7 @@ async def test_lifetime_cap_cuts_without_a_final_event_and_resume_completes(
 
 
 async def test_idle_stream_gets_ping_comments(
-    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stream_module, "PING_SECONDS", 0.05)
     async with running_app(make_settings(echo_delay_ms=300)) as app, client_for(app) as client:
@@ -137,7 +142,9 @@ async def test_idle_stream_gets_ping_comments(
     assert ": ping" in sse.comments(response.text)
 
 
-async def test_a_running_answer_streams_to_its_owner_only(make_settings: Any) -> None:
+async def test_a_running_answer_streams_to_its_owner_only(
+    make_settings: Callable[..., Settings],
+) -> None:
     """While the answer is being written on this worker, its streams are found without
     the store; someone else still gets 404, never a byte of it."""
     async with (
@@ -155,7 +162,9 @@ async def test_a_running_answer_streams_to_its_owner_only(make_settings: Any) ->
         assert "private" in response.text
 
 
-async def test_every_browser_event_carries_its_own_id(make_settings: Any) -> None:
+async def test_every_browser_event_carries_its_own_id(
+    make_settings: Callable[..., Settings],
+) -> None:
     """CONTRACT.md: the browser's stream follows the JSON stream's id rules, so each
     event block names its id itself (not only through the id it inherits)."""
     async with running_app(make_settings(echo_delay_ms=15)) as app, client_for(app) as client:

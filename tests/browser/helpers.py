@@ -93,13 +93,9 @@ class Watch:
         return lines
 
 
-def new_context(
-    browser: Browser, server: Server, watch: Watch, **options: object
-) -> BrowserContext:
+def new_context(browser: Browser, server: Server, watch: Watch) -> BrowserContext:
     """A browser context on `server` whose pages are all watched by `watch`."""
-    settings: dict[str, object] = {"viewport": VIEWPORT, "base_url": server.url}
-    settings.update(options)
-    ctx = browser.new_context(**settings)  # type: ignore[arg-type]
+    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url)
     ctx.set_default_timeout(10_000)
     ctx.add_init_script(WATCH_SCRIPT)
     ctx.expose_function("__hxchatTestCsp", watch.report_csp)
