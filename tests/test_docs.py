@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hxchat.config import Settings
@@ -20,6 +21,15 @@ def test_the_two_commands_come_first() -> None:
     assert "make test" in README
 
 
-def test_changelog_names_issues() -> None:
+def test_every_change_in_the_changelog_names_its_issue() -> None:
+    """Each change is listed under a `###` heading that ends with its issue, `(#N)`."""
     changelog = (ROOT / "CHANGELOG.md").read_text()
-    assert "#3" in changelog
+    headings = re.findall(r"^### (.+)$", changelog, flags=re.MULTILINE)
+    assert headings, "the changelog lists no changes"
+    assert not [h for h in headings if not re.search(r"\(#\d+\)$", h)], headings
+    under_a_heading = False
+    for line in changelog.splitlines():
+        if line.startswith("#"):
+            under_a_heading = line.startswith("### ")
+        elif line.startswith("- "):
+            assert under_a_heading, f"a change outside an issue's section: {line}"

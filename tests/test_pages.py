@@ -108,10 +108,23 @@ async def test_foreign_conversation_page_is_an_html_404(
 
 
 async def test_history_restore_gets_the_whole_page(client: httpx.AsyncClient) -> None:
-    response = await client.get(
-        "/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
-    )
-    assert "<html" in response.text
+    """htmx restoring a page it no longer has cached asks with HX-Request too: it must
+    get the whole page a plain load gets, not a fragment, or the page falls apart."""
+    cid = await new_conversation(client)
+    started = await send(client, cid, "remember me")
+    await events(client, started["events_url"])
+    restore = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    for path in ("/", f"/c/{cid}"):
+        plain = await client.get(path)
+        restored = await client.get(path, headers=restore)
+        assert restored.status_code == 200
+        assert restored.text == plain.text, path
+        page = html_tree.parse(restored.text)
+        assert page.find("form").find("textarea", name="content")
+        assert page.find("nav", aria_label="Conversations")
+    articles = page.find_all("article")
+    assert [a.attrs["data-role"] for a in articles] == ["user", "assistant"]
+    assert articles[0].text.strip().endswith("remember me")
 
 
 async def test_static_files_and_vendored_htmx(client: httpx.AsyncClient) -> None:
