@@ -1,4 +1,4 @@
-"""The JSON API as CONTRACT.md describes it, through the real app on a real SQLite file."""
+"""The JSON API as docs/api.md describes it, through the real app on a real SQLite file."""
 
 from __future__ import annotations
 

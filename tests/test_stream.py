@@ -165,7 +165,7 @@ async def test_a_running_answer_streams_to_its_owner_only(
 async def test_every_browser_event_carries_its_own_id(
     make_settings: Callable[..., Settings],
 ) -> None:
-    """CONTRACT.md: the browser's stream follows the JSON stream's id rules, so each
+    """The browser's stream follows the JSON stream's id rules (docs/api.md), so each
     event block names its id itself (not only through the id it inherits)."""
     async with running_app(make_settings(echo_delay_ms=15)) as app, client_for(app) as client:
         cid = await new_conversation(client)
