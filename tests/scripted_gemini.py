@@ -39,6 +39,7 @@ from google.adk.models import LlmCapabilities
 from google.adk.models.base_llm import BaseLlm
 from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
+from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import Field
 
@@ -255,7 +256,7 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
         if isinstance(reply, ApiCut):
             for part in reply.parts:
                 await writer.chunk(_sse({"content": _content(part), "index": 0}))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # let the client read what was sent
             writer.cut()
             return
         for step in reply:
@@ -297,3 +298,10 @@ def _sse(candidate: dict[str, Any]) -> bytes:
 
 if __name__ == "__main__":
     command_line(ScriptedGeminiAPI, SCRIPTS, "grounded")
+
+
+def server_error(code: int, status: str, message: str) -> genai_errors.APIError:
+    """The error google-genai raises for an HTTP error answer of the Gemini API."""
+    body = {"error": {"code": code, "status": status, "message": message}}
+    kind = genai_errors.ServerError if code >= 500 else genai_errors.ClientError
+    return kind(code, body)

@@ -13,12 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.helpers import eventually_sync
 
 FOREIGN_SETTINGS = ("HXCHAT_", "OPENAI_", "GOOGLE_", "GEMINI_")
 
@@ -43,25 +44,27 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> None:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hxchat serve exited early:\n{self.log()}")
+            status = 0
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"hxchat serve did not become ready:\n{self.log()}")
+                status = httpx.get(f"{self.url}/healthz", timeout=1).status_code
+            assert status == 200, f"hxchat serve is not ready (/healthz: {status}):\n{self.log()}"
+
+        eventually_sync(ready, within=timeout, interval=0.1)
 
     def wait_started(self, processes: int, timeout: float = 30) -> None:
         """Wait until `processes` worker processes have finished starting up: /healthz
         answers as soon as the first one has, and until the others have, it takes every
         connection."""
-        deadline = time.monotonic() + timeout
-        while self.log().count("Application startup complete.") < processes:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{processes} workers did not start:\n{self.log()}")
-            time.sleep(0.1)
+
+        def started() -> None:
+            log = self.log()
+            count = log.count("Application startup complete.")
+            assert count >= processes, f"{count} of {processes} workers started:\n{log}"
+
+        eventually_sync(started, within=timeout, interval=0.1)
 
     def stop(self) -> None:
         if self.process.poll() is None:

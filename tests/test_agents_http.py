@@ -25,7 +25,7 @@ from hxchat.config import Settings
 from hxchat.logs import DropForeignTracebacks
 from hxchat.providers.gemini import GeminiModel
 from tests import html_tree, sse
-from tests.conftest import client_for, running_app
+from tests.helpers import client_for, events, eventually, new_conversation, running_app, send
 from tests.scripted_gemini import CHIP_HTML, Partial, Raise, ScriptedGemini, answer, grounded
 from tests.scripted_openai import (
     Cut,
@@ -38,7 +38,6 @@ from tests.scripted_openai import (
     ToolCalls,
 )
 from tests.scripted_searxng import ScriptedSearxng, Slow, pages_for
-from tests.test_api import events, new_conversation, send
 
 KEY = "sk-hxchat-FAKE-SECRET-4f2a9c7e1d0b"  # must never reach a page, an event or the log
 QUERY = "capital of France"
@@ -260,8 +259,7 @@ async def test_openai_fault_is_a_readable_error_and_retry_works(
         began = loop.time()
         cid = await new_conversation(client)
         started = await send(client, cid, "Please fail")
-        while not server.requests:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(server.requests) > 0)  # the model is asked
         # Meanwhile another session's conversation is answered as usual.
         other_cid = await new_conversation(other)
         other_started = await send(other, other_cid, "Hello there")

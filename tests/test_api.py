@@ -1,34 +1,15 @@
-"""The JSON API as CONTRACT.md describes it, through the real app on a real SQLite file."""
+"""The JSON API as docs/api.md describes it, through the real app on a real SQLite file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests import sse
-
-
-async def new_conversation(client: httpx.AsyncClient) -> str:
-    response = await client.post("/api/conversations")
-    assert response.status_code == 201
-    return str(response.json()["id"])
-
-
-async def send(client: httpx.AsyncClient, cid: str, content: str) -> dict[str, Any]:
-    response = await client.post(f"/api/conversations/{cid}/messages", json={"content": content})
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def events(
-    client: httpx.AsyncClient, url: str, last: str | None = None
-) -> tuple[int, list[sse.Event]]:
-    headers = {"Last-Event-ID": last} if last else {}
-    response = await client.get(url, headers=headers)
-    return response.status_code, sse.parse(response.text)
+from hxchat.config import Settings
+from tests.helpers import client_for, events, new_conversation, running_app, send
 
 
 async def test_conversation_round_trip(client: httpx.AsyncClient) -> None:
@@ -79,9 +60,7 @@ async def test_resume_with_last_event_id_gets_each_later_event_once(
     assert after_end == []
 
 
-async def test_409_while_a_generation_runs(make_settings: Any) -> None:
-    from tests.conftest import client_for, running_app
-
+async def test_409_while_a_generation_runs(make_settings: Callable[..., Settings]) -> None:
     async with running_app(make_settings(echo_delay_ms=200)) as app, client_for(app) as client:
         cid = await new_conversation(client)
         started = await send(client, cid, "a slow answer of several words")

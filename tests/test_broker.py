@@ -13,15 +13,13 @@ import os
 import random
 import secrets
 import tracemalloc
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import aclosing, contextmanager
-from typing import Any, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hxchat.broker import memory as memory_module
 from hxchat.broker.base import EventLog, Position
@@ -31,6 +29,7 @@ from hxchat.broker.redis_streams import RedisEventLog
 from hxchat.config import Settings
 from hxchat.domain import EventKind, LogEvent
 from hxchat.errors import AppendUncertain, BrokerUnavailable
+from tests.helpers import eventually, redis_cut_off
 
 REDIS_URL = os.environ.get("HXCHAT_TEST_REDIS_URL")
 MakeLog = Callable[..., EventLog]
@@ -151,7 +150,7 @@ async def test_reconnecting_reader_follows_a_live_writer_exactly(log: EventLog, 
         for i in range(40):
             data = {"text": f"{seed}:{i}"}
             written.append(LogEvent(await log.append("g", DELTA, data), DELTA, data))
-            await asyncio.sleep(rng.choice([0, 0, 0.001, 0.003]))
+            await asyncio.sleep(rng.choice([0, 0, 0.001, 0.003]))  # a writer's uneven pace
         written.append(LogEvent(await log.append("g", ERROR, {"message": "x"}), ERROR, {}))
 
     async def reader() -> list[LogEvent]:
@@ -191,7 +190,7 @@ async def test_batches_follow_a_live_writer_exactly(log: EventLog) -> None:
         got += batch
     assert [e.id for e in got] == written
     waiting = asyncio.create_task(log.read_batch("g", written[-1], 5))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # time enough to return (wrongly) early
     assert not waiting.done()
     final = await log.append("g", DONE, {"message_id": 1, "status": "complete"})
     batch = await asyncio.wait_for(waiting, 5)
@@ -204,9 +203,9 @@ async def test_a_cursor_from_the_future_holds_up_no_other_reader(log: EventLog) 
     await log.create("g")
     ahead = "99999999999999-0" if isinstance(log, RedisEventLog) else "99999999"
     dreamer = asyncio.create_task(log.read_batch("g", ahead, 1))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # it is waiting
     reader = asyncio.create_task(log.read_batch("g", None, 3))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # both are waiting when the event comes
     loop = asyncio.get_running_loop()
     began = loop.time()
     first = await log.append("g", DELTA, {"text": "a"})
@@ -219,7 +218,7 @@ async def test_a_cursor_from_the_future_holds_up_no_other_reader(log: EventLog) 
 async def test_reader_that_comes_before_the_first_event_waits(log: EventLog) -> None:
     await log.create("g")
     early = asyncio.create_task(collect(log, "g"))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # time enough to end (wrongly) early
     assert not early.done()  # the log exists, so the reader waits instead of ending
     ids = await write(log, "g", 3)
     assert [e.id for e in await early] == ids
@@ -233,12 +232,12 @@ async def test_read_of_a_missing_log_ends_at_once(log: EventLog) -> None:
 async def test_many_concurrent_readers_all_get_everything(log: EventLog) -> None:
     await log.create("g")
     readers = [asyncio.create_task(collect(log, "g")) for _ in range(40)]
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # they wait before the first event
     ids = []
     for i in range(25):
         ids.append(await log.append("g", DELTA, {"text": str(i)}))
         if i % 5 == 0:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the readers catch up now and then
     ids.append(await log.append("g", DONE, {"message_id": 1, "status": "stopped"}))
     for result in await asyncio.gather(*readers):
         assert [e.id for e in result] == ids
@@ -296,8 +295,11 @@ async def test_finished_log_expires_after_ttl_running_one_does_not(make_log: Mak
     await log.create("running")
     await log.append("running", DELTA, {"text": "still going"})
     assert await log.position("done") is Position.READABLE
-    await asyncio.sleep(0.8)
-    assert await log.position("done") is Position.MISSING
+
+    async def expired() -> None:
+        assert await log.position("done") is Position.MISSING
+
+    await eventually(expired, within=5)
     assert await collect(log, "done") == []
     assert await log.position("running") is Position.READABLE
 
@@ -316,11 +318,11 @@ async def test_cancel_requested_while_waiting_stops_only_that_generation(log: Ev
     await log.create("b")
     wait_a = asyncio.create_task(log.wait_cancelled("a"))
     wait_b = asyncio.create_task(log.wait_cancelled("b"))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # time enough to end (wrongly) early
     assert not wait_a.done()
     await log.request_cancel("a")
     await asyncio.wait_for(wait_a, 5)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # time enough for a wrong wake-up of b
     assert not wait_b.done()
     wait_b.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -412,7 +414,7 @@ async def test_memory_close_ends_waiting_readers() -> None:
     log = MemoryEventLog()
     await log.create("g")
     reader = asyncio.create_task(collect(log, "g"))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # it is waiting
     await log.close()
     assert await reader == []
 
@@ -447,7 +449,7 @@ async def admin() -> AsyncIterator[Redis]:
 async def test_cancel_reaches_another_worker(worker: Callable[[], RedisEventLog]) -> None:
     runner, web = worker(), worker()
     waiting = asyncio.create_task(runner.wait_cancelled("g"))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # subscribed, and time enough to end (wrongly) early
     assert not waiting.done()
     await web.request_cancel("g")
     await asyncio.wait_for(waiting, 5)
@@ -460,7 +462,7 @@ async def test_cancel_without_a_pubsub_message_is_found_by_polling(
     worker: Callable[[], RedisEventLog], admin: Redis, prefix: str
 ) -> None:
     waiting = asyncio.create_task(worker().wait_cancelled("g"))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # it is waiting (and subscribed) when the flag is set
     await admin.set(f"{prefix}:cancel:g", "1", ex=60)  # as if the message was lost
     await asyncio.wait_for(waiting, 6)
 
@@ -472,9 +474,14 @@ async def test_recovers_after_its_connections_are_killed(
     log, other = worker(), worker()
     waiting = asyncio.create_task(log.wait_cancelled("g"))
     first = await log.append("g", DELTA, {"text": "a"})
-    await asyncio.sleep(0.2)
-    ours = [c["id"] for c in await admin.client_list() if c["name"].startswith(f"{prefix}:")]
-    assert len(ours) >= 2  # its commands and its subscription
+
+    async def connected() -> list[str]:
+        clients = await admin.client_list()
+        ours = [c["id"] for c in clients if c["name"].startswith(f"{prefix}:")]
+        assert len(ours) >= 2, ours  # its commands and its subscription
+        return ours
+
+    ours = await eventually(connected)
     for client_id in ours:
         await admin.client_kill_filter(_id=client_id)
     second = await log.append("g", DONE, {"message_id": 1, "status": "complete"})
@@ -513,7 +520,7 @@ async def test_concurrent_writers_lose_and_double_nothing_when_connections_drop(
 
     async def killer() -> None:
         for _ in range(4):
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # while the writers write
             for client in await admin.client_list():
                 if client["name"] == f"{prefix}:commands":
                     await admin.client_kill_filter(_id=client["id"])
@@ -544,7 +551,7 @@ async def test_live_readers_of_a_worker_share_one_connection(
 
     await writer.create("late")
     late = asyncio.create_task(collect(log, "late"))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # it is waiting, while the shared read is blocked
     began = asyncio.get_running_loop().time()
     ids = await write(writer, "late", 2)
     assert [e.id for e in await late] == ids
@@ -565,17 +572,19 @@ async def test_a_redis_user_with_only_the_documented_commands_is_enough(
     commands = "xadd xread xrevrange xlen eval evalsha set get exists pexpire multi exec"
     commands += " publish subscribe ping hello client|setname"
     allowed = [f"+{command}" for command in commands.split()]
-    await admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", *allowed)
+    await admin.acl_setuser(  # ACL SETUSER user on >pw ~* &* +xadd …
+        user, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], commands=allowed
+    )
     parts = urlsplit(need_redis())
     url = urlunsplit(parts._replace(netloc=f"{user}:pw@{parts.hostname}:{parts.port or 6379}"))
     log = RedisEventLog(url, key_prefix=prefix)
     try:
         await log.create("first")
         first = asyncio.create_task(collect(log, "first"))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # it is waiting, its read blocked
         await log.create("late")
         late = asyncio.create_task(collect(log, "late"))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # it is waiting too
         began = asyncio.get_running_loop().time()
         await admin.script_flush()  # its appends go by EVAL once
         ids = await write(log, "late", 2)
@@ -589,37 +598,8 @@ async def test_a_redis_user_with_only_the_documented_commands_is_enough(
         assert await log.position("late", ids[-1]) is Position.AT_END
     finally:
         await log.close()
-        await admin.execute_command("ACL", "DELUSER", user)
+        await admin.acl_deluser(user)
         await delete_keys(need_redis(), prefix)
-
-
-@contextmanager
-def redis_cut_off(monkeypatch: pytest.MonkeyPatch, where: str) -> Iterator[None]:
-    """Fault injection on hxchat's connections (the named ones; a test's own admin
-    client is spared): every command is lost on its way to Redis ("request"), or Redis
-    runs it and the reply is lost ("reply"), as when a network cuts at a bad moment."""
-    send, read = AbstractConnection.send_packed_command, AbstractConnection.read_response
-
-    async def request_lost(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
-        if self.client_name is None:
-            return await send(self, *args, **kwargs)
-        raise RedisConnectionError("the request was lost (injected)")
-
-    async def reply_lost(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
-        reply = await read(self, *args, **kwargs)
-        if self.client_name is None:
-            return reply
-        raise RedisConnectionError("the reply was lost (injected)")
-
-    if where == "request":
-        monkeypatch.setattr(AbstractConnection, "send_packed_command", request_lost)
-    else:
-        monkeypatch.setattr(AbstractConnection, "read_response", reply_lost)
-    try:
-        yield
-    finally:
-        monkeypatch.setattr(AbstractConnection, "send_packed_command", send)
-        monkeypatch.setattr(AbstractConnection, "read_response", read)
 
 
 @pytest.mark.redis
@@ -673,7 +653,7 @@ async def test_unreachable_redis_is_broker_unavailable_without_the_password() ->
             assert "127.0.0.1:1" in caught.value.detail
             assert "s3cret" not in str(caught.value) and "hx:" not in caught.value.detail
         waiting = asyncio.create_task(log.wait_cancelled("g"))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # time enough to fail (wrongly) at once
         assert not waiting.done()  # a waiter outlasts an outage instead of failing
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):

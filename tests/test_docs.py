@@ -87,10 +87,20 @@ def test_the_readme_links_the_docs() -> None:
         assert (ROOT / page).is_file(), page
 
 
-def test_changelog_names_issues() -> None:
+def test_the_changelog_keeps_its_shape_and_every_change_names_its_issue() -> None:
+    """Keep a Changelog: versions as `## [...]`, changes under its six kinds, and each
+    change says which issue it belongs to, `(#N)`."""
     changelog = (ROOT / "CHANGELOG.md").read_text()
-    assert "#3" in changelog
-    assert "## [Unreleased]" in changelog
+    assert changelog.startswith("# Changelog\n")
+    versions = re.findall(r"^## (.+)$", changelog, flags=re.MULTILINE)
+    assert versions and versions[0] == "[Unreleased]", versions
+    kinds = re.findall(r"^### (.+)$", changelog, flags=re.MULTILINE)
+    allowed = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+    assert kinds and set(kinds) <= allowed, kinds
+    changes = re.split(r"^- ", changelog, flags=re.MULTILINE)[1:]
+    assert changes, "the changelog lists no changes"
+    unnamed = [c.split("\n")[0] for c in changes if not re.search(r"#\d+", c)]
+    assert not unnamed, f"changes that name no issue: {unnamed}"
 
 
 # -- docs/api.md ---------------------------------------------------------------------
@@ -127,3 +137,17 @@ def test_the_api_docs_name_both_commands_and_the_error_shape() -> None:
     commands = section(API, "Commands")
     assert "hxchat serve" in commands and "hxchat db upgrade" in commands
     assert '{"detail": ' in section(API, "Errors")
+
+
+def test_every_test_the_architecture_names_exists() -> None:
+    """docs/architecture.md pins each invariant to tests by `file::name`: a renamed or
+    removed test must take its line in the docs with it."""
+    architecture = (ROOT / "docs/architecture.md").read_text()
+    named = set(re.findall(r"(tests/[\w/]+\.py)::(\w+)", architecture))
+    assert len(named) >= 10, named
+    missing = [
+        f"{path}::{name}"
+        for path, name in sorted(named)
+        if not re.search(rf"^(async )?def {name}\(", (ROOT / path).read_text(), re.MULTILINE)
+    ]
+    assert not missing, missing

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,40 +12,21 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from hxchat.config import Settings
-from hxchat.domain import AgentEvent, Role, TextDelta, Turn
-from hxchat.errors import ProviderError
+from hxchat.domain import Role
 from hxchat.store.sql import open_store
-from tests.conftest import REDIS_URL, client_for, need, running_app
-from tests.test_api import events, new_conversation, send
-from tests.test_broker import redis_cut_off
-
-
-class ScriptedModel:
-    """A model that says what it is told, records what it saw, and can fail or hang."""
-
-    name = "scripted"
-
-    def __init__(
-        self, words: Sequence[str] = ("Hello ", "there."), fail_after: int | None = None
-    ) -> None:
-        self.words = list(words)
-        self.fail_after = fail_after
-        self.hang = False
-        self.seen: list[list[Turn]] = []
-        self.closed = False
-
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
-        self.seen.append(list(history))
-        for index, word in enumerate(self.words):
-            if self.fail_after is not None and index == self.fail_after:
-                raise ProviderError("The model's server failed (HTTP 500); please try again.")
-            yield TextDelta(word)
-            await asyncio.sleep(0)
-        while self.hang:
-            await asyncio.sleep(0.01)
-
-    async def close(self) -> None:
-        self.closed = True
+from tests.helpers import (
+    REDIS_URL,
+    ScriptedModel,
+    client_for,
+    events,
+    eventually,
+    need,
+    new_conversation,
+    redis_cut_off,
+    running_app,
+    send,
+    under_way,
+)
 
 
 async def test_model_error_keeps_the_partial_answer(make_settings: Callable[..., Settings]) -> None:
@@ -79,7 +60,7 @@ async def test_what_the_model_sees_next_turn(make_settings: Callable[..., Settin
         model.fail_after = None
         model.hang = True
         third = await send(client, cid, "q3")
-        await asyncio.sleep(0.05)
+        await under_way(app, third["generation_id"])  # the answer's first word is out
         await client.post(f"/api/generations/{third['generation_id']}/cancel")
         await events(client, third["events_url"])
         model.hang = False
@@ -107,7 +88,7 @@ async def test_shutdown_marks_running_answers_interrupted(
     async with app.router.lifespan_context(app), client_for(app) as client:
         cid = await new_conversation(client)
         started = await send(client, cid, "never finishes")
-        await asyncio.sleep(0.05)
+        await under_way(app, started["generation_id"])  # "partial " is out, then it hangs
     async with running_app(settings) as app2, client_for(app2) as client2:
         client2.cookies = client.cookies
         message = (await client2.get(f"/api/conversations/{cid}")).json()["messages"][-1]
@@ -163,7 +144,12 @@ async def test_closing_the_stream_does_not_stop_the_answer(
         async with client.stream("GET", started["events_url"]) as response:
             async for _line in response.aiter_lines():
                 break  # the reader goes away after the first line
-        await asyncio.sleep(0.4)
+
+        async def completed() -> None:  # with nobody reading
+            message = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
+            assert message["status"] == "complete", message
+
+        await eventually(completed)
         _, evs = await events(client, started["events_url"])
         assert evs[-1].event == "done"
         assert "".join(e.json()["text"] for e in evs if e.event == "delta") == "a b c d e f g h i j"
@@ -183,16 +169,15 @@ async def test_a_turn_stored_for_a_cancelled_request_is_still_answered(
         request = asyncio.create_task(runner.send(owner, cid, "still answered"))
         await asyncio.sleep(0)  # the turn is being stored
         request.cancel()
-        messages: list[dict[str, Any]] = []
-        for _ in range(100):
-            await asyncio.sleep(0.05)
+
+        async def answered() -> None:
             messages = (await client.get(f"/api/conversations/{cid}")).json()["messages"]
-            if messages and messages[-1]["status"] != "streaming":
-                break
-        assert [(m["role"], m["status"], m["content"]) for m in messages] == [
-            ("user", "complete", "still answered"),
-            ("assistant", "complete", "still answered"),
-        ]
+            assert [(m["role"], m["status"], m["content"]) for m in messages] == [
+                ("user", "complete", "still answered"),
+                ("assistant", "complete", "still answered"),
+            ]
+
+        await eventually(answered)
 
 
 REDIS_DB = "14"  # the Redis database of these tests
@@ -224,7 +209,7 @@ async def test_stop_during_an_append_keeps_every_word_readers_got(
         for attempt in range(10):
             cid = await new_conversation(client)
             started = await send(client, cid, "go")
-            await asyncio.sleep(0.02 + attempt * 0.005)
+            await asyncio.sleep(0.02 + attempt * 0.005)  # Stop at a different moment each time
             stop = await client.post(f"/api/generations/{started['generation_id']}/cancel")
             assert stop.status_code == 202
             _, evs = await events(client, started["events_url"])
@@ -246,14 +231,16 @@ async def test_an_answer_cut_off_by_redis_keeps_exactly_what_readers_get(
     async with app.router.lifespan_context(app), client_for(app) as client:
         cid = await new_conversation(client)
         started = await send(client, cid, prompt)
-        await asyncio.sleep(0.5)
+        await under_way(app, started["generation_id"])
         with redis_cut_off(monkeypatch, where):
-            await asyncio.sleep(5)
-        for _ in range(100):
+            await asyncio.sleep(5)  # longer than an append waits for Redis (4 s)
+
+        async def ended() -> dict[str, Any]:
             message = (await client.get(f"/api/conversations/{cid}")).json()["messages"][-1]
-            if message["status"] != "streaming":
-                break
-            await asyncio.sleep(0.1)
+            assert message["status"] != "streaming", message
+            return dict(message)
+
+        message = await eventually(ended)
         _, evs = await events(client, started["events_url"])
         assert evs[-1].event == "error" and message["status"] == "error"
         shown = "".join(e.json()["text"] for e in evs if e.event == "delta")
@@ -273,7 +260,7 @@ async def test_a_short_redis_outage_goes_unnoticed(
         cid = await new_conversation(client)
         started = await send(client, cid, prompt)
         reading = asyncio.create_task(events(client, started["events_url"]))
-        await asyncio.sleep(0.5)
+        await under_way(app, started["generation_id"])
         with redis_cut_off(monkeypatch, "request"):
             # The connections already open are cut too (the readers' shared XREAD).
             admin = Redis.from_url(redis_test_url(), decode_responses=True)
@@ -281,7 +268,7 @@ async def test_a_short_redis_outage_goes_unnoticed(
                 if connection["name"].startswith("hxchat:") and connection["db"] == REDIS_DB:
                     await admin.client_kill_filter(_id=connection["id"])
             await admin.aclose()
-            await asyncio.sleep(2)
+            await asyncio.sleep(2)  # the outage: shorter than an append waits for Redis
         status, evs = await reading
         assert status == 200 and evs[-1].event == "done"
         assert "".join(e.json()["text"] for e in evs if e.event == "delta") == prompt

@@ -242,12 +242,15 @@ def test_earlier_link_definitions_apply_to_later_blocks() -> None:
     check_page(renderer, page, text)
 
 
-def test_finish_renders_the_whole_text_once() -> None:
-    renderer = IncrementalRenderer()
-    for word in MIXED.split(" "):
-        renderer.feed(word + " ")
-    text = " ".join(MIXED.split(" ")) + " "
-    assert renderer.finish() == render_markdown(text)
+def test_the_final_article_is_the_streamed_body_and_the_tail_rendered() -> None:
+    """The reader already has the finished blocks; the final render keeps them byte for
+    byte and only adds the tail, now formatted, so nothing on the page moves at the end."""
+    renderer, page = word_by_word(MIXED, every=3)
+    final = renderer.finish()
+    assert final.startswith(page.body)
+    assert final.removeprefix(page.body) == "<p>Final paragraph.</p>\n"
+    assert final.count("<h1>Release notes</h1>") == 1
+    assert final.count('<div class="codeblock" data-lang="python">') == 1
 
 
 # -- cost stays linear -------------------------------------------------------------

@@ -8,8 +8,7 @@ import tracemalloc
 import httpx
 from fastapi import FastAPI
 
-from tests.conftest import client_for
-from tests.test_api import events, new_conversation, send
+from tests.helpers import client_for, events, new_conversation, send
 
 
 async def _allocated() -> int:

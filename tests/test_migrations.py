@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
@@ -22,10 +24,11 @@ from hxchat.store.migrate import alembic_config, head_revision, schema_is_curren
 from hxchat.store.sql import open_store
 from hxchat.store.tables import metadata
 
+T = TypeVar("T")
 TABLES = {"alembic_version", "conversations", "messages", "settings"}
 
 
-async def on_connection(database_url: str, work: Any) -> Any:
+async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
     """Run `work(sync_connection)` in one transaction on the database."""
     engine = make_engine(database_url)
     try:
@@ -43,8 +46,19 @@ def differences(connection: Connection) -> list[Any]:
     return list(compare_metadata(MigrationContext.configure(connection), metadata))
 
 
-def test_the_migrations_have_one_head() -> None:
-    assert head_revision() == "0001"
+def test_the_migrations_are_one_line_ending_at_the_expected_head() -> None:
+    """Every migration script is on one line from the first to the newest, and the
+    newest is the revision hxchat expects the database to be at."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    line = list(scripts.walk_revisions())  # newest first
+    assert scripts.get_heads() == [head_revision()] == [line[0].revision]
+    assert line[-1].down_revision is None
+    files = [p for p in Path(scripts.versions).glob("*.py") if p.name != "__init__.py"]
+    assert len(files) == len(line)
+
+
+def stored_revision(connection: Connection) -> str:
+    return str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
 
 
 async def test_upgrade_builds_exactly_the_stores_tables(database_url: str) -> None:
@@ -54,6 +68,7 @@ async def test_upgrade_builds_exactly_the_stores_tables(database_url: str) -> No
     await upgrade(database_url)
 
     assert await schema_is_current(database_url)
+    assert await on_connection(database_url, stored_revision) == head_revision()
     assert await on_connection(database_url, table_names) == TABLES
     # The migration and `tables.py` describe the same schema (indexes, keys, types).
     assert await on_connection(database_url, differences) == []

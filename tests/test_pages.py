@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests import html_tree, sse
-from tests.test_api import events, new_conversation, send
-from tests.test_stream import shown_body
+from tests.helpers import events, new_conversation, send, shown_body
 
 HTMX = {"HX-Request": "true"}
 
@@ -27,7 +26,7 @@ async def test_home_page_structure_and_policy(client: httpx.AsyncClient) -> None
     assert page.find("nav", aria_label="Conversations").find("a").text == "New chat"
     assert page.find(id="welcome").find_all("button", data_prompt=None)
     for script in page.find_all("script"):
-        assert script.attrs.get("src", "").startswith("/static/")
+        assert (script.attrs.get("src") or "").startswith("/static/")
         assert script.text.strip() == ""
     for node in page.iter():
         assert not any(k.startswith("on") or k.startswith("hx-on") for k in node.attrs)
@@ -60,13 +59,13 @@ async def test_send_with_htmx_returns_fragments(client: httpx.AsyncClient) -> No
     assert "<b>hi</b> there" in user.text  # shown as text, not markup
     assert not user.find_all("b")
     assert assistant.attrs["data-status"] == "streaming"
-    answer = assistant.find(sse_connect=None)
-    assert answer.attrs["sse-connect"].startswith("/generations/")
+    stream_url = assistant.find(sse_connect=None).attrs["sse-connect"]
+    assert stream_url is not None and stream_url.startswith("/generations/")
     assert fragment.find(id="stop-slot").find("button").text == "Stop"
     assert fragment.find(id="conversation-id").attrs["value"] == pushed.removeprefix("/c/")
     assert fragment.find("title").text == "<b>hi</b> there"
     # the browser stream ends with the finished article
-    stream = await client.get(answer.attrs["sse-connect"])
+    stream = await client.get(stream_url)
     frames = sse.parse(stream.text)
     assert frames[-1].event == "end"
     final = html_tree.parse(frames[-1].data).find("article")
@@ -109,10 +108,23 @@ async def test_foreign_conversation_page_is_an_html_404(
 
 
 async def test_history_restore_gets_the_whole_page(client: httpx.AsyncClient) -> None:
-    response = await client.get(
-        "/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
-    )
-    assert "<html" in response.text
+    """htmx restoring a page it no longer has cached asks with HX-Request too: it must
+    get the whole page a plain load gets, not a fragment, or the page falls apart."""
+    cid = await new_conversation(client)
+    started = await send(client, cid, "remember me")
+    await events(client, started["events_url"])
+    restore = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    for path in ("/", f"/c/{cid}"):
+        plain = await client.get(path)
+        restored = await client.get(path, headers=restore)
+        assert restored.status_code == 200
+        assert restored.text == plain.text, path
+        page = html_tree.parse(restored.text)
+        assert page.find("form").find("textarea", name="content")
+        assert page.find("nav", aria_label="Conversations")
+    articles = page.find_all("article")
+    assert [a.attrs["data-role"] for a in articles] == ["user", "assistant"]
+    assert articles[0].text.strip().endswith("remember me")
 
 
 async def test_static_files_and_vendored_htmx(client: httpx.AsyncClient) -> None:

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from google.genai import errors as genai_errors
 
 from hxchat.config import Settings
 from hxchat.domain import (
@@ -31,6 +30,7 @@ from hxchat.domain import (
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
 from hxchat.providers.gemini import GeminiModel, build_gemini_model
 from hxchat.providers.registry import build_model
+from tests.helpers import ask, eventually, run, text_of
 from tests.scripted_gemini import (
     CHIP_HTML,
     ApiCut,
@@ -46,9 +46,9 @@ from tests.scripted_gemini import (
     answer,
     grounded,
     request_texts,
+    server_error,
 )
 from tests.servers import free_port
-from tests.test_providers_openai import ask, run, text_of
 
 GEMINI_ENV = (
     "GOOGLE_API_KEY",
@@ -189,12 +189,6 @@ async def test_each_answer_leaves_no_session_behind(
 # -- faults ---------------------------------------------------------------------------
 
 
-def server_error(code: int, status: str, message: str) -> genai_errors.APIError:
-    body = {"error": {"code": code, "status": status, "message": message}}
-    kind = genai_errors.ServerError if code >= 500 else genai_errors.ClientError
-    return kind(code, body)
-
-
 FAULTS: list[tuple[Any, type[ProviderError], str]] = [
     (Raise(ConnectionResetError("reset by peer")), ProviderError, "was cut off"),
     (Raise(server_error(503, "UNAVAILABLE", "overloaded")), ProviderUnavailable, "HTTP 503"),
@@ -241,8 +235,7 @@ async def test_stop_mid_answer_leaves_the_model_usable(
             seen.append(event)
 
     task = asyncio.create_task(consume())
-    while len(seen) < 3:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(seen) >= 3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from hxchat.config import Settings
 from hxchat.domain import AgentEvent, Role, Source, TextDelta, ToolCall, ToolResult, Turn
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
-from hxchat.providers.base import ChatModel
 from hxchat.providers.history import trim_history
 from hxchat.providers.openai_compat import OpenAICompatModel, build_openai_model
 from hxchat.providers.registry import build_model
 from hxchat.providers.search import SearxngSearch
+from tests.helpers import ask, eventually, run, text_of
 from tests.scripted_openai import Cut, Reply, ScriptedOpenAI, Stall, Status, Text, ToolCalls
 from tests.scripted_searxng import Fail, ScriptedSearxng
 from tests.servers import free_port
@@ -68,27 +68,6 @@ async def make_model(
     yield make
     for model in models:
         await model.close()
-
-
-async def run(  # every event of one answer, and the error that ended it (if any)
-    model: ChatModel, history: Sequence[Turn]
-) -> tuple[list[AgentEvent], ProviderError | None]:
-    events: list[AgentEvent] = []
-    try:
-        async for event in model.stream(history):
-            events.append(event)
-    except ProviderError as exc:
-        return events, exc
-    return events, None
-
-
-def text_of(events: Sequence[AgentEvent]) -> str:
-    return "".join(event.text for event in events if isinstance(event, TextDelta))
-
-
-def ask(*texts: str) -> list[Turn]:  # user, assistant, user…
-    roles = [Role.USER, Role.ASSISTANT]
-    return [Turn(roles[index % 2], text) for index, text in enumerate(texts)]
 
 
 # -- answers --------------------------------------------------------------------------
@@ -313,8 +292,7 @@ async def test_stop_mid_answer_leaves_the_model_usable(
                 seen.append(event)
 
         task = asyncio.create_task(consume())
-        while len(seen) < 3:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(seen) >= 3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -21,10 +21,9 @@ from hxchat.providers.echo import EchoModel
 from hxchat.providers.gemini import GeminiModel
 from hxchat.providers.openai_compat import OpenAICompatModel
 from hxchat.providers.registry import PROVIDERS, Provider, build_model, provider_environment
-from tests.scripted_gemini import Partial, Raise, ScriptedGemini
+from tests.helpers import ask, run, text_of
+from tests.scripted_gemini import Partial, Raise, ScriptedGemini, server_error
 from tests.scripted_openai import ScriptedOpenAI, Text
-from tests.test_providers_gemini import server_error
-from tests.test_providers_openai import ask, run, text_of
 
 GIVEN_KEY = "sk-given-FAKE-0123456789"  # the mapping's key
 OTHER_KEY = "sk-environ-FAKE-9876543210"  # the process environment's, never to be used

@@ -22,7 +22,7 @@ from hxchat.store.migrate import upgrade
 from hxchat.store.records import DEFAULT_TITLE, make_title
 from hxchat.store.sql import SqlStore, open_store
 from hxchat.store.tables import utcnow
-from tests.conftest import fresh_postgres_database, require_postgres
+from tests.helpers import fresh_postgres_database, require_postgres
 
 LEASE = 60.0
 EXPIRED = -1.0  # a lease that ran out a second ago

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from hxchat.broker import follow
+from hxchat.config import Settings
 from hxchat.render import render_markdown
 from tests import html_tree, sse
-from tests.conftest import client_for, running_app
-from tests.test_api import events, new_conversation, send
-
-MIXED = (
-    "## A heading\n\nSome *emphasis* and `code` in a paragraph that runs on for a while.\n\n"
-    "- a list item\n- another item\n\n```python\ndef f(x):\n    return x * 2\n```\n\n"
-    "| col | n |\n|---|--:|\n| a | 1 |\n\n"
-)
+from tests.helpers import MIXED, client_for, events, new_conversation, running_app, send, shown_body
 
 
 async def browser_stream(client: httpx.AsyncClient, cid: str, content: str) -> list[sse.Event]:
@@ -40,27 +33,9 @@ async def test_json_stream_is_proxy_safe(client: httpx.AsyncClient) -> None:
     assert response.headers["x-accel-buffering"] == "no"
 
 
-def shown_body(frames: list[sse.Event]) -> str:
-    """The answer's body as the browser ends up showing it: the snapshot, the
-    appended blocks, and the final article (or the kept body)."""
-    body = ""
-    for frame in frames:
-        if frame.event == "frame" and 'id="body-' in frame.data:  # the snapshot
-            start = frame.data.index(">") + 1
-            end = re.search(r'</div>\s*<div id="tail-', frame.data)
-            assert end is not None
-            body = frame.data[start : end.start()]
-        elif frame.event == "b":
-            body += frame.data
-        elif frame.event == "end":
-            article = html_tree.parse(frame.data).find("article")
-            md = article.find(class_="md")
-            if "hx-preserve" not in md.attrs:
-                return frame.data
-    return body
-
-
-async def test_browser_frames_snapshot_appends_and_end(make_settings: Any) -> None:
+async def test_browser_frames_snapshot_appends_and_end(
+    make_settings: Callable[..., Settings],
+) -> None:
     async with running_app(make_settings(echo_delay_ms=15)) as app, client_for(app) as client:
         cid = await new_conversation(client)
         content = MIXED * 6
@@ -81,7 +56,7 @@ async def test_browser_frames_snapshot_appends_and_end(make_settings: Any) -> No
     assert len(shown.find_all("table")) == len(expected.find_all("table")) > 0
 
 
-async def test_frames_are_coalesced(make_settings: Any) -> None:
+async def test_frames_are_coalesced(make_settings: Callable[..., Settings]) -> None:
     async with running_app(make_settings(echo_delay_ms=5)) as app, client_for(app) as client:
         cid = await new_conversation(client)
         frames = await browser_stream(client, cid, "word " * 200)  # about one second
@@ -90,7 +65,9 @@ async def test_frames_are_coalesced(make_settings: Any) -> None:
 
 
 @pytest.mark.parametrize("shape", ["mixed", "code"])
-async def test_bytes_on_the_browser_stream_stay_linear(make_settings: Any, shape: str) -> None:
+async def test_bytes_on_the_browser_stream_stay_linear(
+    make_settings: Callable[..., Settings], shape: str
+) -> None:
     if shape == "mixed":
         content = MIXED * 40
     else:
@@ -128,7 +105,7 @@ async def test_a_reader_after_the_end_gets_the_finished_article(
 
 
 async def test_lifetime_cap_cuts_without_a_final_event_and_resume_completes(
-    make_settings: Any,
+    make_settings: Callable[..., Settings],
 ) -> None:
     async with (
         running_app(make_settings(echo_delay_ms=40, stream_lifetime=0.3)) as app,
@@ -155,7 +132,7 @@ async def test_lifetime_cap_cuts_without_a_final_event_and_resume_completes(
 
 
 async def test_idle_stream_gets_ping_comments(
-    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(follow, "PING_SECONDS", 0.05)
     async with running_app(make_settings(echo_delay_ms=300)) as app, client_for(app) as client:
@@ -165,7 +142,9 @@ async def test_idle_stream_gets_ping_comments(
     assert ": ping" in sse.comments(response.text)
 
 
-async def test_a_running_answer_streams_to_its_owner_only(make_settings: Any) -> None:
+async def test_a_running_answer_streams_to_its_owner_only(
+    make_settings: Callable[..., Settings],
+) -> None:
     """While the answer is being written on this worker, its streams are found without
     the store; someone else still gets 404, never a byte of it."""
     async with (
@@ -183,8 +162,10 @@ async def test_a_running_answer_streams_to_its_owner_only(make_settings: Any) ->
         assert "private" in response.text
 
 
-async def test_every_browser_event_carries_its_own_id(make_settings: Any) -> None:
-    """CONTRACT.md: the browser's stream follows the JSON stream's id rules, so each
+async def test_every_browser_event_carries_its_own_id(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The browser's stream follows the JSON stream's id rules (docs/api.md), so each
     event block names its id itself (not only through the id it inherits)."""
     async with running_app(make_settings(echo_delay_ms=15)) as app, client_for(app) as client:
         cid = await new_conversation(client)

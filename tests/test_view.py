@@ -8,7 +8,7 @@ from hxchat.providers.echo import words
 from hxchat.render import render_markdown
 from hxchat.render.view import StreamView, TailUpdate
 from tests import html_tree
-from tests.test_stream import MIXED
+from tests.helpers import MIXED
 
 
 def feed_all(view: StreamView, text: str, every: int = 1) -> list[TailUpdate]:

@@ -12,91 +12,13 @@ Without it the tests skip, except with `HXCHAT_TEST_REQUIRE_SERVICES=1`, where t
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
-from playwright.sync_api import (
-    Browser,
-    BrowserContext,
-    ConsoleMessage,
-    Dialog,
-    Locator,
-    Page,
-    ViewportSize,
-    expect,
-)
+from playwright.sync_api import Browser, BrowserContext, Page
 
+from tests.browser.helpers import ECHO_DELAY_MS, Chat, Watch, new_context
 from tests.servers import Server, serving
-
-ECHO_DELAY_MS = 25  # the echo model's pause between words on the test server
-VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
-CONVERSATION_URL = re.compile(r"/c/([0-9A-Za-z_-]+)$")
-THINKING = "Thinking…"  # the screen-reader text of the placeholder's indicator
-
-# Runs in every document before its own scripts: records CSP violations in the page
-# (window.__cspViolations) and reports them to the test, which survives navigations.
-WATCH_SCRIPT = """
-(() => {
-  window.__cspViolations = [];
-  document.addEventListener("securitypolicyviolation", (e) => {
-    const v = `${e.violatedDirective} blocked ${e.blockedURI || "inline"} `
-      + `at ${e.sourceFile}:${e.lineNumber} (${e.sample})`;
-    window.__cspViolations.push(v);
-    if (typeof window.__hxchatTestCsp === "function") window.__hxchatTestCsp(v);
-  }, true);
-})();
-"""
-
-
-@dataclass
-class Watch:
-    """What the pages of one browser context did that no working page should do."""
-
-    csp: list[str] = field(default_factory=list)
-    console_csp: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-    accept_dialogs: bool = False
-    pages: list[Page] = field(default_factory=list)
-
-    def attach(self, page: Page) -> None:
-        self.pages.append(page)
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        page.on("dialog", self._dialog)
-
-    def report_csp(self, violation: str) -> None:
-        """Called from the page (through a Playwright binding) for each violation."""
-        self.csp.append(violation)
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error" and "Content Security Policy" in message.text:
-            self.console_csp.append(message.text)
-
-    def _dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)
-        if self.accept_dialogs:
-            dialog.accept()
-        else:
-            dialog.dismiss()
-
-    def in_page_violations(self) -> list[str]:
-        found: list[str] = []
-        for page in self.pages:
-            if not page.is_closed():
-                found += page.evaluate("() => window.__cspViolations || []")
-        return found
-
-    def problems(self) -> list[str]:
-        """Everything that went wrong, as readable lines (empty when all is well)."""
-        lines = [f"CSP violation (event): {v}" for v in self.csp]
-        lines += [f"CSP violation (in page): {v}" for v in self.in_page_violations()]
-        lines += [f"CSP violation (console): {v}" for v in self.console_csp]
-        lines += [f"uncaught error: {e}" for e in self.page_errors]
-        return lines
 
 
 @pytest.fixture(scope="session")
@@ -126,20 +48,6 @@ def context(browser: Browser, server: Server, watch: Watch) -> Iterator[BrowserC
         ctx.close()
 
 
-def new_context(
-    browser: Browser, server: Server, watch: Watch, **options: object
-) -> BrowserContext:
-    """A browser context on `server` whose pages are all watched by `watch`."""
-    settings: dict[str, object] = {"viewport": VIEWPORT, "base_url": server.url}
-    settings.update(options)
-    ctx = browser.new_context(**settings)  # type: ignore[arg-type]
-    ctx.set_default_timeout(10_000)
-    ctx.add_init_script(WATCH_SCRIPT)
-    ctx.expose_function("__hxchatTestCsp", watch.report_csp)
-    ctx.on("page", watch.attach)
-    return ctx
-
-
 @pytest.fixture
 def page(context: BrowserContext, watch: Watch) -> Iterator[Page]:
     """A page that must raise no CSP violation and no uncaught error (checked at the end)."""
@@ -152,119 +60,3 @@ def page(context: BrowserContext, watch: Watch) -> Iterator[Page]:
 @pytest.fixture
 def chat(page: Page) -> Chat:
     return Chat(page)
-
-
-def words(count: int, prefix: str = "word") -> str:
-    """`count` distinct plain words: `word1 word2 …` (the echo model says them back)."""
-    return " ".join(f"{prefix}{i}" for i in range(1, count + 1))
-
-
-class Chat:
-    """The chat page as a person sees it: found by role and accessible name."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-
-    @property
-    def message_box(self) -> Locator:
-        return self.page.get_by_role("textbox", name="Message")
-
-    @property
-    def send_button(self) -> Locator:
-        return self.page.get_by_role("button", name="Send", exact=True)
-
-    @property
-    def stop_button(self) -> Locator:
-        return self.page.get_by_role("button", name="Stop", exact=True)
-
-    @property
-    def transcript(self) -> Locator:
-        return self.page.get_by_role("log")
-
-    @property
-    def nav(self) -> Locator:
-        return self.page.get_by_role("navigation", name="Conversations")
-
-    @property
-    def error(self) -> Locator:
-        """The readable error next to the composer."""
-        return self.page.locator("form#composer").get_by_role("alert")
-
-    @property
-    def answers(self) -> Locator:
-        return self.transcript.locator("article[data-role=assistant]")
-
-    @property
-    def questions(self) -> Locator:
-        return self.transcript.locator("article[data-role=user]")
-
-    def open(self, path: str = "/") -> None:
-        response = self.page.goto(path)
-        assert response is not None and response.ok, f"GET {path} failed"
-        expect(self.message_box).to_be_editable()
-
-    def send(self, text: str) -> Locator:
-        """Type `text`, press Enter, and return the new answer's article."""
-        before = self.answers.count()
-        self.message_box.fill(text)
-        self.message_box.press("Enter")
-        expect(self.answers).to_have_count(before + 1)
-        return self.answers.nth(before)
-
-    def ask(self, text: str, timeout: float = 15_000) -> Locator:
-        """Send `text` and wait for the complete answer."""
-        answer = self.send(text)
-        expect(answer).to_have_attribute("data-status", "complete", timeout=timeout)
-        return answer
-
-    def conversation_id(self) -> str:
-        expect(self.page).to_have_url(CONVERSATION_URL)
-        match = CONVERSATION_URL.search(self.page.url)
-        assert match is not None
-        return match.group(1)
-
-    def nav_link(self, conversation_id: str) -> Locator:
-        return self.nav.locator(f'a[href="/c/{conversation_id}"]')
-
-
-def stop_keeps_what_was_written(chat: Chat, answer: Locator, text: str) -> list[str]:
-    """Press Stop while `answer` streams `text`: it ends `stopped` and keeps a true,
-    non-empty start of `text`, whose words are returned."""
-    expect(answer).to_contain_text("word5")
-    chat.stop_button.click()
-    expect(answer).to_have_attribute("data-status", "stopped")
-    partial = answer_text(answer).split()
-    assert 0 < len(partial) < len(text.split())
-    assert partial == text.split()[: len(partial)], "the kept text is not what was written"
-    return partial
-
-
-def answer_text(article: Locator) -> str:
-    """The visible text of an answer, without its screen-reader heading and footer."""
-    return article.locator(".answer").inner_text().strip()
-
-
-def renderings(article: Locator, *, limit: float = 20) -> list[str]:
-    """The distinct texts a streaming answer shows until its status leaves `streaming`."""
-    page = article.page
-    # By id, in one call: a locator is resolved and then evaluated in two round trips,
-    # so it can hand over the article the final frame has just replaced (detached,
-    # its body already moved into the new one), which shows only its stale tail.
-    element_id = article.get_attribute("id")
-    seen: list[str] = []
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        status, text = page.evaluate(
-            """id => {
-              const a = document.getElementById(id);
-              return [a.dataset.status, a.querySelector('.answer')?.innerText ?? ''];
-            }""",
-            element_id,
-        )
-        if status != "streaming":
-            break
-        text = text.replace(THINKING, "").strip()
-        if text and (not seen or seen[-1] != text):
-            seen.append(text)
-        page.wait_for_timeout(10)
-    return seen

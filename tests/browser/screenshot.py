@@ -17,8 +17,8 @@ from typing import Literal
 
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.browser.conftest import VIEWPORT, Chat
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.helpers import VIEWPORT, Chat
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS
 from tests.servers import serving
 
 SHOWCASE = """## Merging two sorted lists

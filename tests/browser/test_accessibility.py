@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Chat, answer_text, words
+from tests.browser.helpers import Chat, answer_text, words
 from tests.browser.screenshot import SHOWCASE, capture
 
 pytestmark = pytest.mark.browser

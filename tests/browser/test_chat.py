@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import (
+from tests.browser.helpers import (
     ECHO_DELAY_MS,
     Chat,
     Watch,
@@ -24,6 +24,7 @@ from tests.browser.conftest import (
     stop_keeps_what_was_written,
     words,
 )
+from tests.helpers import eventually_sync
 from tests.servers import Server, serving
 
 pytestmark = pytest.mark.browser
@@ -125,7 +126,7 @@ def test_shift_enter_is_a_new_line_and_composing_does_not_send(
     cdp.send("Input.dispatchKeyEvent", {"type": "keyUp", **enter})
     cdp.send("Input.insertText", {"text": "日本"})
     expect(chat.message_box).to_have_value("first line\nsecond line 日本")
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(300)  # time enough for a (wrong) post
     assert posts == []
     expect(chat.questions).to_have_count(0)
 
@@ -285,7 +286,7 @@ def test_the_view_follows_the_answer_until_the_reader_scrolls_up(chat: Chat, pag
     page.mouse.wheel(0, -400)
     page.wait_for_function(SCROLLED_UP)
     top, height = log.evaluate("t => [t.scrollTop, t.scrollHeight]")
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(500)  # the reader reads while the answer grows
     expect(answer).to_have_attribute("data-status", "streaming")
     later_top, later_height = log.evaluate("t => [t.scrollTop, t.scrollHeight]")
     assert later_height > height, "the answer stopped growing"
@@ -332,13 +333,15 @@ def test_the_watch_sees_a_csp_violation(page: Page, watch: Watch) -> None:
         " s.textContent = 'window.__inline = 1'; document.body.append(s); }"
     )
     page.wait_for_function("() => window.__cspViolations.length > 0")
-    for _ in range(50):
-        if watch.csp and watch.console_csp:
-            break
-        page.wait_for_timeout(20)
+
+    def both_reported() -> None:  # through the binding and on the console
+        assert watch.csp and watch.console_csp, watch.problems()
+
+    eventually_sync(
+        both_reported, within=5, pause=lambda seconds: page.wait_for_timeout(seconds * 1000)
+    )
     assert page.evaluate("typeof window.__inline") == "undefined"
     assert any("script-src" in p for p in watch.problems())
-    assert watch.csp and watch.console_csp
     watch.csp.clear()
     watch.console_csp.clear()
     page.evaluate("() => { window.__cspViolations = []; }")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.browser.conftest import Chat, Watch, answer_text, new_context
-from tests.chromium import require_chromium
+from tests.browser.helpers import Chat, Watch, answer_text, new_context
+from tests.helpers import require_chromium
 from tests.scripted_gemini import ApiCut, ApiReply, ScriptedGeminiAPI, answer, grounded
 from tests.scripted_openai import Reply, Request, Respond, ScriptedOpenAI, Text, ToolCalls, Writer
 from tests.scripted_searxng import ScriptedSearxng, Slow, pages_for

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.browser.conftest import Chat, Watch
+from tests.browser.helpers import Chat, Watch
 
 pytestmark = pytest.mark.browser
 
@@ -107,7 +107,7 @@ def click_everything(page: Page, answer: Locator, context: BrowserContext) -> No
     answer.get_by_text("hover</b>").hover()
     for link in answer.get_by_role("link").all():
         link.click(modifiers=["Shift"])  # a new window: the page itself stays
-    page.wait_for_timeout(200)
+    page.wait_for_timeout(200)  # time enough for a (wrong) navigation
     assert page.url == url
     for other in context.pages:
         if other is not page:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import (
+from tests.browser.helpers import (
     VIEWPORT,
     WATCH_SCRIPT,
     Chat,
@@ -24,9 +24,9 @@ from tests.browser.conftest import (
     stop_keeps_what_was_written,
     words,
 )
-from tests.chromium import require_chromium
-from tests.e2e.conftest import shared_environment, workers
+from tests.e2e.cluster import shared_environment, workers
 from tests.e2e.rr_proxy import RoundRobinProxy
+from tests.helpers import require_chromium
 from tests.servers import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]

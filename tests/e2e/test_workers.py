@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, text
 
 from hxchat.providers.echo import words as split_words
 from hxchat.supervision import LEASE_SECONDS, SWEEP_SECONDS
-from tests.e2e.conftest import (
+from tests.e2e.cluster import (
     Received,
     postgres_database,
     query,
@@ -110,7 +110,7 @@ async def test_cancel_from_b_stops_a_generation_running_on_a(cluster: Cluster) -
         cid = await user.new_conversation(cluster.a)
         started = await user.send(cluster.a, cid, message)
         reader = asyncio.create_task(user.read(cluster.c, started["events_url"]))
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # Stop in the middle of the 12 s answer
         cancelled = await user.request(
             "POST", cluster.b, f"/api/generations/{started['generation_id']}/cancel"
         )
@@ -192,7 +192,7 @@ async def test_a_killed_worker_leaves_its_answer_interrupted(cluster: Cluster) -
         reader = asyncio.create_task(user.read(cluster.b, started["events_url"], within=40))
         other_reader = asyncio.create_task(user.read(cluster.c, other_started["events_url"]))
 
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(2.5)  # both answers well under way
         cluster.d.kill()  # SIGKILL: no clean-up at all
 
         answer, waited = await user.settled_answer(

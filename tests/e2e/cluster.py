@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests import sse
-from tests.conftest import POSTGRES_URL, REDIS_URL, need
+from tests.helpers import POSTGRES_URL, REDIS_URL, eventually, need
 from tests.servers import (
     Server,
     run_hxchat,
@@ -226,14 +226,17 @@ class Session:
     async def settled_answer(
         self, worker: Server, conversation_id: str, within: float
     ) -> tuple[dict[str, Any], float]:
-        """The last answer once it is no longer `streaming` (and how long that took)."""
+        """The last answer once it is no longer `streaming` (and how long that took);
+        fails when it still is after `within` seconds."""
         began = time.monotonic()
-        while True:
+
+        async def settled() -> dict[str, Any]:
             answer = await self.answer(worker, conversation_id)
-            waited = time.monotonic() - began
-            if answer["status"] != "streaming" or waited > within:
-                return answer, waited
-            await asyncio.sleep(0.25)
+            assert answer["status"] != "streaming", f"still streaming: {answer}"
+            return answer
+
+        answer = await eventually(settled, within=within, interval=0.25)
+        return answer, time.monotonic() - began
 
     async def read(
         self,
