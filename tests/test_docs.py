@@ -151,3 +151,13 @@ def test_every_test_the_architecture_names_exists() -> None:
         if not re.search(rf"^(async )?def {name}\(", (ROOT / path).read_text(), re.MULTILINE)
     ]
     assert not missing, missing
+
+
+def test_no_module_is_over_400_lines() -> None:
+    """One job per module (docs/architecture.md): a module past 400 lines does two."""
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in (ROOT / "src" / "hxchat").rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > 400
+    }
+    assert not long, long
