@@ -10,9 +10,13 @@
 - `CompressionMiddleware` compresses everything else that pays (pages, fragments, JSON,
   CSS and JavaScript), and never an event stream or a response already encoded.
 
-Why these levels (bench/README.md): a stream's frames are a few dozen bytes each, so a
-frame costs about the same few microseconds at every level, and level 6 sends fewer
-bytes than level 1 for long answers; a page is compressed once, as a whole.
+Why these settings, measured on the browser stream's own frames (the bench's answers
+at 30 ms a word, about 0.6 frames a word): level 6 costs about 3 us a frame against 2
+at level 1 (level 9: 7-8), for 10-15 % fewer bytes (compressed body over the final
+HTML: 0.59-0.73 mixed Markdown, 0.21 a code block, against 0.66-0.82 and 0.25), and
+the 8 KiB window sends the same bytes as the default 32 KiB one at a quarter of its
+memory. A microsecond a frame is well under 1 % of what a frame costs the server. A
+page is compressed once, as a whole, at level 6 too.
 """
 
 from __future__ import annotations
