@@ -6,9 +6,11 @@ the server pinned to different cores:
 
 a. One answer at a time (echo model, `HXCHAT_ECHO_DELAY_MS`, 30 ms by default, 5 ms
    with --quick): 500, 2,000 and 8,000 words of mixed Markdown and 2,000 words that
-   are one fenced code block, read on the browser stream the page uses. Printed:
-   bytes on that stream over the final HTML's size (SSE data bytes, and raw bytes on
-   the wire), server CPU seconds per 1,000 words, time to first byte, to first word.
+   are one fenced code block, read on the browser stream the page uses, compressed
+   as a browser asks for it (`Accept-Encoding: gzip`; `--encoding identity` for none).
+   Printed: bytes on that stream over the final HTML's size (SSE data bytes, raw bytes
+   on the wire uncompressed, and compressed), server CPU seconds per 1,000 words, time
+   to first byte, to first word.
 b. The concurrency ramp (bench/ramp.py): N conversations each streaming 300 words at
    20 ms a word, on the JSON event stream and on the browser stream; p50/p99 word
    lateness and the largest N that keeps p99 under 100 ms without errors.
@@ -56,7 +58,8 @@ from hxchat.render import render_markdown
 FULL_DELAY_MS = 30
 QUICK_DELAY_MS = 5
 RAMP_DELAY_MS = 20
-TARGET_RATIO = 3.0
+TARGET_RATIO = 3.0  # bytes over the final HTML, uncompressed
+TARGET_COMPRESSED = 1.5  # the same, compressed
 TARGET_FLAT = 1.5
 TARGET_N = 350  # concurrent streams on one worker
 IDLE_SECONDS = 5.0  # /proc counts CPU in 10 ms ticks: 2 ms/s resolution
@@ -100,7 +103,8 @@ class Answer:
     words: int
     final_bytes: int
     data_bytes: int
-    wire_bytes: int
+    wire_bytes: int  # uncompressed: as read, or what the compressed chunks decode to
+    compressed_bytes: int | None  # on the wire, when the stream was compressed
     cpu: float
     idle_cpu: float  # the server's idle CPU over the same time, for comparison
     ttfb: float
@@ -110,8 +114,11 @@ class Answer:
     end_frame: str  # what the end frame carries: the final HTML, or keeps what was streamed
 
 
-async def one_answer(port: int, pid: int, name: str, text: str, idle_rate: float) -> Answer:
-    """Post `text` to a new conversation and read its browser stream to the end."""
+async def one_answer(
+    port: int, pid: int, name: str, text: str, idle_rate: float, encoding: str
+) -> Answer:
+    """Post `text` to a new conversation and read its browser stream to the end, with
+    `Accept-Encoding: encoding`."""
     conn = await Connection.open(HOST, port)
     try:
         made = await conn.request("POST", "/api/conversations")
@@ -137,7 +144,11 @@ async def one_answer(port: int, pid: int, name: str, text: str, idle_rate: float
             raise RuntimeError(f"POST message answered {posted.status}: {posted.body[:200]!r}")
         gid = json.loads(posted.body)["generation_id"]
         asked_at = time.perf_counter()
-        head = await conn.stream(f"/generations/{gid}/stream", on_event, {"Cookie": cookie})
+        head = await conn.stream(
+            f"/generations/{gid}/stream",
+            on_event,
+            {"Cookie": cookie, "Accept-Encoding": encoding},
+        )
         ended_at = time.perf_counter()
         cpu = tree_cpu_seconds(pid) - cpu0
         other = busy_seconds() - busy0 - cpu - (time.process_time() - own0)
@@ -151,7 +162,8 @@ async def one_answer(port: int, pid: int, name: str, text: str, idle_rate: float
         words=len(text.split()),
         final_bytes=len(final.encode()),
         data_bytes=sum(len(f.data) for f in frames),
-        wire_bytes=head.wire_bytes,
+        wire_bytes=head.plain_wire_bytes,
+        compressed_bytes=head.wire_bytes if "content-encoding" in head.headers else None,
         cpu=cpu,
         idle_cpu=idle_rate * (ended_at - posted_at),
         ttfb=head.head_at - asked_at,
@@ -170,8 +182,11 @@ def _end_frame(data: bytes, final: str) -> str:
     return "NEITHER final HTML nor hx-preserve"
 
 
-async def part_a(workdir: Path, delay_ms: int, server_cpus: set[int]) -> None:
-    print(f"\n== a. one answer at a time, browser stream, echo delay {delay_ms} ms per word ==")
+async def part_a(workdir: Path, delay_ms: int, server_cpus: set[int], encoding: str) -> None:
+    print(
+        f"\n== a. one answer at a time, browser stream, echo delay {delay_ms} ms per word, "
+        f"Accept-Encoding: {encoding} =="
+    )
     server = start_pinned(workdir, server_env(workdir, delay_ms), server_cpus)
     try:
         pid = server.process.pid
@@ -179,21 +194,22 @@ async def part_a(workdir: Path, delay_ms: int, server_cpus: set[int]) -> None:
         await asyncio.sleep(IDLE_SECONDS)
         idle_rate = (tree_cpu_seconds(pid) - before) / IDLE_SECONDS
         print(f"server idle CPU: {idle_rate * 1000:.1f} ms per second (included in CPU below)")
-        await one_answer(server.port, pid, "warm-up", mixed(100), idle_rate)
+        await one_answer(server.port, pid, "warm-up", mixed(100), idle_rate, encoding)
         print(
-            f"{'answer':<29}{'words':>6}{'final KB':>9}{'data x':>8}{'wire x':>8}"
+            f"{'answer':<29}{'words':>6}{'final KB':>9}{'data x':>8}{'wire x':>8}{'gzip x':>8}"
             f"{'CPU s/1k words':>15}{'(idle part)':>12}{'TTFB ms':>9}{'1st word ms':>12}"
             f"{'events':>8}{'other CPU':>10}  end frame"
         )
         results = []
         for name, text in cases():
             await wait_quiet(pid, patience=QUIET_PATIENCE)
-            a = await one_answer(server.port, pid, name, text, idle_rate)
+            a = await one_answer(server.port, pid, name, text, idle_rate, encoding)
             results.append(a)
             k = a.words / 1000
+            gz = "-" if a.compressed_bytes is None else f"{a.compressed_bytes / a.final_bytes:.2f}"
             print(
                 f"{a.name:<29}{a.words:>6}{a.final_bytes / 1024:>9.1f}"
-                f"{a.data_bytes / a.final_bytes:>8.2f}{a.wire_bytes / a.final_bytes:>8.2f}"
+                f"{a.data_bytes / a.final_bytes:>8.2f}{a.wire_bytes / a.final_bytes:>8.2f}{gz:>8}"
                 f"{a.cpu / k:>15.3f}{a.idle_cpu / k:>12.3f}{a.ttfb * 1000:>9.1f}"
                 f"{a.first_word * 1000:>12.1f}{a.frames:>8}{a.other:>10.0%}  {a.end_frame}",
                 flush=True,
@@ -213,6 +229,14 @@ async def part_a(workdir: Path, delay_ms: int, server_cpus: set[int]) -> None:
         f"(HTTP framing and SSE field names included) {worst_wire:.2f} -> "
         f"{'met' if worst_wire <= TARGET_RATIO else 'MISSED'}"
     )
+    compressed = [a.compressed_bytes / a.final_bytes for a in results if a.compressed_bytes]
+    if compressed:
+        worst_gz = max(compressed)
+        print(
+            f"target: compressed bytes on the wire over the final HTML <= {TARGET_COMPRESSED:g} "
+            f"at every length and shape: worst {worst_gz:.2f} -> "
+            f"{'met' if worst_gz <= TARGET_COMPRESSED else 'MISSED'}"
+        )
     print(
         f"target: CPU per 1,000 words flat within {TARGET_FLAT:g}x from 500 to 8,000 words "
         f"(mixed): max/min {flat:.2f} -> {'met' if flat <= TARGET_FLAT else 'MISSED'} "
@@ -261,6 +285,11 @@ def main() -> None:
         "--quick", action="store_true", help="part a at 5 ms per word instead of 30"
     )
     parser.add_argument("--part", choices=("a", "b", "all"), default="all")
+    parser.add_argument(
+        "--encoding",
+        default="gzip",
+        help="Accept-Encoding of part a's reads (gzip, as browsers; identity for none)",
+    )
     parser.add_argument("--steps", default=None, help="ramp steps, e.g. 50,100,200")
     parser.add_argument("--server-cpus", default="0", help="CPUs of the server (taskset -c)")
     parser.add_argument("--client-cpus", default="1", help="CPUs of this load generator")
@@ -281,7 +310,7 @@ def main() -> None:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             if args.part in ("a", "all"):
                 (workdir / "a").mkdir()
-                runner.run(part_a(workdir / "a", delay_ms, server_cpus))
+                runner.run(part_a(workdir / "a", delay_ms, server_cpus, args.encoding))
             if args.part in ("b", "all"):
                 (workdir / "b").mkdir()
                 runner.run(part_b(workdir / "b", steps, server_cpus, deadline))

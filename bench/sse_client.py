@@ -6,13 +6,17 @@ This client is one `asyncio.Protocol` per connection: it timestamps every read a
 arrives, decodes `Content-Length` and chunked bodies, splits the SSE stream into
 events and hands them to a callback. It counts the raw bytes read from the socket, so
 a benchmark can report bytes on the wire beside the SSE payload bytes. It speaks only
-what `hxchat serve` answers (no redirects, no compression, no TLS).
+what `hxchat serve` answers (no redirects, no TLS). A stream asked for with
+`Accept-Encoding: gzip` (or deflate) is decompressed chunk by chunk as it arrives, and
+the response also counts what the same stream would have cost on the wire without
+compression (`plain_wire_bytes`: the same chunks, decoded, with their framing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -40,12 +44,17 @@ class Response:
     body: bytes = b""
     head_at: float = 0.0  # first byte of the response
     wire_bytes: int = 0  # bytes read for this response, head and framing included
+    # Compressed streams: the wire bytes the same chunks would have taken uncompressed
+    # (the head without its Content-Encoding line, each chunk decoded, with its framing).
+    plain_wire_bytes: int = 0
 
     def cookie(self) -> str | None:
         """The `name=value` of the first Set-Cookie, if any."""
         raw = self.headers.get("set-cookie")
         return raw.split(";", 1)[0] if raw else None
 
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 # Called for each SSE event; return True when it is the final one.
 OnEvent = Callable[[SseEvent], bool]
@@ -60,6 +69,7 @@ class _Pending:
     body: bytearray = field(default_factory=bytearray)
     sse: bytearray = field(default_factory=bytearray)
     started: bool = False
+    decoder: zlib._Decompress | None = None
 
 
 class _Protocol(asyncio.Protocol):
@@ -111,9 +121,16 @@ class _Protocol(asyncio.Protocol):
             head = bytes(buf[:end]).decode("latin-1").split("\r\n")
             del buf[: end + 4]
             response.status = int(head[0].split(" ", 2)[1])
+            response.plain_wire_bytes = end + 4
             for line in head[1:]:
                 name, _, value = line.partition(":")
                 response.headers.setdefault(name.strip().lower(), value.strip())
+                if name.strip().lower() == "content-encoding":
+                    wbits = _WBITS.get(value.strip().lower())
+                    if wbits is None:
+                        raise ValueError(f"unknown Content-Encoding {value!r}")
+                    p.decoder = zlib.decompressobj(wbits)
+                    response.plain_wire_bytes -= len(line) + 2
             if response.status in (204, 304):
                 self._finish(p)
                 return
@@ -137,8 +154,14 @@ class _Protocol(asyncio.Protocol):
             chunk = bytes(buf[line_end + 2 : line_end + 2 + size])
             del buf[: line_end + 2 + size + 2]
             if size == 0:
+                response.plain_wire_bytes += 5  # 0\r\n\r\n
                 self._finish(p)
                 return
+            if p.decoder is not None:
+                chunk = p.decoder.decompress(chunk)
+                if not chunk:  # the gzip trailer: nothing uncompressed would send
+                    continue
+            response.plain_wire_bytes += len(f"{len(chunk):x}") + 4 + len(chunk)
             if p.on_event is None:
                 p.body += chunk
             else:

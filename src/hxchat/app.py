@@ -31,6 +31,7 @@ from hxchat.store.migrate import schema_is_current, upgrade
 from hxchat.store.sql import open_store
 from hxchat.supervision import LeaseSupervisor
 from hxchat.web import api, handlers, pages
+from hxchat.web.compression import CompressionMiddleware
 from hxchat.web.security import SecurityMiddleware, make_signer
 from hxchat.web.templating import Templates
 
@@ -146,6 +147,8 @@ def create_app(
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    # Inside the security middleware, which adds its headers to whatever this sends.
+    app.add_middleware(CompressionMiddleware)
     app.add_middleware(
         SecurityMiddleware,
         state=app.state,

@@ -9,7 +9,12 @@ sends each chunk with one `send`; this adds only what an event stream needs:
 - a time limit on each `send` (one `asyncio.timeout`, a timer handle): a client that
   accepts nothing for `SEND_TIMEOUT` seconds is dropped instead of holding the stream
   forever;
-- the active-streams gauge.
+- the active-streams gauge;
+- compression, when the client's `Accept-Encoding` accepts gzip or deflate
+  (`web/compression.py`): one compressor per response, flushed after every chunk, so
+  each frame leaves whole, when it is written. `Content-Encoding` and `Vary:
+  Accept-Encoding` say so; `no-transform` still tells proxies to leave the stream alone.
+  A client that asks for none gets the chunks as they are.
 
 Keep-alive pings are the streams' own business (`broker/follow.py` tells a stream when
 it has been quiet for `PING_SECONDS`), so a connection needs no timer task of its own.
@@ -24,10 +29,12 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator
 
+from starlette.datastructures import Headers
 from starlette.responses import StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from hxchat.metrics import Metrics
+from hxchat.web.compression import FrameCompressor, negotiate
 
 SEND_TIMEOUT = 30.0  # a client that accepts nothing for this long is dropped
 HEADERS = {
@@ -79,8 +86,18 @@ class EventStreamResponse(StreamingResponse):
         super().__init__(chunks, headers=HEADERS)
         self._chunks = chunks
         self._gauge = metrics.active_streams.labels(kind=kind)
+        self._compressor: FrameCompressor | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.headers.add_vary_header("Accept-Encoding")
+        coding = negotiate(Headers(scope=scope).get("accept-encoding"))
+        if coding is not None:
+            self._compressor = FrameCompressor(coding)
+            self.headers["Content-Encoding"] = coding
+        await super().__call__(scope, receive, send)
 
     async def stream_response(self, send: Send) -> None:
+        compressor = self._compressor
         self._gauge.inc()
         try:
             await send(
@@ -90,10 +107,12 @@ class EventStreamResponse(StreamingResponse):
                     "headers": self.raw_headers,
                 }
             )
-            async for chunk in self.body_iterator:
+            async for chunk in self._chunks:
+                body = chunk if compressor is None else compressor.frame(chunk)
                 async with asyncio.timeout(SEND_TIMEOUT):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+            end = b"" if compressor is None else compressor.end()
+            await send({"type": "http.response.body", "body": end, "more_body": False})
         finally:
             self._gauge.dec()
             await self._chunks.aclose()  # now, not whenever it is collected
