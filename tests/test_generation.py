@@ -31,6 +31,7 @@ class ScriptedModel:
         self.words = list(words)
         self.fail_after = fail_after
         self.hang = False
+        self.pause = 0.0  # seconds between two words
         self.seen: list[list[Turn]] = []
         self.closed = False
 
@@ -40,7 +41,7 @@ class ScriptedModel:
             if self.fail_after is not None and index == self.fail_after:
                 raise ProviderError("The model's server failed (HTTP 500); please try again.")
             yield TextDelta(word)
-            await asyncio.sleep(0)
+            await asyncio.sleep(self.pause)
         while self.hang:
             await asyncio.sleep(0.01)
 
@@ -216,9 +217,11 @@ def on_redis(make_settings: Callable[..., Settings], **overrides: Any) -> FastAP
 async def test_stop_during_an_append_keeps_every_word_readers_got(
     make_settings: Callable[..., Settings],
 ) -> None:
-    """On Redis an append takes a round trip, and a Stop often lands in the middle of
-    one: the word is on its way to the readers, so the kept answer must hold it too."""
-    model = ScriptedModel([f"w{i} " for i in range(5_000)])  # as fast as the log takes them
+    """On Redis an append takes a round trip, and a Stop may land in the middle of
+    one: the word is on its way to the readers, so the kept answer must hold it too;
+    and the text still waiting to be merged when the Stop comes goes to both."""
+    model = ScriptedModel([f"w{i} " for i in range(5_000)])
+    model.pause = 0.0005  # a fast model: many words to a frame, for seconds
     app = on_redis(make_settings, model=model)
     async with app.router.lifespan_context(app), client_for(app) as client:
         for attempt in range(10):
