@@ -52,6 +52,10 @@ INTERRUPTED_BY_SHUTDOWN = "Interrupted: the server was stopped while writing thi
 END_BACKOFF = (0.5, 10.0)  # seconds: the first wait between two tries, and the longest
 STORE_END_ATTEMPTS = 8  # storing the end: about 35 s of waits
 FINAL_EVENT_ATTEMPTS = 13  # appending the final event: about a minute and a half
+# Tokens a model may give without waiting before the generation lets the event loop
+# run (its readers, new requests): a model that waits for the network between tokens
+# (every real one) never reaches it within a frame; the echo model at full speed does.
+BURST = 64
 
 
 @dataclass
@@ -192,6 +196,8 @@ class AnswerWriter:
             if pending.is_due():  # the first text, or the first after a quiet interval
                 async with pending.lock:
                     await self._append_text(gid, answer, pending)
+            elif len(pending.parts) % BURST == 0:
+                await asyncio.sleep(0)  # a model that never waits lets readers have a turn
         elif isinstance(event, ToolCall):
             data = {"name": event.name, "arguments": dict(event.arguments)}
             async with pending.lock:
