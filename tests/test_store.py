@@ -4,12 +4,15 @@ HXCHAT_TEST_POSTGRES_URL is set: the same suite on both."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -92,6 +95,16 @@ def test_title_cuts_a_single_overlong_word() -> None:
 
 def test_title_of_a_blank_message_is_the_default() -> None:
     assert make_title(" \n ") == DEFAULT_TITLE
+
+
+@given(st.text(alphabet="ab1 \t\n_*`[]()#>-+.,!?é\u00a0\u2003\x85", max_size=80))
+def test_title_marks_are_those_of_the_plain_definition(content: str) -> None:
+    """The regexes are written for speed (a branch starts with a plain character);
+    they leave out exactly what the plain definition below does."""
+    line = re.compile(r"(?m)^[ \t]{0,3}(?:#{1,6}|>|[-*+]|\d+[.)])[ \t]+")
+    inline = re.compile(r"\*\*|(?<!\S)__|__(?=[\s.,;:!?]|$)|`+|\]\([^)]*\)|(?<!\w)\[")
+    plain = re.sub(r"\s+", " ", inline.sub("", line.sub("", content))).strip()
+    assert make_title(content, limit=1_000) == (plain or DEFAULT_TITLE)  # no cut: 80 chars
 
 
 # -- conversations ----------------------------------------------------------------------
