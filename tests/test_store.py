@@ -256,6 +256,11 @@ async def test_retry_replaces_the_last_answer(store: SqlStore) -> None:
 
     retried = await store.start_retry("alice", cid, "retry-gen", "worker-2", LEASE)
     assert retried.user_message_id is None
+    assert retried.history == (
+        Turn(Role.USER, "first question"),
+        Turn(Role.ASSISTANT, "first answer"),
+        Turn(Role.USER, "second question"),
+    )
     assert retried.assistant_message_id > second.assistant_message_id  # ids are never reused
     conversation = await store.get_conversation("alice", cid)
     assert conversation is not None
@@ -320,6 +325,7 @@ async def test_history_leaves_out_errors_and_later_messages(store: SqlStore) -> 
         Turn(Role.ASSISTANT, "cut short"),
         Turn(Role.USER, "question 5"),
     ]
+    assert list(current.history) == history  # read as the turn was stored
     assert current.user_message_id is not None
     assert await store.history(cid, current.user_message_id) == history[:-1]
     assert await store.history(uuid.uuid4().hex, current.assistant_message_id) == []

@@ -117,9 +117,7 @@ class AnswerWriter:
         pending = PendingText()
         tasks: list[asyncio.Task[None]] = []
         try:
-            history = await self.store.history(
-                answer.started.conversation_id, answer.started.assistant_message_id
-            )
+            history = list(answer.started.history)  # read when the turn was stored
             work = asyncio.create_task(self._consume(gid, history, answer, pending))
             flush = asyncio.create_task(self._flush_when_due(gid, answer, pending))
             stop = asyncio.create_task(self.log.wait_cancelled(gid))
