@@ -13,7 +13,9 @@ a. One answer at a time (echo model, `HXCHAT_ECHO_DELAY_MS`, 30 ms by default, 5
    to first byte, to first word.
 b. The concurrency ramp (bench/ramp.py): N conversations each streaming 300 words at
    20 ms a word, on the JSON event stream and on the browser stream; p50/p99 word
-   lateness and the largest N that keeps p99 under 100 ms without errors.
+   lateness and the largest N that keeps p99 under 100 ms without errors. With
+   `--delay-ms 2` (a model at 500 tokens a second) the answers keep their 6 s: 3,000
+   words each, so the same N streams overlap as long.
 
 Nothing is asserted; everything is bounded in count and time. See bench/README.md.
 Run: `python -m bench.bench_stream --quick` (or `make bench` for the full run).
@@ -46,6 +48,7 @@ from bench.ramp import (
     STEPS,
     TARGET_P99,
     Step,
+    cpu_per_1k_words,
     largest_ok,
     ramp,
     start_pinned,
@@ -58,6 +61,8 @@ from hxchat.render import render_markdown
 FULL_DELAY_MS = 30
 QUICK_DELAY_MS = 5
 RAMP_DELAY_MS = 20
+RAMP_WORDS = 300
+RAMP_SECONDS = 6.0  # an answer of the ramp lasts this long at any pace
 TARGET_RATIO = 3.0  # bytes over the final HTML, uncompressed
 TARGET_COMPRESSED = 1.5  # the same, compressed
 TARGET_FLAT = 1.5
@@ -244,30 +249,50 @@ async def part_a(workdir: Path, delay_ms: int, server_cpus: set[int], encoding: 
     )
 
 
+def ramp_words(delay_ms: int) -> int:
+    """Words per answer of the ramp: as many as fill 6 s at `delay_ms` a word (300 at
+    20 ms), so that a faster model's streams overlap as long as the tutorial's."""
+    return max(1, round(RAMP_SECONDS * 1000 / delay_ms)) if delay_ms else RAMP_WORDS
+
+
 async def part_b(
-    workdir: Path, steps: tuple[int, ...], server_cpus: set[int], deadline: float
+    workdir: Path,
+    steps: tuple[int, ...],
+    server_cpus: set[int],
+    deadline: float,
+    delay_ms: int = RAMP_DELAY_MS,
+    kinds: tuple[str, ...] = ("json", "browser"),
 ) -> None:
+    words = ramp_words(delay_ms)
     print(
-        f"\n== b. N concurrent conversations, 300 words each at {RAMP_DELAY_MS} ms per word, "
+        f"\n== b. N concurrent conversations, {words} words each at {delay_ms} ms per word, "
         "1 worker, SQLite + in-memory event log =="
     )
     print(
-        "json    = /api/generations/{id}/events, one delta per word (exact lateness);\n"
-        "browser = /generations/{id}/stream, HTML frames coalesced to <= 20/s (lateness "
-        "includes up to 50 ms of coalescing by design).\n"
+        "json    = /api/generations/{id}/events: text deltas merged to <= 20 events/s;\n"
+        "browser = /generations/{id}/stream, HTML frames coalesced to <= 20/s (on both, "
+        "lateness includes up to 50 ms of merging by design).\n"
         f"Clients start spread over {SPREAD:g} s; lateness = arrival - due time (README); "
         "steady = p99 of the words due after the last stream started.\n"
         "CPU columns: % of one core over the step; us/word = server CPU per streamed word."
     )
     print(HEADER)
     found: dict[str, list[Step]] = {}
-    for kind in ("json", "browser"):
+    for i, kind in enumerate(kinds):
         sub = workdir / kind
         sub.mkdir()
-        server = start_pinned(sub, server_env(sub, RAMP_DELAY_MS), server_cpus)
+        server = start_pinned(sub, server_env(sub, delay_ms), server_cpus)
         try:
-            share = deadline if kind == "browser" else (time.monotonic() + deadline) / 2
-            done = await ramp(server.port, server.process.pid, kind, steps, deadline=share)
+            share = time.monotonic() + (deadline - time.monotonic()) / (len(kinds) - i)
+            done = await ramp(
+                server.port,
+                server.process.pid,
+                kind,
+                steps,
+                deadline=share,
+                words=words,
+                delay=delay_ms / 1000,
+            )
         finally:
             server.stop()
         found[kind] = done
@@ -275,7 +300,8 @@ async def part_b(
         met = "met" if largest_ok(done) >= TARGET_N else "MISSED"
         print(
             f"largest N with p99 < {TARGET_P99 * 1000:.0f} ms and no errors, {kind} stream: "
-            f"{verdict(done, steps)}; target >= {TARGET_N} -> {met}"
+            f"{verdict(done, steps)}; target >= {TARGET_N} -> {met}; server CPU "
+            f"{cpu_per_1k_words(done):.0f} ms per 1,000 words over its steps"
         )
 
 
@@ -294,6 +320,12 @@ def main() -> None:
     parser.add_argument("--server-cpus", default="0", help="CPUs of the server (taskset -c)")
     parser.add_argument("--client-cpus", default="1", help="CPUs of this load generator")
     parser.add_argument("--budget", type=float, default=480, help="seconds for the whole run")
+    parser.add_argument(
+        "--delay-ms", type=int, default=RAMP_DELAY_MS, help="part b: echo delay per word"
+    )
+    parser.add_argument(
+        "--stream", choices=("json", "browser", "both"), default="both", help="part b's streams"
+    )
     args = parser.parse_args()
     deadline = time.monotonic() + args.budget
     server_cpus, client_cpus = parse_cpus(args.server_cpus), parse_cpus(args.client_cpus)
@@ -313,7 +345,10 @@ def main() -> None:
                 runner.run(part_a(workdir / "a", delay_ms, server_cpus, args.encoding))
             if args.part in ("b", "all"):
                 (workdir / "b").mkdir()
-                runner.run(part_b(workdir / "b", steps, server_cpus, deadline))
+                kinds = ("json", "browser") if args.stream == "both" else (args.stream,)
+                runner.run(
+                    part_b(workdir / "b", steps, server_cpus, deadline, args.delay_ms, kinds)
+                )
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

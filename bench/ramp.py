@@ -332,6 +332,8 @@ async def ramp(
     *,
     deadline: float,
     services_cpu: Callable[[], float] | None = None,
+    words: int = 300,
+    delay: float = 0.02,
 ) -> list[Step]:
     """Steps in order until one misses the target, or the time budget runs out."""
     done: list[Step] = []
@@ -341,7 +343,14 @@ async def ramp(
             break
         patience = min(30.0, deadline - time.monotonic() - 15)
         step = await run_step(
-            port, server_pid, kind, n, services_cpu=services_cpu, patience=patience
+            port,
+            server_pid,
+            kind,
+            n,
+            words=words,
+            delay=delay,
+            services_cpu=services_cpu,
+            patience=patience,
         )
         done.append(step)
         print(row(step), flush=True)
@@ -349,6 +358,12 @@ async def ramp(
             break
         await asyncio.sleep(2)  # finished generations are stored; let the server idle
     return done
+
+
+def cpu_per_1k_words(steps: list[Step]) -> float:
+    """Server CPU milliseconds per 1,000 streamed words over `steps` (NaN if none)."""
+    words = sum(s.words for s in steps)
+    return sum(s.server_cpu for s in steps) / words * 1e6 if words else math.nan
 
 
 def largest_ok(steps: list[Step]) -> int:

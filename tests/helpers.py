@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast, overload
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -64,6 +65,22 @@ def need(url: str | None, variable: str) -> str:
     if REQUIRE_SERVICES:
         pytest.fail(f"{variable} is not set, but HXCHAT_TEST_REQUIRE_SERVICES=1")
     pytest.skip(f"{variable} is not set: this test needs a real server")
+
+
+REDIS_DB = "14"  # the Redis database of the tests that run an app on Redis
+
+
+def redis_test_url() -> str:
+    """The test Redis, in the database of its own that these tests use."""
+    return urlunsplit(
+        urlsplit(need(REDIS_URL, "HXCHAT_TEST_REDIS_URL"))._replace(path=f"/{REDIS_DB}")
+    )
+
+
+def on_redis(make_settings: Callable[..., Settings], **overrides: Any) -> FastAPI:
+    """The app on the test Redis (its own database), with a model when one is given."""
+    model = overrides.pop("model", None)
+    return create_app(make_settings(redis_url=redis_test_url(), **overrides), model=model)
 
 
 def require_postgres() -> str:
@@ -284,6 +301,7 @@ class ScriptedModel:
         self.words = list(words)
         self.fail_after = fail_after
         self.hang = False
+        self.pause = 0.0  # seconds between two words
         self.seen: list[list[Turn]] = []
         self.closed = False
 
@@ -293,7 +311,7 @@ class ScriptedModel:
             if self.fail_after is not None and index == self.fail_after:
                 raise ProviderError("The model's server failed (HTTP 500); please try again.")
             yield TextDelta(word)
-            await asyncio.sleep(0)
+            await asyncio.sleep(self.pause)
         while self.hang:  # a model that says no more and does not end, until told to
             await asyncio.sleep(0.01)
 

@@ -161,3 +161,15 @@ def test_no_module_is_over_400_lines() -> None:
         if (lines := len(path.read_text().splitlines())) > 400
     }
     assert not long, long
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared fakes and helpers live in helper modules (tests/helpers.py and friends),
+    never in a test module or a conftest that others import."""
+    pattern = re.compile(r"^\s*(?:from|import) tests\.(?:[\w.]+\.)?(?:test_\w+|conftest)\b", re.M)
+    importing = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("*.py")
+        if pattern.search(path.read_text())
+    ]
+    assert not importing, importing

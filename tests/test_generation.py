@@ -5,24 +5,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from hxchat.config import Settings
 from hxchat.domain import Role
 from hxchat.store.sql import open_store
 from tests.helpers import (
-    REDIS_URL,
+    REDIS_DB,
     ScriptedModel,
     client_for,
     events,
     eventually,
-    need,
     new_conversation,
+    on_redis,
     redis_cut_off,
+    redis_test_url,
     running_app,
     send,
     under_way,
@@ -180,30 +179,15 @@ async def test_a_turn_stored_for_a_cancelled_request_is_still_answered(
         await eventually(answered)
 
 
-REDIS_DB = "14"  # the Redis database of these tests
-
-
-def redis_test_url() -> str:
-    return urlunsplit(
-        urlsplit(need(REDIS_URL, "HXCHAT_TEST_REDIS_URL"))._replace(path=f"/{REDIS_DB}")
-    )
-
-
-def on_redis(make_settings: Callable[..., Settings], **overrides: Any) -> FastAPI:
-    """The app on the test Redis (its own database), with a model when one is given."""
-    from hxchat.app import create_app
-
-    model = overrides.pop("model", None)
-    return create_app(make_settings(redis_url=redis_test_url(), **overrides), model=model)
-
-
 @pytest.mark.redis
 async def test_stop_during_an_append_keeps_every_word_readers_got(
     make_settings: Callable[..., Settings],
 ) -> None:
-    """On Redis an append takes a round trip, and a Stop often lands in the middle of
-    one: the word is on its way to the readers, so the kept answer must hold it too."""
-    model = ScriptedModel([f"w{i} " for i in range(5_000)])  # as fast as the log takes them
+    """On Redis an append takes a round trip, and a Stop may land in the middle of
+    one: the word is on its way to the readers, so the kept answer must hold it too;
+    and the text still waiting to be merged when the Stop comes goes to both."""
+    model = ScriptedModel([f"w{i} " for i in range(5_000)])
+    model.pause = 0.0005  # a fast model: many words to a frame, for seconds
     app = on_redis(make_settings, model=model)
     async with app.router.lifespan_context(app), client_for(app) as client:
         for attempt in range(10):

@@ -4,12 +4,15 @@ HXCHAT_TEST_POSTGRES_URL is set: the same suite on both."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -92,6 +95,16 @@ def test_title_cuts_a_single_overlong_word() -> None:
 
 def test_title_of_a_blank_message_is_the_default() -> None:
     assert make_title(" \n ") == DEFAULT_TITLE
+
+
+@given(st.text(alphabet="ab1 \t\n_*`[]()#>-+.,!?é\u00a0\u2003\x85", max_size=80))
+def test_title_marks_are_those_of_the_plain_definition(content: str) -> None:
+    """The regexes are written for speed (a branch starts with a plain character);
+    they leave out exactly what the plain definition below does."""
+    line = re.compile(r"(?m)^[ \t]{0,3}(?:#{1,6}|>|[-*+]|\d+[.)])[ \t]+")
+    inline = re.compile(r"\*\*|(?<!\S)__|__(?=[\s.,;:!?]|$)|`+|\]\([^)]*\)|(?<!\w)\[")
+    plain = re.sub(r"\s+", " ", inline.sub("", line.sub("", content))).strip()
+    assert make_title(content, limit=1_000) == (plain or DEFAULT_TITLE)  # no cut: 80 chars
 
 
 # -- conversations ----------------------------------------------------------------------
@@ -243,6 +256,11 @@ async def test_retry_replaces_the_last_answer(store: SqlStore) -> None:
 
     retried = await store.start_retry("alice", cid, "retry-gen", "worker-2", LEASE)
     assert retried.user_message_id is None
+    assert retried.history == (
+        Turn(Role.USER, "first question"),
+        Turn(Role.ASSISTANT, "first answer"),
+        Turn(Role.USER, "second question"),
+    )
     assert retried.assistant_message_id > second.assistant_message_id  # ids are never reused
     conversation = await store.get_conversation("alice", cid)
     assert conversation is not None
@@ -307,6 +325,7 @@ async def test_history_leaves_out_errors_and_later_messages(store: SqlStore) -> 
         Turn(Role.ASSISTANT, "cut short"),
         Turn(Role.USER, "question 5"),
     ]
+    assert list(current.history) == history  # read as the turn was stored
     assert current.user_message_id is not None
     assert await store.history(cid, current.user_message_id) == history[:-1]
     assert await store.history(uuid.uuid4().hex, current.assistant_message_id) == []

@@ -2,9 +2,10 @@
 
 `AnswerWriter.run` consumes the model's events for one answer: each is appended to
 the event log first, then recorded in the `Answer` (what the answer holds so far,
-which the lease supervisor checkpoints). Its end is stored first and then announced
-to the readers, both retried with `backoff` while the database or the broker is
-briefly away.
+which the lease supervisor checkpoints). Text deltas that come within one frame
+interval are merged into one event (`pending.PendingText`): the log's work follows
+the readers' pace, not the model's. Its end is stored first and then announced to the
+readers, both retried with `backoff` while the database or the broker is briefly away.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from hxchat.errors import (
     StoreUnavailable,
 )
 from hxchat.metrics import Metrics
+from hxchat.pending import PendingText
 from hxchat.providers.base import ChatModel
 from hxchat.store.base import Store, TurnStarted
 
@@ -50,6 +52,10 @@ INTERRUPTED_BY_SHUTDOWN = "Interrupted: the server was stopped while writing thi
 END_BACKOFF = (0.5, 10.0)  # seconds: the first wait between two tries, and the longest
 STORE_END_ATTEMPTS = 8  # storing the end: about 35 s of waits
 FINAL_EVENT_ATTEMPTS = 13  # appending the final event: about a minute and a half
+# Tokens a model may give without waiting before the generation lets the event loop
+# run (its readers, new requests): a model that waits for the network between tokens
+# (every real one) never reaches it within a frame; the echo model at full speed does.
+BURST = 64
 
 
 @dataclass
@@ -102,57 +108,74 @@ class AnswerWriter:
     async def run(self, answer: Answer) -> None:
         """Write `answer` to its end: complete, stopped (a cancel request), an error,
         or interrupted (this task cancelled: shutdown). Once its worker has lost it
-        (`lost`), nothing more is stored or appended."""
+        (`lost`), nothing more is stored or appended. Text still waiting to be merged
+        is appended before the end, whatever the end (`_append_rest`)."""
         gid = answer.started.generation_id
         status, error = MessageStatus.COMPLETE, None
+        failure: BaseException | None = None
         cancelled_from_outside = False
-        work: asyncio.Task[None] | None = None
-        stop: asyncio.Task[None] | None = None
+        pending = PendingText()
+        tasks: list[asyncio.Task[None]] = []
         try:
-            history = await self.store.history(
-                answer.started.conversation_id, answer.started.assistant_message_id
-            )
-            work = asyncio.create_task(self._consume(gid, history, answer))
+            history = list(answer.started.history)  # read when the turn was stored
+            work = asyncio.create_task(self._consume(gid, history, answer, pending))
+            flush = asyncio.create_task(self._flush_when_due(gid, answer, pending))
             stop = asyncio.create_task(self.log.wait_cancelled(gid))
-            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():
+            tasks = [work, flush, stop]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if flush.done():  # it ends only when an append of merged text failed
+                failure = flush.exception()
+            elif not work.done():
                 work.cancel()
                 await asyncio.gather(work, return_exceptions=True)
                 status = MessageStatus.STOPPED
-            elif (exc := work.exception()) is not None:
-                status, error = MessageStatus.ERROR, _describe(exc)
+            else:
+                failure = work.exception()
+            if failure is not None:
+                status, error = MessageStatus.ERROR, _describe(failure)
         except asyncio.CancelledError:
             cancelled_from_outside = True
             status, error = MessageStatus.INTERRUPTED, INTERRUPTED_BY_SHUTDOWN
         except HxchatError as exc:  # the store or broker failed before the model ran
             status, error = MessageStatus.ERROR, exc.detail
         finally:
-            for task in (work, stop):
-                if task is not None and not task.done():
+            for task in tasks:
+                if not task.done():
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
         if not answer.lost:
+            status, error = await self._append_rest(gid, answer, pending, status, error)
             await self._finalize(gid, answer, status, error)
         if cancelled_from_outside:
             raise asyncio.CancelledError
 
-    async def _consume(self, gid: str, history: list[Turn], answer: Answer) -> None:
+    async def _consume(
+        self, gid: str, history: list[Turn], answer: Answer, pending: PendingText
+    ) -> None:
         loop = asyncio.get_running_loop()
         began = loop.time()
         events = self.model.stream(history)
         try:
             async for event in events:
-                if isinstance(event, TextDelta) and event.text and answer.chars == 0:
+                first = answer.chars + pending.chars == 0
+                if first and isinstance(event, TextDelta) and event.text:
                     self.metrics.time_to_first_token.observe(loop.time() - began)
-                await self._publish(gid, event, answer)
+                await self._publish(gid, event, answer, pending)
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
 
-    async def _publish(self, gid: str, event: AgentEvent, answer: Answer) -> None:
+    async def _publish(
+        self, gid: str, event: AgentEvent, answer: Answer, pending: PendingText
+    ) -> None:
         """Append one model event to the event log, then record it in the answer: the
         stored text is never ahead of what readers can get, nor behind it.
+
+        Text is appended at once when a frame interval has passed since the last text
+        was; otherwise it waits in `pending`, which `_flush_when_due` appends when the
+        interval is over, merged with whatever text came meanwhile. A tool call or a
+        tool result is never delayed: the pending text is appended first, then it.
 
         A Stop (or shutdown) that cancels this while an append is under way still
         records it: the append is on its way (the Redis log sends a queued command
@@ -163,33 +186,93 @@ class AnswerWriter:
         if isinstance(event, TextDelta):
             if not event.text:
                 return
-            if answer.chars + len(event.text) > self.settings.max_answer_chars:
+            if answer.chars + pending.chars + len(event.text) > self.settings.max_answer_chars:
                 raise AnswerTooLong(
                     f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
                 )
-            text = event.text
-            await self._append(gid, EventKind.DELTA, {"text": text}, lambda: answer.add_text(text))
+            pending.add(event.text)
+            if pending.is_due():  # the first text, or the first after a quiet interval
+                async with pending.lock:
+                    await self._append_text(gid, answer, pending)
+            elif len(pending.parts) % BURST == 0:
+                await asyncio.sleep(0)  # a model that never waits lets readers have a turn
         elif isinstance(event, ToolCall):
             data = {"name": event.name, "arguments": dict(event.arguments)}
-            await self.log.append(gid, EventKind.TOOL_CALL, data)
+            async with pending.lock:
+                await self._append_text(gid, answer, pending)
+                await self._append(gid, pending, EventKind.TOOL_CALL, data, lambda: None)
         elif isinstance(event, ToolResult):
             sources = event.sources
             found = {"name": event.name, "sources": [s.as_json() for s in sources]}
-            await self._append(
-                gid, EventKind.TOOL_RESULT, found, lambda: answer.add_sources(sources)
-            )
+            async with pending.lock:
+                await self._append_text(gid, answer, pending)
+                await self._append(
+                    gid, pending, EventKind.TOOL_RESULT, found, lambda: answer.add_sources(sources)
+                )
         elif isinstance(event, SearchSuggestions):
             answer.suggestions = event.html
 
+    async def _flush_when_due(self, gid: str, answer: Answer, pending: PendingText) -> None:
+        """Append the pending text once it is due, merged into one event; the model may
+        well pause right after a token. Runs beside `_consume` until the answer ends;
+        it ends by itself only when an append fails."""
+        while True:
+            await pending.wait()
+            async with pending.lock:
+                if pending.is_due():  # else it was appended meanwhile: wait again
+                    await self._append_text(gid, answer, pending)
+
+    async def _append_text(self, gid: str, answer: Answer, pending: PendingText) -> None:
+        """Append all the pending text as one `delta` (the caller holds `pending.lock`)."""
+        if pending.parts:
+            text = pending.take()
+            data = {"text": text}
+            await self._append(gid, pending, EventKind.DELTA, data, lambda: answer.add_text(text))
+
+    async def _append_rest(
+        self,
+        gid: str,
+        answer: Answer,
+        pending: PendingText,
+        status: MessageStatus,
+        error: str | None,
+    ) -> tuple[MessageStatus, str | None]:
+        """Append the text still pending when the answer ends (the model finished, a
+        Stop, an error, shutdown), so that readers and the kept answer have every word
+        the model gave. If the log refuses it (or an append failed before), the answer
+        ends in error without it."""
+        try:
+            await self._append_text(gid, answer, pending)
+        except BrokerUnavailable as exc:  # an uncertain append is recorded, and resent
+            if status is MessageStatus.COMPLETE or status is MessageStatus.STOPPED:
+                return MessageStatus.ERROR, exc.detail
+        return status, error
+
     async def _append(
-        self, gid: str, kind: EventKind, data: Mapping[str, Any], record: Callable[[], None]
+        self,
+        gid: str,
+        pending: PendingText,
+        kind: EventKind,
+        data: Mapping[str, Any],
+        record: Callable[[], None],
     ) -> None:
         """Append, then `record` what was appended; also when this is cancelled or the
-        broker went away mid-append, since the event is then on its way to readers."""
+        broker went away mid-append, since the event is then on its way to readers.
+
+        After an append failed, no other is tried (the answer ends in error): one
+        would first send the uncertain one again, and if it were cancelled meanwhile
+        it would be recorded without being on its way."""
+        if pending.failure is not None:
+            raise BrokerUnavailable(pending.failure)
         try:
             await self.log.append(gid, kind, data)
-        except (asyncio.CancelledError, AppendUncertain):
+        except asyncio.CancelledError:
             record()
+            raise
+        except BrokerUnavailable as exc:
+            pending.failure = exc.detail
+            if isinstance(exc, AppendUncertain):
+                record()
             raise
         record()
 

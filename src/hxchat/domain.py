@@ -104,6 +104,11 @@ class Turn:
 
 # -- what the event log carries ----------------------------------------------------
 
+# A reader never needs more than 20 updates a second: the browser stream sends at most
+# one frame per interval, and the generation merges the text deltas that come within
+# one interval into one event of the log (`answering.py`), whatever the model's pace.
+FRAME_INTERVAL = 0.05
+
 
 class EventKind(StrEnum):
     DELTA = "delta"

@@ -70,6 +70,9 @@ class TurnStarted:
     generation_id: str
     assistant_message_id: int
     user_message_id: int | None  # None for a retry
+    # What the model sees (`Store.history` before the placeholder), read in the same
+    # transaction, so that the answer starts without another trip to the database.
+    history: tuple[Turn, ...] = ()
 
 
 class Store(Protocol):
@@ -106,7 +109,8 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
     ) -> TurnStarted:
-        """Store the user's message and an assistant placeholder (status streaming) at once.
+        """Store the user's message and an assistant placeholder (status streaming) at once,
+        and return them with the history the model sees (`history`).
 
         Sets the conversation's title from its first message. Raises `NotFound`, or
         `Busy` while another generation of the conversation is streaming (atomic: two

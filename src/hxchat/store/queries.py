@@ -194,6 +194,7 @@ def _answer_placeholder(
         generation_id=generation_id,
         assistant_message_id=assistant_message_id,
         user_message_id=user_message_id,
+        history=tuple(history(conn, conversation_id, assistant_message_id)),
     )
 
 

@@ -22,14 +22,20 @@ from typing import Any
 
 from hxchat.broker.base import EventLog, Position
 from hxchat.broker.follow import REBUILT_END_ID, batches, rebuilt_events, wait_for_log_or_end
-from hxchat.domain import EventKind, LogEvent, MessageStatus, Role, Source, merge_sources
+from hxchat.domain import (
+    FRAME_INTERVAL,
+    EventKind,
+    LogEvent,
+    MessageStatus,
+    Role,
+    Source,
+    merge_sources,
+)
 from hxchat.render.view import StreamView
 from hxchat.store.base import Generation, Message, Store
 from hxchat.web import sse
 from hxchat.web.templating import Templates
 from hxchat.web.wire import BrowserEvent
-
-FRAME_INTERVAL = 0.05  # at most 20 frames a second per browser stream
 
 
 @dataclass

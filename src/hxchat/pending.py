@@ -1,0 +1,67 @@
+"""The text of an answer that waits to be appended to the event log.
+
+A model may stream hundreds of tokens a second, but a reader never needs more than
+one update per `domain.FRAME_INTERVAL`. So the generation (`answering.py`) appends
+text at most once per interval: the first text of an answer, and text that follows a
+quiet interval, at once; the rest waits here, at most one interval, and goes to the
+log as one `delta`. Text waiting here is not yet in the kept answer: it is recorded
+when its append is done or on its way, like every event. No I/O here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from hxchat.domain import FRAME_INTERVAL
+
+
+@dataclass(eq=False, slots=True)
+class PendingText:
+    """Text deltas not yet appended, and when the next append of text is due.
+
+    Whoever appends (the generation's own loop, or its timer task `flush_when_due`)
+    holds `lock` from taking the text to the end of its append, so that text, tool
+    calls and sources reach the log in the order the model gave them."""
+
+    interval: float = FRAME_INTERVAL
+    parts: list[str] = field(default_factory=list)
+    chars: int = 0
+    due: float = float("-inf")  # loop time from which text may be appended at once
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    failure: str | None = None  # why an append of this answer failed: none is tried after it
+    _waiter: asyncio.Future[None] | None = None
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.chars += len(text)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def is_due(self) -> bool:
+        """Whether text may be appended now: a frame has passed since the last append."""
+        return asyncio.get_running_loop().time() >= self.due
+
+    def take(self) -> str:
+        """All the pending text, as one string; the next append is due one interval
+        from now."""
+        text = "".join(self.parts)
+        self.parts.clear()
+        self.chars = 0
+        self.due = asyncio.get_running_loop().time() + self.interval
+        return text
+
+    async def wait(self) -> None:
+        """Until some text is pending, then until it is due (as it stood then: the
+        caller checks `is_due` again before it appends)."""
+        loop = asyncio.get_running_loop()
+        while not self.parts:
+            self._waiter = loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        delay = self.due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
