@@ -4,11 +4,10 @@ An answer being written belongs to one worker for `LEASE_SECONDS` at a time. Onc
 second (`CHECKPOINT_SECONDS`) the supervisor of each worker saves the text that each
 of its running answers wrote since its last checkpoint and renews their leases, in
 one transaction; a checkpoint the store did not confirm is sent again, with what came
-since, by the next one. Every `SWEEP_SECONDS`
-it also marks `interrupted` the answers whose lease has run out (their worker died)
-and tells their readers so; whichever worker sweeps first takes each one. An answer
-of this worker that another worker swept meanwhile is stopped here, without writing
-anything more.
+since, by the next one. Every `SWEEP_SECONDS` it also marks `interrupted` the answers
+whose lease has run out (their worker died) and tells their readers so; whichever
+worker sweeps first takes each one. An answer of this worker that another worker
+swept meanwhile is stopped here, without writing anything more.
 """
 
 from __future__ import annotations
