@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from hxchat.answering import Answer
+from hxchat.broker.memory import MemoryEventLog
 from hxchat.config import Settings
-from hxchat.domain import Role
+from hxchat.domain import Role, Source
+from hxchat.errors import StoreUnavailable
+from hxchat.metrics import Metrics
+from hxchat.store.base import Checkpoint
+from hxchat.store.migrate import upgrade
 from hxchat.store.sql import open_store
+from hxchat.supervision import LEASE_SECONDS, LeaseSupervisor
 from tests.helpers import (
     REDIS_DB,
     ScriptedModel,
@@ -108,8 +115,14 @@ async def test_start_up_sweeps_what_a_crash_left(make_settings: Callable[..., Se
     store = await open_store(settings.database_url)
     try:
         owner = await _owner_of(settings.database_url, cid)
-        await store.start_turn(owner, cid, "lost", "crashed-gen", "dead-worker", 600)
-        await store.checkpoint_many([("crashed-gen", "half an ans", [])], "dead-worker", 600)
+        lost = await store.start_turn(owner, cid, "lost", "crashed-gen", "dead-worker", 600)
+        message_id = lost.assistant_message_id
+        checkpoints = [
+            Checkpoint("crashed-gen", message_id, 0, "half an "),
+            Checkpoint("crashed-gen", message_id, 8, "ans"),
+        ]
+        assert not await store.checkpoint_many(checkpoints[:1], "dead-worker", 600)
+        assert not await store.checkpoint_many(checkpoints[1:], "dead-worker", 600)
     finally:
         await store.close()
     async with running_app(settings) as app2, client_for(app2) as client2:
@@ -118,6 +131,89 @@ async def test_start_up_sweeps_what_a_crash_left(make_settings: Callable[..., Se
         assert (message["status"], message["content"]) == ("interrupted", "half an ans")
         again = await client2.post(f"/api/conversations/{cid}/messages", json={"content": "ok"})
         assert again.status_code == 202
+
+
+class OneAnswer:
+    """The lease supervisor's view of a worker writing one answer (`LiveAnswers`)."""
+
+    worker_id = "worker-1"
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+
+    def checkpoints(self) -> list[Checkpoint]:
+        return [self.answer.checkpoint()]
+
+    def checkpointed(self, checkpoints: Iterable[Checkpoint]) -> None:
+        for checkpoint in checkpoints:
+            self.answer.checkpointed(checkpoint)
+
+    def abandon(self, generation_id: str) -> None:
+        raise AssertionError(f"{generation_id} was not taken over")
+
+
+async def test_a_checkpoint_the_store_lost_or_did_not_confirm_is_sent_again_once(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint writes only the text since the last one the store confirmed: after
+    a failure the next one carries both, and after a commit whose reply was lost the
+    text it sends again is not doubled."""
+    settings = make_settings()
+    await upgrade(settings.database_url)
+    store = await open_store(settings.database_url)
+    try:
+        cid = await store.create_conversation("alice")
+        started = await store.start_turn("alice", cid, "hi", "gen", "worker-1", LEASE_SECONDS)
+        answer = Answer(started=started, owner="alice")
+        supervisor = LeaseSupervisor(
+            store=store, log=MemoryEventLog(), metrics=Metrics(), answers=OneAnswer(answer)
+        )
+        checkpoint_many = store.checkpoint_many
+        outcome = "ok"
+
+        async def flaky(*args: Any) -> set[str]:
+            if outcome == "down":
+                raise StoreUnavailable("The database is unavailable.")
+            lost = await checkpoint_many(*args)
+            if outcome == "reply lost":
+                raise StoreUnavailable("The database connection was lost.")
+            return lost
+
+        async def stored() -> tuple[str, tuple[Source, ...]]:
+            generation = await store.get_generation("gen")
+            assert generation is not None
+            return generation.content, generation.sources
+
+        monkeypatch.setattr(store, "checkpoint_many", flaky)
+        for outcome, words, expected in [
+            ("down", "one ", ""),
+            ("reply lost", "two ", "one two "),
+            ("ok", "three ", "one two three "),
+            ("ok", "", "one two three "),
+            ("reply lost", "four ", "one two three four "),
+            ("down", "five ", "one two three four "),
+            ("ok", "six", "one two three four five six"),
+        ]:
+            answer.add_text(words)
+            if outcome == "ok":
+                await supervisor._checkpoint_all()
+            else:
+                with pytest.raises(StoreUnavailable):
+                    await supervisor._checkpoint_all()
+            assert await stored() == (expected, ())
+        assert answer.checkpoint().text == ""
+
+        found = Source("Docs", "https://example.com/")
+        answer.add_sources([found])
+        assert answer.checkpoint().sources == (found,)
+        await supervisor._checkpoint_all()
+        assert answer.checkpoint().sources is None  # stored: not sent again
+        assert await stored() == ("one two three four five six", (found,))
+
+        swept = await store.sweep_expired(include_live=True)
+        assert [g.content for g in swept] == ["one two three four five six"]
+    finally:
+        await store.close()
 
 
 async def _owner_of(database_url: str, cid: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,17 +16,19 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
+from hxchat.domain import MessageStatus, Source
 from hxchat.errors import StoreUnavailable
+from hxchat.store.base import Checkpoint
 from hxchat.store.engine import make_engine
 from hxchat.store.migrate import alembic_config, head_revision, schema_is_current, upgrade
 from hxchat.store.sql import open_store
-from hxchat.store.tables import metadata
+from hxchat.store.tables import conversations, messages, metadata
 
 T = TypeVar("T")
-TABLES = {"alembic_version", "conversations", "messages", "settings"}
+TABLES = {"alembic_version", "answer_pieces", "conversations", "messages", "settings"}
 
 
 async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
@@ -130,3 +133,149 @@ async def test_an_unreachable_database_is_store_unavailable(tmp_path: Path) -> N
         await schema_is_current(unreachable)
     with pytest.raises(StoreUnavailable):
         await upgrade(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'hxchat.db'}")
+
+
+# -- 0002: checkpoints as pieces of text (issue #13) ---------------------------------------
+
+OLD = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def rows_at_0001(connection: Connection) -> None:
+    """A database of the previous version: a finished turn, and an answer still
+    streaming whose checkpoints rewrote `content` (its worker is gone)."""
+    command.upgrade(alembic_config(connection), "0001")
+    connection.execute(
+        insert(conversations),
+        [
+            {
+                "id": "c1",
+                "owner": "alice",
+                "title": "Old",
+                "created_at": OLD,
+                "updated_at": OLD,
+                "active_generation_id": "gen-old",
+            }
+        ],
+    )
+    common = {  # every row names every column (an executemany takes the first row's)
+        "conversation_id": "c1",
+        "sources": "[]",
+        "generation_id": None,
+        "worker_id": None,
+        "lease_expires_at": None,
+        "created_at": OLD,
+        "updated_at": OLD,
+    }
+    connection.execute(
+        insert(messages),
+        [
+            {**common, "role": "user", "content": "first", "status": "complete"},
+            {
+                **common,
+                "role": "assistant",
+                "content": "first answer",
+                "status": "complete",
+                "generation_id": "gen-done",
+                "sources": '[{"title": "T", "url": "https://example.com/"}]',
+            },
+            {**common, "role": "user", "content": "second", "status": "complete"},
+            {
+                **common,
+                "role": "assistant",
+                "content": "half of an old ans",
+                "status": "streaming",
+                "generation_id": "gen-old",
+                "worker_id": "old-worker",
+                "lease_expires_at": OLD,
+            },
+        ],
+    )
+
+
+async def test_upgrade_from_0001_keeps_the_rows_and_the_app_works_on_them(
+    database_url: str,
+) -> None:
+    await on_connection(database_url, rows_at_0001)
+    assert not await schema_is_current(database_url)
+    await upgrade(database_url)
+    assert await schema_is_current(database_url)
+    assert await on_connection(database_url, differences) == []
+
+    store = await open_store(database_url)
+    try:
+        conversation = await store.get_conversation("alice", "c1")
+        assert conversation is not None
+        assert [(m.content, m.status.value) for m in conversation.messages] == [
+            ("first", "complete"),
+            ("first answer", "complete"),
+            ("second", "complete"),
+            ("half of an old ans", "streaming"),
+        ]
+        assert conversation.messages[1].sources == (Source("T", "https://example.com/"),)
+        # The answer left streaming is swept with the text its checkpoints wrote.
+        swept = await store.sweep_expired()
+        assert [(g.id, g.status, g.content) for g in swept] == [
+            ("gen-old", MessageStatus.INTERRUPTED, "half of an old ans")
+        ]
+        # A new turn checkpoints in pieces, and ends whole.
+        started = await store.start_turn("alice", "c1", "third", "gen-new", "w", 60)
+        message_id = started.assistant_message_id
+        for start, piece in ((0, "new "), (4, "answer")):
+            added = Checkpoint("gen-new", message_id, start, piece)
+            assert not await store.checkpoint_many([added], "w", 60)
+        running = await store.get_generation("gen-new", "alice")
+        assert running is not None and running.content == "new answer"
+        assert await store.finish(
+            "gen-new",
+            content="new answer.",
+            status=MessageStatus.COMPLETE,
+            sources=(),
+            error=None,
+            search_suggestions=None,
+            final_event_id=None,
+            worker_id="w",
+        )
+        assert [turn.content for turn in await store.history("c1", message_id + 1)] == [
+            "first",
+            "first answer",
+            "second",
+            "half of an old ans",
+            "third",
+            "new answer.",
+        ]
+    finally:
+        await store.close()
+
+
+async def test_downgrade_to_0001_merges_the_pieces_of_running_answers(database_url: str) -> None:
+    await upgrade(database_url)
+    store = await open_store(database_url)
+    try:
+        cid = await store.create_conversation("alice")
+        started = await store.start_turn("alice", cid, "hi", "gen", "w", 60)
+        for start, piece in ((0, "a running "), (10, "answer")):
+            added = Checkpoint("gen", started.assistant_message_id, start, piece)
+            assert not await store.checkpoint_many([added], "w", 60)
+    finally:
+        await store.close()
+
+    def downgrade_to_0001(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "0001")
+
+    def contents(connection: Connection) -> list[tuple[str, str]]:
+        query = select(messages.c.content, messages.c.status).order_by(messages.c.id)
+        return [(row.content, row.status) for row in connection.execute(query)]
+
+    await on_connection(database_url, downgrade_to_0001)
+    assert await on_connection(database_url, table_names) == TABLES - {"answer_pieces"}
+    assert await on_connection(database_url, contents) == [
+        ("hi", "complete"),
+        ("a running answer", "streaming"),
+    ]
+    await upgrade(database_url)  # and back: the text stays in `content`
+    store = await open_store(database_url)
+    try:
+        generation = await store.get_generation("gen")
+        assert generation is not None and generation.content == "a running answer"
+    finally:
+        await store.close()

@@ -9,18 +9,20 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from hxchat.domain import MessageStatus, Role, Source, Turn
 from hxchat.errors import Busy, NotFound, NothingToRetry, SchemaOutOfDate, StoreUnavailable
-from hxchat.store.base import TurnStarted
+from hxchat.store.base import Checkpoint, TurnStarted
+from hxchat.store.engine import make_engine
 from hxchat.store.migrate import upgrade
 from hxchat.store.records import DEFAULT_TITLE, make_title
 from hxchat.store.sql import SqlStore, open_store
@@ -68,10 +70,21 @@ async def finish(
 
 
 async def checkpoint(
-    store: SqlStore, gid: str, content: str, sources: list[Source], worker: str, lease: float
+    store: SqlStore,
+    gid: str,
+    content: str,
+    sources: list[Source] | None,
+    worker: str,
+    lease: float,
+    start: int = 0,
 ) -> bool:
-    """One answer's checkpoint, as the runner makes them: True while `worker` holds it."""
-    return not await store.checkpoint_many([(gid, content, sources)], worker, lease)
+    """One answer's checkpoint, as the runner makes them (the text from `start`, the
+    sources if they changed): True while `worker` holds it."""
+    generation = await store.get_generation(gid)
+    message_id = -1 if generation is None else generation.message_id
+    found = None if sources is None else tuple(sources)
+    added = Checkpoint(gid, message_id, start, content, found)
+    return not await store.checkpoint_many([added], worker, lease)
 
 
 # -- titles (no database) --------------------------------------------------------------
@@ -534,8 +547,8 @@ async def test_checkpoint_many_saves_all_and_names_the_lost(store: SqlStore) -> 
     ids = []
     for i in range(3):
         cid = await store.create_conversation(owner)
-        await store.start_turn(owner, cid, f"q{i}", f"gen-{i}", "worker-a", 30)
-        ids.append(cid)
+        started = await store.start_turn(owner, cid, f"q{i}", f"gen-{i}", "worker-a", 30)
+        ids.append(started.assistant_message_id)
     await store.finish(
         "gen-2",
         content="done",
@@ -547,7 +560,13 @@ async def test_checkpoint_many_saves_all_and_names_the_lost(store: SqlStore) -> 
         worker_id="worker-a",
     )
     lost = await store.checkpoint_many(
-        [("gen-0", "zero", []), ("gen-1", "one", []), ("gen-2", "late", [])], "worker-a", 30
+        [
+            Checkpoint("gen-0", ids[0], 0, "zero"),
+            Checkpoint("gen-1", ids[1], 0, "one"),
+            Checkpoint("gen-2", ids[2], 0, "late"),
+        ],
+        "worker-a",
+        30,
     )
     assert lost == {"gen-2"}
     texts = {}
@@ -576,17 +595,163 @@ async def test_checkpoint_many_names_a_deleted_or_foreign_answer_lost(store: Sql
     owner = "owner-gone"
     kept, deleted = await store.create_conversation(owner), await store.create_conversation(owner)
     other = await store.create_conversation(owner)
-    await store.start_turn(owner, kept, "q", "gen-kept", "worker-a", LEASE)
-    await store.start_turn(owner, deleted, "q", "gen-deleted", "worker-a", LEASE)
-    await store.start_turn(owner, other, "q", "gen-other", "worker-b", LEASE)
-    assert await store.delete_conversation(owner, deleted) == "gen-deleted"
-    partials = [
-        (gid, "text", [Source("t", "https://example.org/")])
-        for gid in ("gen-kept", "gen-deleted", "gen-other")
+    started = [
+        await store.start_turn(owner, cid, "q", gid, worker, LEASE)
+        for cid, gid, worker in (
+            (kept, "gen-kept", "worker-a"),
+            (deleted, "gen-deleted", "worker-a"),
+            (other, "gen-other", "worker-b"),
+        )
     ]
-    assert await store.checkpoint_many(partials, "worker-a", LEASE) == {"gen-deleted", "gen-other"}
+    assert await store.delete_conversation(owner, deleted) == "gen-deleted"
+    checkpoints = [
+        Checkpoint(s.generation_id, s.assistant_message_id, 0, "text", (Source("t", "u"),))
+        for s in started
+    ]
+    lost = await store.checkpoint_many(checkpoints, "worker-a", LEASE)
+    assert lost == {"gen-deleted", "gen-other"}
     kept_now = await store.get_generation("gen-kept", owner)
     assert kept_now is not None and kept_now.content == "text"
-    assert kept_now.sources == (Source("t", "https://example.org/"),)
+    assert kept_now.sources == (Source("t", "u"),)
     other_now = await store.get_generation("gen-other", owner)
     assert other_now is not None and other_now.content == ""
+
+
+# -- checkpoints as pieces of text (issue #13) --------------------------------------------
+
+
+async def pieces_stored(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(text("SELECT count(*) FROM answer_pieces")) or 0)
+    finally:
+        await engine.dispose()
+
+
+async def test_checkpoints_add_only_new_text_and_every_reader_sees_it_whole(
+    store: SqlStore, database_url: str
+) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "hi")
+    gid = started.generation_id
+    sources = [Source("Docs", "https://example.com/docs")]
+    assert await checkpoint(store, gid, "Hello ", sources, "worker-1", LEASE)
+    assert await checkpoint(store, gid, "wör", None, "worker-1", LEASE, start=6)
+    assert await checkpoint(store, gid, "", None, "worker-1", LEASE, start=9)  # a lease only
+    assert await checkpoint(store, gid, "ld", None, "worker-1", LEASE, start=9)
+    assert await pieces_stored(database_url) == 3
+
+    generation = await store.get_generation(gid, "alice")
+    assert generation is not None
+    assert (generation.content, generation.sources) == ("Hello wörld", tuple(sources))
+    conversation = await store.get_conversation("alice", cid)
+    assert conversation is not None
+    assert conversation.messages[-1].content == "Hello wörld"
+    assert conversation.messages[-1].sources == tuple(sources)
+    assert conversation.messages[0].content == "hi"
+
+    assert await finish(store, gid, "Hello wörld, and more.", sources=tuple(sources))
+    assert await pieces_stored(database_url) == 0
+    generation = await store.get_generation(gid)
+    assert generation is not None and generation.content == "Hello wörld, and more."
+    assert await store.history(cid, started.assistant_message_id + 1) == [
+        Turn(Role.USER, "hi"),
+        Turn(Role.ASSISTANT, "Hello wörld, and more."),
+    ]
+
+
+async def test_a_checkpoint_sent_again_never_doubles_text(store: SqlStore) -> None:
+    """The runner sends again from the last confirmed end: after a failure, or after a
+    commit whose reply was lost (the store has it, the runner does not know)."""
+    cid = await store.create_conversation("alice")
+    gid = (await turn(store, "alice", cid, "hi")).generation_id
+
+    async def stored() -> str:
+        generation = await store.get_generation(gid)
+        assert generation is not None
+        return generation.content
+
+    assert await checkpoint(store, gid, "one ", [], "worker-1", LEASE)  # its reply lost
+    assert await checkpoint(store, gid, "one two ", [], "worker-1", LEASE)  # sent again
+    assert await stored() == "one two "
+    assert await checkpoint(store, gid, "one ", [], "worker-1", LEASE)  # a late duplicate
+    assert await stored() == "one two "
+    assert await checkpoint(store, gid, "three", None, "worker-1", LEASE, start=8)
+    assert await checkpoint(store, gid, "three", None, "worker-1", LEASE, start=8)
+    assert await stored() == "one two three"
+
+
+async def test_sweep_merges_the_pieces_into_the_interrupted_answer(
+    store: SqlStore, database_url: str
+) -> None:
+    cid = await store.create_conversation("bob")
+    dead = await turn(store, "bob", cid, "worker crashed")
+    assert await checkpoint(store, dead.generation_id, "half ", [], "worker-1", LEASE)
+    assert await checkpoint(store, dead.generation_id, "an", None, "worker-1", EXPIRED, start=5)
+    swept = await store.sweep_expired()
+    assert [(g.status, g.content) for g in swept] == [(MessageStatus.INTERRUPTED, "half an")]
+    assert await pieces_stored(database_url) == 0
+    conversation = await store.get_conversation("bob", cid)
+    assert conversation is not None
+    assert (conversation.messages[-1].status, conversation.messages[-1].content) == (
+        MessageStatus.INTERRUPTED,
+        "half an",
+    )
+    assert await store.history(cid, dead.assistant_message_id + 1) == [
+        Turn(Role.USER, "worker crashed"),
+        Turn(Role.ASSISTANT, "half an"),
+    ]
+
+
+async def test_deleting_a_running_answer_deletes_its_pieces(
+    store: SqlStore, database_url: str
+) -> None:
+    cid = await store.create_conversation("alice")
+    started = await turn(store, "alice", cid, "hi")
+    assert await checkpoint(store, started.generation_id, "some text", [], "worker-1", LEASE)
+    assert await pieces_stored(database_url) == 1
+    assert await store.delete_conversation("alice", cid) == started.generation_id
+    assert await pieces_stored(database_url) == 0
+
+
+async def test_what_checkpoints_write_stays_linear_in_the_answer(store: SqlStore) -> None:
+    """Bytes of every value bound to a writing statement (leases included) for an
+    answer checkpointed 200 times, a second's worth of words at 30 ms a word each time:
+    at most 3 times its final size (rewriting it each time was about 100 times)."""
+    cid = await store.create_conversation("alice")
+    worker = uuid.uuid4().hex
+    started = await store.start_turn("alice", cid, "hi", uuid.uuid4().hex, worker, LEASE)
+    gid, message_id = started.generation_id, started.assistant_message_id
+    written = 0
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        nonlocal written
+        if statement.lstrip().split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            written += bound_bytes(parameters)
+
+    answer, stored_chars = "", 0
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        for number in range(200):
+            answer += "".join(f"w{number}.{word} " for word in range(33))
+            added = Checkpoint(gid, message_id, stored_chars, answer[stored_chars:])
+            assert not await store.checkpoint_many([added], worker, LEASE)
+            stored_chars = len(answer)
+        assert await finish(store, gid, answer, worker_id=worker)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert written <= 3 * len(answer.encode()), (written, len(answer.encode()))
+
+
+def bound_bytes(parameters: Any) -> int:
+    """The size of bound values: text as UTF-8, anything else as 8 bytes."""
+    if isinstance(parameters, dict):
+        return bound_bytes(list(parameters.values()))
+    if isinstance(parameters, list | tuple):
+        return sum(bound_bytes(value) for value in parameters)
+    if isinstance(parameters, str):
+        return len(parameters.encode())
+    if isinstance(parameters, bytes):
+        return len(parameters)
+    return 0 if parameters is None else 8

@@ -42,7 +42,7 @@ from hxchat.errors import (
 from hxchat.metrics import Metrics
 from hxchat.pending import PendingText
 from hxchat.providers.base import ChatModel
-from hxchat.store.base import Store, TurnStarted
+from hxchat.store.base import Checkpoint, Store, TurnStarted
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,9 @@ class Answer:
     suggestions: str | None = None
     lost: bool = False  # another worker swept it: stop without writing anything
     finishing: bool = False  # its end is being stored: no more checkpoints
+    # What the store has confirmed: the text up to this character, this many sources.
+    stored_chars: int = 0
+    stored_sources: int = 0
 
     def text(self) -> str:
         """The text so far (its parts are joined once, here, not at every delta)."""
@@ -83,6 +86,25 @@ class Answer:
 
     def add_sources(self, sources: Sequence[Source]) -> None:
         merge_sources(self.sources, sources)
+
+    def checkpoint(self) -> Checkpoint:
+        """What the store lacks: the text since the last confirmed checkpoint, and the
+        sources if they changed. Until the store confirms it, the next checkpoint
+        starts at the same place (a lost one is sent again, with what came since)."""
+        sources = self.sources
+        return Checkpoint(
+            generation_id=self.started.generation_id,
+            message_id=self.started.assistant_message_id,
+            start=self.stored_chars,
+            text=self.text()[self.stored_chars :],
+            sources=tuple(sources) if len(sources) != self.stored_sources else None,
+        )
+
+    def checkpointed(self, checkpoint: Checkpoint) -> None:
+        """The store has `checkpoint`: the next one starts where it ends."""
+        self.stored_chars = max(self.stored_chars, checkpoint.start + len(checkpoint.text))
+        if checkpoint.sources is not None:
+            self.stored_sources = max(self.stored_sources, len(checkpoint.sources))
 
 
 class AnswerWriter:

@@ -5,8 +5,10 @@ and an assistant placeholder, then a background task owns the model call
 (`answering.AnswerWriter`). Its events go to the event log, where any number of
 readers replay and follow them. Stop requests come through the event log, so any
 worker can stop a generation that runs on another. The text of a running answer is
-checkpointed with its lease by the `supervision.LeaseSupervisor`, which reads it
-here (`partials`) and hands back the answers another worker took over (`abandon`).
+checkpointed with its lease by the `supervision.LeaseSupervisor`, which asks here
+for what each answer wrote since its last checkpoint (`checkpoints`), tells which
+ones the store confirmed (`checkpointed`) and hands back the answers another worker
+took over (`abandon`).
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 
 from hxchat.answering import Answer, AnswerWriter
 from hxchat.broker.base import EventLog
 from hxchat.config import Settings
-from hxchat.domain import MessageStatus, Source
+from hxchat.domain import MessageStatus
 from hxchat.errors import BrokerUnavailable, NotFound, ServiceUnavailable
 from hxchat.metrics import Metrics
 from hxchat.providers.base import ChatModel
-from hxchat.store.base import Generation, Store, TurnStarted
+from hxchat.store.base import Checkpoint, Generation, Store, TurnStarted
 from hxchat.supervision import LEASE_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -93,13 +95,16 @@ class GenerationRunner:
 
     # -- for the lease supervisor ----------------------------------------------------
 
-    def partials(self) -> list[tuple[str, str, Sequence[Source]]]:
-        """(generation id, text so far, sources so far) of every answer still running."""
-        return [
-            (gid, answer.text(), list(answer.sources))
-            for gid, answer in self._answers.items()
-            if not answer.finishing
-        ]
+    def checkpoints(self) -> list[Checkpoint]:
+        """What every answer still running wrote since its last confirmed checkpoint."""
+        return [answer.checkpoint() for answer in self._answers.values() if not answer.finishing]
+
+    def checkpointed(self, checkpoints: Iterable[Checkpoint]) -> None:
+        """The store has these checkpoints: the next ones start where they end."""
+        for checkpoint in checkpoints:
+            answer = self._answers.get(checkpoint.generation_id)
+            if answer is not None:
+                answer.checkpointed(checkpoint)
 
     def abandon(self, generation_id: str) -> None:
         """Stop an answer that another worker swept: it ends without writing anything."""

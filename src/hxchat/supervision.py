@@ -1,12 +1,13 @@
 """Leases: how workers tell the others that their answers are still being written.
 
 An answer being written belongs to one worker for `LEASE_SECONDS` at a time. Once a
-second (`CHECKPOINT_SECONDS`) the supervisor of each worker saves the text of all its
-running answers and renews their leases, in one transaction. Every `SWEEP_SECONDS`
-it also marks `interrupted` the answers whose lease has run out (their worker died)
-and tells their readers so; whichever worker sweeps first takes each one. An answer
-of this worker that another worker swept meanwhile is stopped here, without writing
-anything more.
+second (`CHECKPOINT_SECONDS`) the supervisor of each worker saves the text that each
+of its running answers wrote since its last checkpoint and renews their leases, in
+one transaction; a checkpoint the store did not confirm is sent again, with what came
+since, by the next one. Every `SWEEP_SECONDS` it also marks `interrupted` the answers
+whose lease has run out (their worker died) and tells their readers so; whichever
+worker sweeps first takes each one. An answer of this worker that another worker
+swept meanwhile is stopped here, without writing anything more.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Protocol
 
 from hxchat.broker.base import EventLog, Position
-from hxchat.domain import EventKind, Source
+from hxchat.domain import EventKind
 from hxchat.errors import BrokerUnavailable, StoreUnavailable
 from hxchat.metrics import Metrics
-from hxchat.store.base import Store
+from hxchat.store.base import Checkpoint, Store
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,12 @@ class LiveAnswers(Protocol):
     @property
     def worker_id(self) -> str: ...
 
-    def partials(self) -> list[tuple[str, str, Sequence[Source]]]:
-        """(generation id, text so far, sources so far) of every answer still running."""
+    def checkpoints(self) -> list[Checkpoint]:
+        """What every answer still running wrote since its last confirmed checkpoint."""
+        ...
+
+    def checkpointed(self, checkpoints: Iterable[Checkpoint]) -> None:
+        """The store has these checkpoints: the next ones start where they end."""
         ...
 
     def abandon(self, generation_id: str) -> None:
@@ -90,9 +95,12 @@ class LeaseSupervisor:
                 logger.warning("supervision skipped a beat: %s", exc.detail)
 
     async def _checkpoint_all(self) -> None:
-        """Save every running answer's text and renew its lease, in one transaction."""
-        partials = self.answers.partials()
-        lost = await self.store.checkpoint_many(partials, self.answers.worker_id, LEASE_SECONDS)
+        """Save every running answer's new text and renew its lease, in one transaction.
+        A failure (the store away) confirms nothing: the next checkpoint sends the same
+        text again, with what came since."""
+        checkpoints = self.answers.checkpoints()
+        lost = await self.store.checkpoint_many(checkpoints, self.answers.worker_id, LEASE_SECONDS)
+        self.answers.checkpointed(c for c in checkpoints if c.generation_id not in lost)
         for gid in lost:
             self.answers.abandon(gid)
 

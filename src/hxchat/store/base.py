@@ -63,6 +63,24 @@ class Generation:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What one checkpoint adds to a running answer in the store: the text written
+    since the last checkpoint the store confirmed, which begins at character `start`
+    of the answer, and the sources when they changed since then (None: unchanged).
+
+    Sent again from the same `start` (a checkpoint that failed, or whose commit
+    succeeded but whose reply was lost), it replaces what it overlaps: the store keeps
+    the longer text at one `start`, so a repeated checkpoint never doubles text.
+    """
+
+    generation_id: str
+    message_id: int  # the answer's message (the row the lease and the text are kept in)
+    start: int
+    text: str
+    sources: tuple[Source, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TurnStarted:
     """What `start_turn` / `start_retry` created."""
 
@@ -140,14 +158,16 @@ class Store(Protocol):
 
     async def checkpoint_many(
         self,
-        partials: Sequence[tuple[str, str, Sequence[Source]]],
+        checkpoints: Sequence[Checkpoint],
         worker_id: str,
         lease_seconds: float,
     ) -> set[str]:
-        """Save the partial answers (generation id, content, sources) and renew their
-        leases, all in one transaction (a worker writes all its answers once a second).
-        Returns the ids no longer streaming under `worker_id` (swept, finished,
-        deleted): their caller must stop them."""
+        """Add what each running answer wrote since its last checkpoint (text and
+        changed sources, see `Checkpoint`) and renew their leases, all in one
+        transaction (a worker writes all its answers once a second). A streaming
+        answer read from the store has its checkpoints' text. Returns the ids no longer
+        streaming under `worker_id` (swept, finished, deleted): their caller must stop
+        them, and nothing was written for them."""
 
     async def finish(
         self,
@@ -161,14 +181,16 @@ class Store(Protocol):
         final_event_id: str | None,
         worker_id: str | None,
     ) -> bool:
-        """Store the final answer and release the conversation. With a `worker_id`, only
+        """Store the final answer (`content` is its whole text, which replaces what its
+        checkpoints added) and release the conversation. With a `worker_id`, only
         while that worker still holds it; False when nothing was updated."""
 
     async def sweep_expired(
         self, include_live: bool = False, spare_worker: str | None = None
     ) -> list[Generation]:
         """Mark streaming answers whose lease has expired `interrupted` (keeping their
-        text), release their conversations, and return them. `include_live` takes
-        every streaming answer: only for a single process starting up on the
-        in-memory event log, where nothing else can be running them. The answers of
+        text up to their last checkpoint), release their conversations, and return
+        them. `include_live` takes every streaming answer: only for a single process
+        starting up on the in-memory event log, where nothing else can be running
+        them. The answers of
         `spare_worker` (the sweeping worker itself, alive by definition) are spared."""

@@ -9,6 +9,10 @@ workers and hosts without any lock kept in memory:
   `lease_expires_at`. Only that worker renews or finishes it; the sweeper takes back
   only leases that have expired.
 
+A checkpoint renews the lease (one conditional UPDATE) and adds the text written
+since the previous checkpoint as a piece, inserted only while the same condition
+holds; the answer's end replaces the pieces by its whole text (see `pieces`).
+
 Every function here is synchronous and runs inside the caller's transaction, on the
 connection it is given (see `SqlStore`: the same code serves SQLite in its thread and
 PostgreSQL through `run_sync`). The frequent statements are built once, below, and
@@ -25,12 +29,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import Text, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, Role, Source
 from hxchat.errors import Busy, NotFound
-from hxchat.store.base import Generation
+from hxchat.store import pieces
+from hxchat.store.base import Checkpoint, Generation
 from hxchat.store.records import generation_from_row, sources_to_json
 from hxchat.store.tables import conversations, messages, utcnow
 
@@ -73,16 +78,22 @@ _HELD = and_(  # the answer is still streaming under this worker
     messages.c.status == STREAMING,
     messages.c.worker_id == bindparam("worker"),
 )
-_RENEW = (
+# The same, found by the message's id: what a checkpoint renews, once a second for
+# every answer, in as few bytes as it can (`updated_at` is left as it was too).
+_HELD_MESSAGE = and_(
+    messages.c.id == bindparam("message"),
+    messages.c.status == STREAMING,
+    messages.c.worker_id == bindparam("worker"),
+)
+_RENEW = (  # the sources only when they changed (None keeps them)
     update(messages)
-    .where(_HELD)
+    .where(_HELD_MESSAGE)
     .values(
-        content=bindparam("text"),
-        sources=bindparam("sources_json"),
+        sources=func.coalesce(bindparam("sources_json", type_=Text), messages.c.sources),
         lease_expires_at=bindparam("expires"),
-        updated_at=bindparam("now"),
     )
 )
+_ADD_PIECE = pieces.add_statement(_HELD_MESSAGE)  # per dialect
 _HELD_AMONG = select(messages.c.generation_id).where(
     messages.c.generation_id.in_(bindparam("generations", expanding=True)),
     messages.c.status == STREAMING,
@@ -106,10 +117,16 @@ _RELEASE_ANY = (  # whoever holds it
         messages.c.status == STREAMING,
     )
     .values(**_FINAL_VALUES)
-    .returning(messages.c.conversation_id)
+    .returning(messages.c.id, messages.c.conversation_id)
 )
 _RELEASE_HELD = (  # only while this worker holds it
-    update(messages).where(_HELD).values(**_FINAL_VALUES).returning(messages.c.conversation_id)
+    update(messages)
+    .where(_HELD)
+    .values(**_FINAL_VALUES)
+    .returning(messages.c.id, messages.c.conversation_id)
+)
+_SET_CONTENT = (
+    update(messages).where(messages.c.id == bindparam("message")).values(content=bindparam("text"))
 )
 
 
@@ -165,54 +182,60 @@ def select_generation(conn: Connection, generation_id: str, owner: str | None) -
         row = conn.execute(
             _GENERATION_OF_OWNER, {"generation": generation_id, "owned_by": owner}
         ).first()
-    return None if row is None else generation_from_row(row, row.owner)
+    if row is None:
+        return None
+    if row.status != STREAMING:
+        return generation_from_row(row, row.owner)
+    text = pieces.texts(conn, {row.id: row.content}).get(row.id, row.content)
+    return generation_from_row(row, row.owner, content=text)
 
 
 def renew_many(
-    conn: Connection,
-    partials: Sequence[tuple[str, str, Sequence[Source]]],
-    worker_id: str,
-    lease_seconds: float,
+    conn: Connection, checkpoints: Sequence[Checkpoint], worker_id: str, lease_seconds: float
 ) -> set[str]:
-    """Save the partial answers (generation id, content, sources) and extend their
-    leases, only while `worker_id` holds them; returns the ids it does not hold.
+    """Extend the leases of these answers and add their checkpoints' text (and changed
+    sources), only while `worker_id` holds them; returns the ids it does not hold.
 
-    One UPDATE executed for every generation (`executemany`). When its total row count
-    falls short, or the driver cannot tell (asyncpg), one SELECT names the generations
-    that `worker_id` no longer holds (finished, swept, deleted).
+    One UPDATE executed for every generation (`executemany`), then one INSERT of a
+    piece for every checkpoint with text, under the same condition. When the UPDATE's
+    total row count falls short, or the driver cannot tell (asyncpg), one SELECT names
+    the generations that `worker_id` no longer holds (finished, swept, deleted).
     """
-    if not partials:
+    if not checkpoints:
         return set()
     values = _renewal(worker_id, lease_seconds)
-    result = conn.execute(
-        _RENEW,
-        [
-            _partial(values, generation_id, content, sources)
-            for generation_id, content, sources in partials
-        ],
-    )
-    if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(partials):
+    result = conn.execute(_RENEW, [_partial(values, checkpoint) for checkpoint in checkpoints])
+    added = [
+        {
+            "message": checkpoint.message_id,
+            "worker": worker_id,
+            "piece_start": checkpoint.start,
+            "piece_text": checkpoint.text,
+        }
+        for checkpoint in checkpoints
+        if checkpoint.text
+    ]
+    if added:
+        conn.execute(_ADD_PIECE[conn.dialect.name], added)
+    if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(checkpoints):
         return set()
-    ids = {generation_id for generation_id, _, _ in partials}
+    ids = {checkpoint.generation_id for checkpoint in checkpoints}
     held = conn.scalars(_HELD_AMONG, {"generations": list(ids), "worker": worker_id})
     return ids.difference(held)
 
 
 def _renewal(worker_id: str, lease_seconds: float) -> dict[str, Any]:
     """The values of `_RENEW` that every generation of one renewal shares."""
-    now = utcnow()
-    return {"worker": worker_id, "now": now, "expires": now + timedelta(seconds=lease_seconds)}
+    return {"worker": worker_id, "expires": utcnow() + timedelta(seconds=lease_seconds)}
 
 
-def _partial(
-    renewal: dict[str, Any], generation_id: str, content: str, sources: Sequence[Source]
-) -> dict[str, Any]:
+def _partial(renewal: dict[str, Any], checkpoint: Checkpoint) -> dict[str, Any]:
     """The values of `_RENEW` for one generation."""
+    sources = checkpoint.sources
     return {
         **renewal,
-        "generation": generation_id,
-        "text": content,
-        "sources_json": sources_to_json(sources),
+        "message": checkpoint.message_id,
+        "sources_json": None if sources is None else sources_to_json(sources),
     }
 
 
@@ -228,7 +251,8 @@ def release(
     final_event_id: str | None,
     worker_id: str | None,
 ) -> bool:
-    """Store the final answer and free the conversation; False if it was not ours."""
+    """Store the final answer (its whole text: its pieces are deleted) and free the
+    conversation; False if it was not ours."""
     if not status.is_final:
         raise ValueError("finish needs a final status, not streaming")
     now = utcnow()
@@ -248,6 +272,7 @@ def release(
         row = conn.execute(_RELEASE_HELD, {**values, "worker": worker_id}).first()
     if row is None:
         return False
+    pieces.forget(conn, [row.id])
     conn.execute(
         _FREE_CONVERSATION,
         {"conversation": row.conversation_id, "generation": generation_id, "now": now},
@@ -258,7 +283,8 @@ def release(
 def sweep(
     conn: Connection, include_live: bool = False, spare_worker: str | None = None
 ) -> list[Generation]:
-    """Mark streaming answers whose lease has expired `interrupted` and free them.
+    """Mark streaming answers whose lease has expired `interrupted`, with the text of
+    their last checkpoint (their pieces merged into `content`), and free them.
 
     `include_live` takes every streaming answer, leased or not: only for a single
     process at start-up, whose earlier self left them. `spare_worker`'s answers are
@@ -281,6 +307,12 @@ def sweep(
     ).all()
     if not rows:
         return []
+    merged = pieces.texts(conn, {row.id: row.content for row in rows})
+    if merged:
+        conn.execute(
+            _SET_CONTENT, [{"message": message_id, "text": t} for message_id, t in merged.items()]
+        )
+        pieces.forget(conn, list(merged))
     conn.execute(
         update(conversations)
         .where(conversations.c.active_generation_id.in_([row.generation_id for row in rows]))
@@ -295,4 +327,7 @@ def sweep(
             )
         )
     }
-    return [generation_from_row(row, owners[row.conversation_id]) for row in rows]
+    return [
+        generation_from_row(row, owners[row.conversation_id], content=merged.get(row.id))
+        for row in rows
+    ]

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, Role, Turn
 from hxchat.errors import NothingToRetry
-from hxchat.store import leases
+from hxchat.store import leases, pieces
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
 from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row, seen_statuses
 from hxchat.store.tables import conversations, messages, utcnow
@@ -108,13 +108,15 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
     if head is None:
         return None
     rows = conn.execute(_MESSAGES_OF, {"conversation": conversation_id}).all()
+    streaming = {row.id: row.content for row in rows if row.status == leases.STREAMING}
+    texts = pieces.texts(conn, streaming)  # the answer being written, with its checkpoints
     return Conversation(
         id=head.id,
         owner=head.owner,
         title=head.title,
         created_at=head.created_at,
         updated_at=head.updated_at,
-        messages=tuple(message_from_row(row) for row in rows),
+        messages=tuple(message_from_row(row, texts.get(row.id)) for row in rows),
     )
 
 
@@ -199,6 +201,7 @@ def _answer_placeholder(
 
 
 def history(conn: Connection, conversation_id: str, before_message_id: int) -> list[Turn]:
+    # Only ended answers: their checkpoints' pieces are merged into `content` already.
     rows = conn.execute(
         _HISTORY, {"conversation": conversation_id, "before": before_message_id}
     ).all()

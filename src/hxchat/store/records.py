@@ -66,13 +66,14 @@ def sources_from_json(raw: str | None) -> tuple[Source, ...]:
         return ()
 
 
-def message_from_row(row: Any) -> Message:
-    """A `Message` from a row of the `messages` table."""
+def message_from_row(row: Any, content: str | None = None) -> Message:
+    """A `Message` from a row of the `messages` table (with `content` as its text, when
+    given: a streaming answer's checkpoints are joined to it, see `pieces`)."""
     return Message(
         id=row.id,
         conversation_id=row.conversation_id,
         role=Role(row.role),
-        content=row.content,
+        content=row.content if content is None else content,
         status=MessageStatus(row.status),
         sources=sources_from_json(row.sources),
         generation_id=row.generation_id,
@@ -82,15 +83,16 @@ def message_from_row(row: Any) -> Message:
     )
 
 
-def generation_from_row(row: Any, owner: str) -> Generation:
-    """A `Generation` from a row of the `messages` table and its conversation's owner."""
+def generation_from_row(row: Any, owner: str, content: str | None = None) -> Generation:
+    """A `Generation` from a row of the `messages` table and its conversation's owner
+    (with `content` as its text, when given, as for `message_from_row`)."""
     return Generation(
         id=row.generation_id,
         owner=owner,
         conversation_id=row.conversation_id,
         message_id=row.id,
         status=MessageStatus(row.status),
-        content=row.content,
+        content=row.content if content is None else content,
         sources=sources_from_json(row.sources),
         error=row.error,
         final_event_id=row.final_event_id,

@@ -27,7 +27,8 @@ shields the start of a turn: a turn that was stored is also answered).
 
 The conversations and turns live in `queries`; the concurrency rules (the
 per-conversation lock and the generation lease) in `leases`; the rules about values
-(titles, sources as JSON) in `records`.
+(titles, sources as JSON) in `records`; how a streaming answer's checkpoints are kept
+(pieces of text, merged at its end) in `pieces`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from sqlalchemy.engine import Connection
 from hxchat.domain import MessageStatus, Source, Turn
 from hxchat.store import leases, queries
 from hxchat.store.base import (
+    Checkpoint,
     Conversation,
     ConversationSummary,
     Generation,
@@ -182,16 +184,13 @@ class SqlStore:
         return await self._read(leases.select_generation, generation_id, owner)
 
     async def checkpoint_many(
-        self,
-        partials: Sequence[tuple[str, str, Sequence[Source]]],
-        worker_id: str,
-        lease_seconds: float,
+        self, checkpoints: Sequence[Checkpoint], worker_id: str, lease_seconds: float
     ) -> set[str]:
-        """Save the partial answers and renew their leases, in one transaction; returns
+        """Add the answers' new text and renew their leases, in one transaction; returns
         the ids no longer held by `worker_id`."""
-        if not partials:
+        if not checkpoints:
             return set()
-        return await self._write(leases.renew_many, partials, worker_id, lease_seconds)
+        return await self._write(leases.renew_many, checkpoints, worker_id, lease_seconds)
 
     async def finish(
         self,

@@ -111,6 +111,24 @@ messages = Table(
     sqlite_autoincrement=True,
 )
 
+# The text a streaming answer's checkpoints added, one row per checkpoint: `start` is
+# the offset (in characters) of `text` in the answer. The answer's text is its message's
+# `content` followed by these pieces in `start` order (`store/pieces.py`); its end (or
+# the sweeper) merges them into `content` and deletes them.
+answer_pieces = Table(
+    "answer_pieces",
+    metadata,
+    Column(
+        "message_id",
+        Integer,
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("start", Integer, primary_key=True, autoincrement=False),
+    Column("text", Text, nullable=False),
+)
+
 settings = Table(
     "settings",
     metadata,
