@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,15 @@ from hxchat.store.sql import open_store
 from hxchat.store.tables import metadata
 
 T = TypeVar("T")
-TABLES = {"alembic_version", "conversations", "messages", "settings"}
+TABLES = {
+    "alembic_version",
+    "conversations",
+    "messages",
+    "settings",
+    "users",
+    "sessions",
+    "api_tokens",
+}
 
 
 async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
@@ -130,3 +139,78 @@ async def test_an_unreachable_database_is_store_unavailable(tmp_path: Path) -> N
         await schema_is_current(unreachable)
     with pytest.raises(StoreUnavailable):
         await upgrade(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'hxchat.db'}")
+
+
+async def test_accounts_arrive_over_a_schema_with_conversations(database_url: str) -> None:
+    """0002 (accounts) upgrades a database that already holds conversations, messages
+    and the signing key: they stay as they were, the new tables start empty, and the
+    downgrade takes only the new tables away."""
+
+    def at(revision: str) -> Callable[[Connection], None]:
+        def move(connection: Connection) -> None:
+            if revision == "0001" and stored_revision_or_none(connection) == "0002":
+                command.downgrade(alembic_config(connection), revision)
+            else:
+                command.upgrade(alembic_config(connection), revision)
+
+        return move
+
+    def fill(connection: Connection) -> None:
+        now = datetime(2025, 1, 1, 10, tzinfo=UTC)
+        connection.execute(
+            text(
+                "INSERT INTO conversations (id, owner, title, created_at, updated_at) "
+                "VALUES ('c1', 'anon-owner', 'Hello', :now, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO messages (conversation_id, role, content, status, sources, "
+                "created_at, updated_at) VALUES ('c1', 'user', 'Hi', 'complete', '[]', :now, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(text("INSERT INTO settings (key, value) VALUES ('secret_key', 'k')"))
+
+    def contents(connection: Connection) -> tuple[Any, ...]:
+        return (
+            connection.execute(text("SELECT id, owner, title FROM conversations")).all(),
+            connection.execute(text("SELECT conversation_id, content FROM messages")).all(),
+            connection.execute(text("SELECT key, value FROM settings")).all(),
+        )
+
+    def accounts_rows(connection: Connection) -> int:
+        return sum(
+            int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+            for table in ("users", "sessions", "api_tokens")
+        )
+
+    await on_connection(database_url, at("0001"))
+    await on_connection(database_url, fill)
+    before = await on_connection(database_url, contents)
+    await upgrade(database_url)
+    assert await on_connection(database_url, stored_revision) == "0002"
+    assert await on_connection(database_url, contents) == before
+    assert await on_connection(database_url, accounts_rows) == 0
+
+    store = await open_store(database_url)
+    try:
+        conversation = await store.get_conversation("anon-owner", "c1")
+        assert conversation is not None and conversation.messages[0].content == "Hi"
+    finally:
+        await store.close()
+
+    await on_connection(database_url, at("0001"))
+    assert await on_connection(database_url, contents) == before
+    assert await on_connection(database_url, table_names) == TABLES - {
+        "users",
+        "sessions",
+        "api_tokens",
+    }
+
+
+def stored_revision_or_none(connection: Connection) -> str | None:
+    if "alembic_version" not in table_names(connection):
+        return None
+    return stored_revision(connection)
