@@ -172,10 +172,6 @@ class Settings(BaseSettings):
         return self.auth != "none"
 
     @property
-    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return tuple(ipaddress.ip_network(p.strip()) for p in self.trusted_proxies.split(","))
-
-    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -15,7 +15,6 @@ The tree, with the HTTP status of each branch:
         InvalidMessage           422
         Busy                     409
         NothingToRetry           422
-        SignInRequired           401
         TooManyRequests          429
         ServiceUnavailable       503
             StoreUnavailable
@@ -89,11 +88,6 @@ class Busy(HxchatError):
 class NothingToRetry(HxchatError):
     status_code = 422
     default_detail = "There is no answer to retry in this conversation."
-
-
-class SignInRequired(HxchatError):
-    status_code = 401
-    default_detail = "Sign in first."
 
 
 class TooManyRequests(HxchatError):

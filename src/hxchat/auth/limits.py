@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute, parse
@@ -124,13 +126,10 @@ class Limits:
                     await self._fixed.hit(LOCKED, "locked", scope, key)
 
 
-class _storage_errors:
+@asynccontextmanager
+async def _storage_errors() -> AsyncIterator[None]:
     """Redis away under the limits: the same 503 as the event log's."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> bool:
-        if kind is not None and issubclass(kind, StorageError):
-            raise BrokerUnavailable() from exc
-        return False
+    try:
+        yield
+    except StorageError as exc:
+        raise BrokerUnavailable() from exc

@@ -38,10 +38,6 @@ def check_strength(password: str) -> str:
     return password
 
 
-def hash_now(password: str) -> str:
-    return HASHER.hash(check_strength(password))
-
-
 async def hash_password(password: str) -> str:
     check_strength(password)
     return await asyncio.to_thread(HASHER.hash, password)
