@@ -26,6 +26,7 @@ from limits import RateLimitItem, RateLimitItemPerMinute, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from limits.errors import StorageError
+from redis.asyncio import ConnectionPool
 
 from hxchat.config import Settings
 from hxchat.errors import BrokerUnavailable, TooManyRequests
@@ -36,6 +37,7 @@ FAILURES_PER_ADDRESS = RateLimitItemPerMinute(20, 15)
 LOCKED = RateLimitItemPerMinute(1, 15)  # set once at the failure that reaches a limit
 RUNNING_RETRY_AFTER = 5  # seconds; an answer takes about that long to end
 KEY_PREFIX = "hxchat-limits"
+COMMAND_TIMEOUT = 5.0  # seconds, as the event log's own Redis calls
 
 
 def _storage_uri(redis_url: str) -> str:
@@ -45,15 +47,20 @@ def _storage_uri(redis_url: str) -> str:
     ] + f"://{rest}"
 
 
-def make_storage(settings: Settings) -> Storage:
+def make_storage(settings: Settings) -> tuple[Storage, ConnectionPool | None]:
+    """The `limits` storage, and the Redis connection pool to close with it (if any)."""
     if settings.redis_url is None:
-        return MemoryStorage()
-    return RedisStorage(
+        return MemoryStorage(), None
+    pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=COMMAND_TIMEOUT)
+    options: dict[str, Any] = {"connection_pool": pool}
+    storage = RedisStorage(
         _storage_uri(settings.redis_url),
         wrap_exceptions=True,
         implementation="redispy",
         key_prefix=KEY_PREFIX,
+        **options,
     )
+    return storage, pool
 
 
 def _seconds_until(reset_time: float) -> int:
@@ -64,7 +71,7 @@ class Limits:
     """The per-owner limits and the sign-in lockout of one app."""
 
     def __init__(self, settings: Settings, accounts: AccountStore) -> None:
-        self.storage = make_storage(settings)
+        self.storage, self._pool = make_storage(settings)
         self._moving = MovingWindowRateLimiter(self.storage)
         self._fixed = FixedWindowRateLimiter(self.storage)
         self._messages: RateLimitItem = parse(settings.rate_limit)
@@ -76,6 +83,8 @@ class Limits:
         timer: Any = getattr(self.storage, "timer", None)  # the memory storage's expiry task
         if timer is not None:
             timer.cancel()
+        if self._pool is not None:
+            await self._pool.aclose()
 
     async def check_message(self, owner: str) -> None:
         """Count one more message of `owner`, or refuse it (429)."""
