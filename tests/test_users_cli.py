@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import io
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from hxchat import cli
-from hxchat.config import load_settings
-from tests.helpers import PASSWORD, cheap_password_hashing
+from hxchat.config import Settings, load_settings
+from tests.helpers import (
+    PASSWORD,
+    add_user,
+    cheap_password_hashing,
+    client_for,
+    new_conversation,
+    running_app,
+    sign_in,
+)
 from tests.servers import run_hxchat
 
 
@@ -84,6 +92,29 @@ def test_the_users_commands(
     )
     assert run("users", "delete", "bob")[0] == 1
     assert [line.split("\t")[0] for line in run("users", "list")[1].splitlines()] == ["alice"]
+    assert run("users", "adopt", "zed", "0123") == (1, "", "hxchat: There is no user 'zed'.")
+    assert run("users", "adopt", "alice", "0123") == (
+        0,
+        "hxchat: 'alice' now has 0 more conversations.",
+        "",
+    )
+
+
+async def test_a_user_adopts_the_conversations_of_mode_none(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Switching a single-user install to accounts: `hxchat users adopt` gives the
+    anonymous browser's conversations to a user."""
+    async with running_app(make_settings()) as before, client_for(before) as browser:
+        cid = await new_conversation(browser)
+        owner = (await browser.get("/api/me")).json()["id"]
+    async with running_app(make_settings(auth="password")) as after, client_for(after) as alice:
+        accounts = after.state.accounts
+        await add_user(after, "alice")
+        await sign_in(alice, "alice")
+        assert (await alice.get("/api/conversations")).json() == []
+        assert await accounts.store.adopt("alice", owner) == 1
+        assert [c["id"] for c in (await alice.get("/api/conversations")).json()] == [cid]
 
 
 def test_a_prompted_password_must_be_typed_twice_alike(

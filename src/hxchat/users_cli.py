@@ -37,6 +37,11 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         ("delete", "delete an account with its conversations"),
     ):
         each.add_parser(name, help=what).add_argument("name")
+    adopt = each.add_parser(
+        "adopt", help="give a user the conversations of an anonymous owner (from mode none)"
+    )
+    adopt.add_argument("name")
+    adopt.add_argument("owner", help="the owner id, as GET /api/me shows it in mode none")
     password = each.add_parser("set-password", help="set a new password (sign-ins end)")
     password.add_argument("name")
     password.add_argument("--password-stdin", action="store_true")
@@ -126,6 +131,13 @@ async def _delete(accounts: Accounts, args: argparse.Namespace) -> str:
     return f"hxchat: deleted {args.name!r} with their conversations."
 
 
+async def _adopt(accounts: Accounts, args: argparse.Namespace) -> str:
+    moved = await accounts.store.adopt(args.name, args.owner)
+    if moved is None:
+        raise NotFound(f"There is no user {args.name!r}.")
+    return f"hxchat: {args.name!r} now has {moved} more conversation{'s' if moved != 1 else ''}."
+
+
 async def _add_token(accounts: Accounts, args: argparse.Namespace) -> str:
     found = await accounts.store.user_by_name(args.name)
     if found is None:
@@ -141,5 +153,6 @@ COMMANDS: dict[str, Command] = {
     "users enable": _switch(False),
     "users set-password": _set_password,
     "users delete": _delete,
+    "users adopt": _adopt,
     "tokens add": _add_token,
 }

@@ -179,6 +179,18 @@ def delete_user(conn: Connection, name: str) -> bool:
     return True
 
 
+def adopt(conn: Connection, name: str, owner: str) -> int | None:
+    """Give the user the conversations of an earlier owner (an anonymous browser of
+    mode `none`); how many, or None when there is no such user."""
+    user_id = conn.scalar(select(users.c.id).where(users.c.name == name))
+    if user_id is None:
+        return None
+    moved = conn.execute(
+        update(conversations).where(conversations.c.owner == owner).values(owner=user_id)
+    )
+    return int(moved.rowcount)
+
+
 # -- sessions --------------------------------------------------------------------------
 
 
@@ -326,6 +338,9 @@ class AccountStore:
 
     async def delete_user(self, name: str) -> bool:
         return await self._store.run(True, delete_user, name)
+
+    async def adopt(self, name: str, owner: str) -> int | None:
+        return await self._store.run(True, adopt, name, owner)
 
     async def create_session(self, user_id: str, key: str, replaces: str | None) -> None:
         await self._store.run(True, create_session, user_id, key, replaces)
