@@ -30,11 +30,7 @@ class Identity:
     """Who a request is: the user, and the session's digest when a cookie said so."""
 
     user: User
-    session: str | None = None
-
-    @property
-    def by_token(self) -> bool:
-        return self.session is None
+    session: str | None = None  # None: an API token said so
 
 
 class Identities:
