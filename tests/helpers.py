@@ -338,3 +338,38 @@ def text_of(events: Sequence[AgentEvent]) -> str:
 def ask(*texts: str) -> list[Turn]:  # user, assistant, user…
     roles = [Role.USER, Role.ASSISTANT]
     return [Turn(roles[index % 2], text) for index, text in enumerate(texts)]
+
+
+# -- accounts ------------------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+@contextmanager
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id with the smallest parameters, for tests that sign in many times (the real
+    ones cost 0.1 s of a core per check, on purpose)."""
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from hxchat.auth import passwords
+
+    real = passwords.HASHER
+    passwords.HASHER = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    passwords._dummy_hash.cache_clear()
+    try:
+        yield
+    finally:
+        passwords.HASHER = real
+        passwords._dummy_hash.cache_clear()
+
+
+async def add_user(app: FastAPI, name: str, password: str = PASSWORD, admin: bool = False) -> Any:
+    """A password account on the app's store (as `hxchat users add` makes one)."""
+    return await app.state.accounts.add(name, password, admin=admin)
+
+
+async def sign_in(
+    client: httpx.AsyncClient, name: str, password: str = PASSWORD, next: str = "/"
+) -> httpx.Response:
+    return await client.post("/login", data={"username": name, "password": password, "next": next})

@@ -82,3 +82,44 @@ def test_db_upgrade_on_sqlite(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "db", "upgrade", HXCHAT_DATABASE_URL=url)
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
+
+
+def test_the_accounts_settings() -> None:
+    settings = load_settings()
+    assert (settings.auth, settings.signup, settings.accounts) == ("none", "closed", False)
+    assert (settings.session_days, settings.rate_limit, settings.max_answers_per_user) == (
+        30,
+        "30/minute",
+        3,
+    )
+    both = load_settings(
+        auth=" OIDC , password ", oidc_issuer="https://id.example/", oidc_client_id="hx"
+    )
+    assert both.auth == "password,oidc" and both.auth_modes == {"password", "oidc"}
+    assert both.oidc_issuer == "https://id.example"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"auth": "password,header"}, "HXCHAT_AUTH"),
+        ({"auth": "oidc", "oidc_issuer": "https://id.example"}, "HXCHAT_OIDC_CLIENT_ID"),
+        (
+            {"auth": "oidc", "oidc_issuer": "id.example", "oidc_client_id": "x"},
+            "HXCHAT_OIDC_ISSUER",
+        ),
+        ({"trusted_proxies": "127.0.0.1/32,banana"}, "HXCHAT_TRUSTED_PROXIES"),
+        ({"rate_limit": "30 a minute"}, "HXCHAT_RATE_LIMIT"),
+        ({"signup": "maybe"}, "HXCHAT_SIGNUP"),
+        ({"session_days": 0}, "HXCHAT_SESSION_DAYS"),
+        ({"max_answers_per_user": 0}, "HXCHAT_MAX_ANSWERS_PER_USER"),
+        ({"auth_header": "Remote User"}, "HXCHAT_AUTH_HEADER"),
+    ],
+)
+def test_bad_accounts_settings_name_their_variable(
+    overrides: dict[str, object], variable: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(**overrides)
+    assert str(info.value).startswith(f"{variable}: ")
+    assert "\n" not in str(info.value)

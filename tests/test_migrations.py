@@ -28,7 +28,17 @@ from hxchat.store.sql import open_store
 from hxchat.store.tables import conversations, messages, metadata
 
 T = TypeVar("T")
-TABLES = {"alembic_version", "answer_pieces", "conversations", "messages", "settings"}
+TABLES = {
+    "alembic_version",
+    "answer_pieces",
+    "conversations",
+    "messages",
+    "settings",
+    "users",
+    "sessions",
+    "api_tokens",
+}
+ACCOUNT_TABLES = {"users", "sessions", "api_tokens"}  # from 0003 on
 
 
 async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
@@ -267,7 +277,10 @@ async def test_downgrade_to_0001_merges_the_pieces_of_running_answers(database_u
         return [(row.content, row.status) for row in connection.execute(query)]
 
     await on_connection(database_url, downgrade_to_0001)
-    assert await on_connection(database_url, table_names) == TABLES - {"answer_pieces"}
+    assert await on_connection(database_url, table_names) == TABLES - {
+        "answer_pieces",
+        *ACCOUNT_TABLES,
+    }
     assert await on_connection(database_url, contents) == [
         ("hi", "complete"),
         ("a running answer", "streaming"),
@@ -279,3 +292,74 @@ async def test_downgrade_to_0001_merges_the_pieces_of_running_answers(database_u
         assert generation is not None and generation.content == "a running answer"
     finally:
         await store.close()
+
+
+async def test_accounts_arrive_over_a_schema_with_conversations(database_url: str) -> None:
+    """0003 (accounts) upgrades a database that already holds conversations, messages
+    and the signing key: they stay as they were, the new tables start empty, and the
+    downgrade takes only the new tables away."""
+
+    def at(revision: str) -> Callable[[Connection], None]:
+        def move(connection: Connection) -> None:
+            if revision == "0002" and stored_revision_or_none(connection) == "0003":
+                command.downgrade(alembic_config(connection), revision)
+            else:
+                command.upgrade(alembic_config(connection), revision)
+
+        return move
+
+    def fill(connection: Connection) -> None:
+        now = datetime(2025, 1, 1, 10, tzinfo=UTC)
+        connection.execute(
+            text(
+                "INSERT INTO conversations (id, owner, title, created_at, updated_at) "
+                "VALUES ('c1', 'anon-owner', 'Hello', :now, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO messages (conversation_id, role, content, status, sources, "
+                "created_at, updated_at) VALUES ('c1', 'user', 'Hi', 'complete', '[]', :now, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(text("INSERT INTO settings (key, value) VALUES ('secret_key', 'k')"))
+
+    def contents(connection: Connection) -> tuple[Any, ...]:
+        return (
+            connection.execute(text("SELECT id, owner, title FROM conversations")).all(),
+            connection.execute(text("SELECT conversation_id, content FROM messages")).all(),
+            connection.execute(text("SELECT key, value FROM settings")).all(),
+        )
+
+    def accounts_rows(connection: Connection) -> int:
+        return sum(
+            int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+            for table in ("users", "sessions", "api_tokens")
+        )
+
+    await on_connection(database_url, at("0002"))
+    await on_connection(database_url, fill)
+    before = await on_connection(database_url, contents)
+    await upgrade(database_url)
+    assert await on_connection(database_url, stored_revision) == "0003"
+    assert await on_connection(database_url, contents) == before
+    assert await on_connection(database_url, accounts_rows) == 0
+
+    store = await open_store(database_url)
+    try:
+        conversation = await store.get_conversation("anon-owner", "c1")
+        assert conversation is not None and conversation.messages[0].content == "Hi"
+    finally:
+        await store.close()
+
+    await on_connection(database_url, at("0002"))
+    assert await on_connection(database_url, contents) == before
+    assert await on_connection(database_url, table_names) == TABLES - ACCOUNT_TABLES
+
+
+def stored_revision_or_none(connection: Connection) -> str | None:
+    if "alembic_version" not in table_names(connection):
+        return None
+    return stored_revision(connection)

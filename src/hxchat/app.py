@@ -18,19 +18,24 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hxchat import __version__
+from hxchat.auth.identity import Identities
+from hxchat.auth.limits import Limits
+from hxchat.auth.middleware import AccountsMiddleware
+from hxchat.auth.users import Accounts
 from hxchat.broker.base import EventLog
 from hxchat.broker.factory import build_event_log
-from hxchat.config import Settings, load_settings
-from hxchat.errors import SchemaOutOfDate
+from hxchat.config import Settings, check_auth_available, load_settings
+from hxchat.errors import ConfigError, SchemaOutOfDate
 from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
 from hxchat.providers.base import ChatModel
 from hxchat.providers.registry import build_model
+from hxchat.store.accounts import AccountStore
 from hxchat.store.base import Store
 from hxchat.store.migrate import schema_is_current, upgrade
-from hxchat.store.sql import open_store
+from hxchat.store.sql import SqlStore, open_store
 from hxchat.supervision import LeaseSupervisor
-from hxchat.web import api, handlers, pages
+from hxchat.web import account_api, account_pages, api, handlers, pages
 from hxchat.web.compression import CompressionMiddleware
 from hxchat.web.security import SecurityMiddleware, make_signer
 from hxchat.web.templating import Templates
@@ -89,6 +94,7 @@ def create_app(
     owner closes it; the ones the app builds from the settings, it closes. The model is
     closed with the app either way. A server process freezes what start-up allocated
     (`freeze_start_up_objects`), see `_freeze_start_up`."""
+    check_auth_available(settings)
     metrics = Metrics()
     templates = Templates()
 
@@ -112,6 +118,7 @@ def create_app(
                 else await the_store.secret_key(secrets.token_urlsafe(32))
             )
             app.state.signer = make_signer(key)
+            await _open_accounts(app, settings, the_store, stack)
             runner = GenerationRunner(
                 store=the_store, log=the_log, model=chat_model, settings=settings, metrics=metrics
             )
@@ -144,14 +151,35 @@ def create_app(
     app.state.templates = templates
     handlers.install(app)
     app.include_router(api.router)
+    app.include_router(account_api.router)
     app.include_router(pages.router)
+    app.include_router(account_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    # Inside the security middleware, which adds its headers to whatever this sends.
+    # Inside the security middleware, which adds its headers to whatever these send.
     app.add_middleware(CompressionMiddleware)
+    if settings.accounts:
+        app.add_middleware(AccountsMiddleware, state=app.state)
     app.add_middleware(
         SecurityMiddleware,
         state=app.state,
         max_body_bytes=settings.max_message_chars * 4 + 65_536,
+        anonymous=not settings.accounts,
     )
     return app
+
+
+async def _open_accounts(
+    app: FastAPI, settings: Settings, store: Store, stack: AsyncExitStack
+) -> None:
+    """The accounts, their sign-ins and the per-owner limits (in every mode: in `none`
+    the limits count per anonymous owner)."""
+    if not isinstance(store, SqlStore):
+        raise ConfigError("HXCHAT_DATABASE_URL", "accounts and limits need hxchat's SQL store")
+    account_store = AccountStore(store)
+    limits = Limits(settings, account_store)
+    stack.push_async_callback(limits.close)
+    identities = Identities(account_store, settings.session_days) if settings.accounts else None
+    app.state.limits = limits
+    app.state.identities = identities
+    app.state.accounts = Accounts(account_store, settings, limits, identities)

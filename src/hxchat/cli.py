@@ -1,4 +1,4 @@
-"""`hxchat serve` and `hxchat db upgrade`.
+"""`hxchat serve`, `hxchat db upgrade`, and the accounts' commands (`users_cli`).
 
 A bad setting stops start-up with one line naming the variable (no traceback), so
 every check that can fail is made here, before uvicorn starts its workers.
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import sys
 
 from dotenv import load_dotenv
 
-from hxchat import __version__
-from hxchat.config import Settings, load_settings
+from hxchat import __version__, users_cli
+from hxchat.config import Settings, check_auth_available, load_settings
 from hxchat.errors import ConfigError, HxchatError
 from hxchat.logs import log_config
 
@@ -35,17 +36,26 @@ def main(argv: list[str] | None = None) -> int:
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply the schema migrations")
+    users_cli.add_parsers(commands)
 
     args = parser.parse_args(argv)
     # Also the providers' own variables (OPENAI_*, GOOGLE_*): the providers' registry
     # reads them from the environment, and so do the SDKs underneath.
     load_dotenv(".env", override=False)
+    if args.command in ("users", "tokens"):
+        try:
+            settings = load_settings()
+        except HxchatError as exc:
+            print(f"hxchat: {exc.detail}", file=sys.stderr)
+            return 1
+        return users_cli.run(settings, args)
     try:
         settings = load_settings()
         if args.command == "db":
             asyncio.run(_upgrade(settings))
             print(f"hxchat: the database schema is up to date ({_safe_url(settings)}).")
             return 0
+        check_auth_available(settings)
         if args.workers < 1:
             raise ConfigError("--workers", "needs a number of at least 1")
         if args.workers > 1 and settings.redis_url is None:
@@ -60,8 +70,36 @@ def main(argv: list[str] | None = None) -> int:
     except HxchatError as exc:
         print(f"hxchat: {exc.detail}", file=sys.stderr)
         return 2
+    warning = exposure_warning(settings, args.host)
+    if warning:
+        print(f"hxchat: warning: {warning}", file=sys.stderr)
     _serve(args)
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may be reachable from anywhere
+        return False
+
+
+def exposure_warning(settings: Settings, host: str) -> str | None:
+    """What to say at start-up about listening beyond this machine, or None."""
+    if is_loopback(host):
+        return None
+    if settings.accounts:
+        return (
+            f"listening on {host} with sign-in ({settings.auth}): put HTTPS in front "
+            "(a TLS-terminating proxy), or passwords and session cookies cross the "
+            "network readable."
+        )
+    return (
+        f"listening on {host} without sign-in (HXCHAT_AUTH=none): anyone who reaches "
+        "this port can use hxchat and its model."
+    )
 
 
 async def _upgrade(settings: Settings) -> None:

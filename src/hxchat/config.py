@@ -6,9 +6,11 @@ a `ConfigError` whose message names the variable, so `hxchat serve` can print on
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,18 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant. Answer in Markdown. When a question needs current "
     "or factual information, search the web first and base the answer on what you find."
 )
+
+
+AUTH_MODES = (
+    {"none"},
+    {"password"},
+    {"oidc"},
+    {"header"},
+    {"password", "oidc"},
+)
+
+
+MODE_ORDER = ("none", "password", "oidc", "header")
 
 
 class Settings(BaseSettings):
@@ -50,6 +64,67 @@ class Settings(BaseSettings):
     max_answer_chars: int = Field(default=200_000, ge=1_000)
     stream_lifetime: float = Field(default=300.0, gt=0)
     max_concurrent_generations: int = Field(default=1_000, ge=1)
+
+    # -- accounts and limits, documented in the README --
+    auth: str = "none"
+    signup: Literal["open", "closed"] = "closed"
+    session_days: int = Field(default=30, ge=1, le=3_650)
+    rate_limit: str = "30/minute"
+    max_answers_per_user: int = Field(default=3, ge=1)
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_allowed_domains: str | None = None
+    auth_header: str = "Remote-User"
+    trusted_proxies: str = "127.0.0.1/32,::1/128"
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_modes(cls, value: str) -> str:
+        modes = {part.strip().lower() for part in value.split(",") if part.strip()}
+        if modes not in AUTH_MODES:
+            raise ValueError("use none, password, oidc, header, or password,oidc")
+        return ",".join(sorted(modes, key=MODE_ORDER.index))
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError("use a number per period, e.g. 30/minute or 500/hour") from None
+        return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            try:
+                ipaddress.ip_network(part.strip())
+            except ValueError:
+                raise ValueError(
+                    f"{part.strip()!r} is not a network; use CIDRs like 10.0.0.0/8,::1/128"
+                ) from None
+        return value
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("use the issuer's URL, e.g. https://auth.example.com/realms/team")
+        return value.strip().rstrip("/")
+
+    @field_validator("auth_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        name = value.strip()
+        if not name or not all(c.isalnum() or c == "-" for c in name):
+            raise ValueError("use a header name such as Remote-User")
+        return name
 
     @field_validator("model")
     @classmethod
@@ -87,6 +162,16 @@ class Settings(BaseSettings):
         return value.strip().rstrip("/")
 
     @property
+    def auth_modes(self) -> frozenset[str]:
+        """The sign-in modes: {"none"}, or some of "password", "oidc", "header"."""
+        return frozenset(self.auth.split(","))
+
+    @property
+    def accounts(self) -> bool:
+        """True when people sign in (every mode but `none`)."""
+        return self.auth != "none"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -110,4 +195,24 @@ def load_settings(**overrides: Any) -> Settings:
             "HXCHAT_SEARCH=searxng needs the base URL of a SearXNG instance, "
             "e.g. http://localhost:8888",
         )
+    if "oidc" in settings.auth_modes:
+        for field in ("oidc_issuer", "oidc_client_id"):
+            if not getattr(settings, field):
+                raise ConfigError(
+                    f"HXCHAT_{field.upper()}", f"is required with HXCHAT_AUTH={settings.auth}"
+                )
     return settings
+
+
+IMPLEMENTED_AUTH = frozenset({"none", "password"})
+
+
+def check_auth_available(settings: Settings) -> None:
+    """Refuse a sign-in mode this version does not have yet (one line naming it)."""
+    missing = sorted(settings.auth_modes - IMPLEMENTED_AUTH, key=MODE_ORDER.index)
+    if missing:
+        raise ConfigError(
+            "HXCHAT_AUTH",
+            f"the mode {missing[0]!r} is not available yet in this version of hxchat; "
+            "use none or password",
+        )

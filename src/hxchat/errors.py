@@ -15,6 +15,7 @@ The tree, with the HTTP status of each branch:
         InvalidMessage           422
         Busy                     409
         NothingToRetry           422
+        TooManyRequests          429
         ServiceUnavailable       503
             StoreUnavailable
             BrokerUnavailable
@@ -87,6 +88,17 @@ class Busy(HxchatError):
 class NothingToRetry(HxchatError):
     status_code = 422
     default_detail = "There is no answer to retry in this conversation."
+
+
+class TooManyRequests(HxchatError):
+    """A limit of the owner or of sign-ins; `retry_after` is the wait in seconds."""
+
+    status_code = 429
+    default_detail = "Too many requests; please try again in a moment."
+
+    def __init__(self, detail: str | None = None, retry_after: int = 60) -> None:
+        self.retry_after = retry_after
+        super().__init__(detail)
 
 
 # -- dependencies --------------------------------------------------------------------

@@ -102,6 +102,17 @@ class SqlStore:
             async with (self._writer if write else self._engine).begin() as conn:
                 return await conn.run_sync(work, *args, **kwargs)
 
+    async def run(
+        self,
+        write: bool,
+        work: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`work(connection, ...)` in one transaction, for the store's neighbours that
+        keep their statements in a module of their own (`store.accounts`)."""
+        return await self._transact(write, work, *args, **kwargs)
+
     async def ping(self) -> None:
         """Raise `StoreUnavailable` unless the database answers."""
         await self._read(_ping)

@@ -18,7 +18,15 @@ from hxchat.errors import HxchatError, NotFound
 from hxchat.metrics import CONTENT_TYPE
 from hxchat.store.base import Message
 from hxchat.web.checks import checked_message
-from hxchat.web.deps import LogDep, MetricsDep, OwnerDep, RunnerDep, SettingsDep, StoreDep
+from hxchat.web.deps import (
+    LimitsDep,
+    LogDep,
+    MetricsDep,
+    OwnerDep,
+    RunnerDep,
+    SettingsDep,
+    StoreDep,
+)
 from hxchat.web.json_stream import json_events
 
 router = APIRouter()
@@ -82,8 +90,10 @@ async def post_message(
     runner: RunnerDep,
     settings: SettingsDep,
     owner: OwnerDep,
+    limits: LimitsDep,
 ) -> dict[str, Any]:
     content = checked_message(body.content, settings)
+    await limits.check_message(owner)
     started = await runner.send(owner, conversation_id, content)
     return {
         "message_id": started.user_message_id,
@@ -93,7 +103,10 @@ async def post_message(
 
 
 @router.post("/api/conversations/{conversation_id}/retry", status_code=202)
-async def retry(conversation_id: str, runner: RunnerDep, owner: OwnerDep) -> dict[str, Any]:
+async def retry(
+    conversation_id: str, runner: RunnerDep, owner: OwnerDep, limits: LimitsDep
+) -> dict[str, Any]:
+    await limits.check_message(owner)
     started = await runner.retry(owner, conversation_id)
     return {
         "generation_id": started.generation_id,

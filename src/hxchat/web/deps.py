@@ -11,6 +11,9 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from hxchat.auth.identity import Identity
+from hxchat.auth.limits import Limits
+from hxchat.auth.users import Accounts
 from hxchat.broker.base import EventLog
 from hxchat.config import Settings
 from hxchat.generation import GenerationRunner
@@ -21,6 +24,19 @@ from hxchat.web.templating import Templates
 
 async def get_owner(request: Request) -> str:
     return cast(str, request.state.owner)
+
+
+async def get_identity(request: Request) -> Identity | None:
+    """The signed-in user (modes with accounts), or None (mode `none`, open pages)."""
+    return cast("Identity | None", getattr(request.state, "identity", None))
+
+
+async def get_limits(request: Request) -> Limits:
+    return cast(Limits, request.app.state.limits)
+
+
+async def get_accounts(request: Request) -> Accounts:
+    return cast(Accounts, request.app.state.accounts)
 
 
 async def get_store(request: Request) -> Store:
@@ -48,6 +64,9 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]
+IdentityDep = Annotated["Identity | None", Depends(get_identity)]
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 StoreDep = Annotated[Store, Depends(get_store)]
 LogDep = Annotated[EventLog, Depends(get_log)]
 RunnerDep = Annotated[GenerationRunner, Depends(get_runner)]

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hxchat.errors import HxchatError
+from hxchat.errors import HxchatError, TooManyRequests
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +25,10 @@ _STATUS_SENTENCES = {
     403: "This request was refused.",
     404: "There is no such page.",
     405: "This method is not allowed here.",
+    401: "Sign in first.",
     413: "The request is too large.",
     422: "The request is malformed.",
+    429: "Too many requests; please try again in a moment.",
     500: "Something went wrong on the server.",
     503: "The service is unavailable right now; please try again in a moment.",
 }
@@ -53,7 +55,10 @@ def error_response(request: Request, status: int, detail: str) -> Response:
         headers = {"HX-Retarget": "#composer-error", "HX-Reswap": "innerHTML"}
         return HTMLResponse(str(escape(detail)), status_code=status, headers=headers)
     templates = request.app.state.templates
-    body = templates.page("error.html", status=status, detail=detail, title=f"{status}")
+    identity = getattr(request.state, "identity", None)  # modes with accounts
+    body = templates.page(
+        "error.html", status=status, detail=detail, title=f"{status}", identity=identity
+    )
     return HTMLResponse(body, status_code=status)
 
 
@@ -62,7 +67,10 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, HxchatError)
         if exc.status_code >= 500:
             logger.warning("%s %s: %s", request.method, request.url.path, exc.detail)
-        return error_response(request, exc.status_code, exc.detail)
+        response = error_response(request, exc.status_code, exc.detail)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

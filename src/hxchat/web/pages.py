@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
+from hxchat.auth.identity import Identity
 from hxchat.broker.base import Position
 from hxchat.domain import MessageStatus, Role
 from hxchat.errors import NotFound
@@ -22,6 +23,8 @@ from hxchat.store.base import Conversation, Message, TurnStarted
 from hxchat.web.browser_stream import browser_frames
 from hxchat.web.checks import checked_message
 from hxchat.web.deps import (
+    IdentityDep,
+    LimitsDep,
     LogDep,
     MetricsDep,
     OwnerDep,
@@ -55,9 +58,14 @@ def _streaming_generation(conversation: Conversation | None) -> str | None:
 
 
 async def _page(
-    store: StoreDep, templates: TemplatesDep, owner: str, conversation: Conversation | None
+    store: StoreDep,
+    templates: TemplatesDep,
+    owner: str,
+    conversation: Conversation | None,
+    identity: Identity | None,
 ) -> HTMLResponse:
     context: dict[str, Any] = {
+        "identity": identity,
         "conversations": await store.list_conversations(owner),
         "conversation": conversation,
         "messages": conversation.messages if conversation else (),
@@ -69,18 +77,24 @@ async def _page(
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(store: StoreDep, templates: TemplatesDep, owner: OwnerDep) -> HTMLResponse:
-    return await _page(store, templates, owner, None)
+async def home(
+    store: StoreDep, templates: TemplatesDep, owner: OwnerDep, identity: IdentityDep
+) -> HTMLResponse:
+    return await _page(store, templates, owner, None, identity)
 
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
 async def conversation_page(
-    conversation_id: str, store: StoreDep, templates: TemplatesDep, owner: OwnerDep
+    conversation_id: str,
+    store: StoreDep,
+    templates: TemplatesDep,
+    owner: OwnerDep,
+    identity: IdentityDep,
 ) -> HTMLResponse:
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
-    return await _page(store, templates, owner, conversation)
+    return await _page(store, templates, owner, conversation, identity)
 
 
 @router.post("/send")
@@ -91,10 +105,12 @@ async def send(
     templates: TemplatesDep,
     settings: SettingsDep,
     owner: OwnerDep,
+    limits: LimitsDep,
     content: Annotated[str, Form()] = "",
     conversation_id: Annotated[str, Form()] = "",
 ) -> Response:
     content = checked_message(content, settings)
+    await limits.check_message(owner)
     is_new = not conversation_id
     if is_new:
         conversation_id = await store.create_conversation(owner)
@@ -112,7 +128,9 @@ async def retry(
     runner: RunnerDep,
     templates: TemplatesDep,
     owner: OwnerDep,
+    limits: LimitsDep,
 ) -> Response:
+    await limits.check_message(owner)
     started = await runner.retry(owner, conversation_id)
     if not _is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)

@@ -3,11 +3,15 @@
 A pure ASGI middleware (not `BaseHTTPMiddleware`) so that long event streams pass
 through untouched and cheaply.
 
-- Identity: a signed, HttpOnly, SameSite=Lax cookie carries an opaque random owner id;
-  a request without a valid one gets a new id, and the answer sets the cookie.
+- Identity (mode `none`): a signed, HttpOnly, SameSite=Lax cookie carries an opaque
+  random owner id; a request without a valid one gets a new id, and the answer sets the
+  cookie. In the modes with accounts (`anonymous=False`) no such cookie is made: the
+  accounts middleware inside this one (`auth.middleware`) names the owner.
 - Cross-site: a state-changing request is refused (JSON 403) when the browser marks it
   `Sec-Fetch-Site: cross-site` or sends an `Origin` that is not the app's own.
-  Programs that send neither header (curl, httpx) pass.
+  Programs that send neither header (curl, httpx) pass, and so, with accounts, does a
+  request with `Authorization: Bearer` (a browser cannot add that header to a
+  cross-site request, and such a request is judged by its token alone).
 - Body size: a request body larger than the limit is refused with 413 before it is
   read whole, whatever its framing.
 - Every answer carries a strict Content-Security-Policy unless a route set its own.
@@ -39,8 +43,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, *, state: State, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, state: State, max_body_bytes: int, anonymous: bool = True
+    ) -> None:
         self.app = app
+        self.anonymous = anonymous
         self.state = state  # the lifespan puts the session `signer` there (see `make_signer`)
         self.max_body_bytes = max_body_bytes
 
@@ -49,7 +56,11 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        if scope["method"] not in SAFE_METHODS and _is_cross_site(headers):
+        if (
+            scope["method"] not in SAFE_METHODS
+            and _is_cross_site(headers)
+            and (self.anonymous or not _has_bearer(headers))
+        ):
             await _refuse(send, CrossSiteRequest.status_code, CrossSiteRequest.default_detail)
             return
         length = headers.get("content-length", "")
@@ -57,8 +68,10 @@ class SecurityMiddleware:
             await _refuse(send, 413, BodyTooLarge.default_detail)
             return
 
-        owner, is_new = self._owner(headers.get("cookie", ""))
-        scope.setdefault("state", {})["owner"] = owner
+        owner, is_new = "", False
+        if self.anonymous:
+            owner, is_new = self._owner(headers.get("cookie", ""))
+            scope.setdefault("state", {})["owner"] = owner
         secure = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
@@ -123,6 +136,10 @@ def make_signer(secret_key: str) -> Signer:
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _has_bearer(headers: dict[str, str]) -> bool:
+    return headers.get("authorization", "")[:7].lower() == "bearer "
 
 
 def _is_cross_site(headers: dict[str, str]) -> bool:

@@ -1,0 +1,144 @@
+"""How much one owner may do, and how often a sign-in may fail, with the `limits` library.
+
+The counts live in the `limits` storage: in this process's memory, or in Redis when
+`HXCHAT_REDIS_URL` is set, so that every worker shares one count. Three rules:
+
+- **Messages** (send, retry): `HXCHAT_RATE_LIMIT` per owner, a moving window.
+- **Running answers**: at most `HXCHAT_MAX_ANSWERS_PER_USER` per owner, counted in the
+  store (its `streaming` answers, on every worker), checked before an answer starts.
+- **Sign-in lockout**: 5 failed sign-ins for one username within 15 minutes, or 20
+  from one address, lock that username (or address) for 15 minutes: a second,
+  fixed-window key set at the failure that reaches the limit. Locked sign-ins are
+  refused before the password is checked, so a locked-out attacker costs no hashing.
+
+Every refusal is `TooManyRequests` (429) with the seconds to wait (`Retry-After`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from limits import RateLimitItem, RateLimitItemPerMinute, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.errors import StorageError
+from redis.asyncio import ConnectionPool
+
+from hxchat.config import Settings
+from hxchat.errors import BrokerUnavailable, TooManyRequests
+from hxchat.store.accounts import AccountStore
+
+FAILURES_PER_NAME = RateLimitItemPerMinute(5, 15)
+FAILURES_PER_ADDRESS = RateLimitItemPerMinute(20, 15)
+LOCKED = RateLimitItemPerMinute(1, 15)  # set once at the failure that reaches a limit
+RUNNING_RETRY_AFTER = 5  # seconds; an answer takes about that long to end
+KEY_PREFIX = "hxchat-limits"
+COMMAND_TIMEOUT = 5.0  # seconds, as the event log's own Redis calls
+
+
+def _storage_uri(redis_url: str) -> str:
+    scheme, rest = redis_url.split("://", 1)
+    return {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}[
+        scheme
+    ] + f"://{rest}"
+
+
+def make_storage(settings: Settings) -> tuple[Storage, ConnectionPool | None]:
+    """The `limits` storage, and the Redis connection pool to close with it (if any)."""
+    if settings.redis_url is None:
+        return MemoryStorage(), None
+    pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=COMMAND_TIMEOUT)
+    options: dict[str, Any] = {"connection_pool": pool}
+    storage = RedisStorage(
+        _storage_uri(settings.redis_url),
+        wrap_exceptions=True,
+        implementation="redispy",
+        key_prefix=KEY_PREFIX,
+        **options,
+    )
+    return storage, pool
+
+
+def _seconds_until(reset_time: float) -> int:
+    return max(1, math.ceil(reset_time - time.time()))
+
+
+class Limits:
+    """The per-owner limits and the sign-in lockout of one app."""
+
+    def __init__(self, settings: Settings, accounts: AccountStore) -> None:
+        self.storage, self._pool = make_storage(settings)
+        self._moving = MovingWindowRateLimiter(self.storage)
+        self._fixed = FixedWindowRateLimiter(self.storage)
+        self._messages: RateLimitItem = parse(settings.rate_limit)
+        self._limit_text = settings.rate_limit
+        self._max_running = settings.max_answers_per_user
+        self._accounts = accounts
+
+    async def close(self) -> None:
+        timer: Any = getattr(self.storage, "timer", None)  # the memory storage's expiry task
+        if timer is not None:
+            timer.cancel()
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    async def check_message(self, owner: str) -> None:
+        """Count one more message of `owner`, or refuse it (429)."""
+        running = await self._accounts.count_running(owner)
+        if running >= self._max_running:
+            raise TooManyRequests(
+                f"You already have {running} answers being written; wait for one to "
+                "finish or stop it, then send again.",
+                retry_after=RUNNING_RETRY_AFTER,
+            )
+        async with _storage_errors():
+            if await self._moving.hit(self._messages, "messages", owner):
+                return
+            stats = await self._moving.get_window_stats(self._messages, "messages", owner)
+        wait = _seconds_until(stats.reset_time)
+        raise TooManyRequests(
+            f"You are sending messages too fast (the limit is {self._limit_text}); "
+            f"try again in {wait} second{'s' if wait != 1 else ''}.",
+            retry_after=wait,
+        )
+
+    # -- sign-in ---------------------------------------------------------------------
+
+    async def check_sign_in(self, name: str, address: str) -> None:
+        """Refuse (429) while the username or the address is locked out."""
+        async with _storage_errors():
+            for scope, key in (("name", name), ("address", address)):
+                if not await self._fixed.test(LOCKED, "locked", scope, key):
+                    stats = await self._fixed.get_window_stats(LOCKED, "locked", scope, key)
+                    wait = _seconds_until(stats.reset_time)
+                    minutes = math.ceil(wait / 60)
+                    raise TooManyRequests(
+                        "Too many failed sign-ins; try again in "
+                        f"{minutes} minute{'s' if minutes != 1 else ''}.",
+                        retry_after=wait,
+                    )
+
+    async def failed_sign_in(self, name: str, address: str) -> None:
+        """Count a failure; the one that reaches a limit locks for 15 minutes."""
+        async with _storage_errors():
+            for item, scope, key in (
+                (FAILURES_PER_NAME, "name", name),
+                (FAILURES_PER_ADDRESS, "address", address),
+            ):
+                await self._moving.hit(item, "failed", scope, key)
+                stats = await self._moving.get_window_stats(item, "failed", scope, key)
+                if stats.remaining <= 0:
+                    await self._fixed.hit(LOCKED, "locked", scope, key)
+
+
+@asynccontextmanager
+async def _storage_errors() -> AsyncIterator[None]:
+    """Redis away under the limits: the same 503 as the event log's."""
+    try:
+        yield
+    except StorageError as exc:
+        raise BrokerUnavailable() from exc

@@ -1,0 +1,173 @@
+"""Who is asking, on every request of a mode with accounts: one pure ASGI middleware.
+
+It sits inside `web.security.SecurityMiddleware` (which refuses cross-site requests,
+limits bodies and adds the headers, also to what this answers) and, like it, costs an
+event stream nothing per chunk but a clock read.
+
+- `Authorization: Bearer <token>`: the token's user, or 401 (a wrong, revoked or
+  expired token; a cookie sent with it does not help).
+- Otherwise the session cookie (`hxchat_login`): its user, or nobody.
+- Nobody, on a path that is not open (`/login`, `/signup`, `/logout`, `/healthz`,
+  `/metrics`, `/static/`): an API call answers 401 `{"detail": "Sign in first."}`, an
+  htmx request 401 with `HX-Redirect: /login`, a page `303` to `/login?next=<path>`.
+- The user's id becomes the request's `owner`: every owner check of the store keys on
+  the user unchanged.
+- An event stream re-checks its sign-in once a second as it sends (cached, see
+  `identity`): a logout, a revoked token or a disabled user ends it at its next event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from http.cookies import CookieError, SimpleCookie
+from typing import cast
+from urllib.parse import quote
+
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hxchat.auth.identity import CHECK_SECONDS, Identities, Identity
+from hxchat.auth.secrets import SESSION_COOKIE
+
+OPEN_PATHS = frozenset({"/login", "/signup", "/logout", "/healthz", "/metrics"})
+OPEN_PREFIXES = ("/static/",)
+SIGN_IN_FIRST = "Sign in first."
+BAD_TOKEN = "The API token is wrong, revoked or expired."  # noqa: S105 - a sentence
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def is_stream(path: str) -> bool:
+    return path.startswith(("/api/generations/", "/generations/")) and path.endswith(
+        ("/events", "/stream")
+    )
+
+
+def session_secret(cookie_header: str) -> str | None:
+    cookie = SimpleCookie()
+    try:
+        cookie.load(cookie_header)
+    except CookieError:
+        return None
+    morsel = cookie.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+class AccountsMiddleware:
+    def __init__(self, app: ASGIApp, *, state: State) -> None:
+        self.app = app
+        self.state = state  # the lifespan puts `identities` there
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        identities = cast(Identities, self.state.identities)
+        headers = {k: v for k, v in scope["headers"] if k in (b"authorization", b"cookie")}
+        token: str | None = None
+        identity: Identity | None = None
+        if b"authorization" in headers:
+            scheme, _, value = headers[b"authorization"].decode("latin-1").partition(" ")
+            token = value.strip()
+            if scheme.lower() == "bearer" and token:
+                identity = await identities.by_token(token)
+            if identity is None:
+                await _json(send, 401, BAD_TOKEN, [(b"www-authenticate", b"Bearer")])
+                return
+        elif b"cookie" in headers:
+            secret = session_secret(headers[b"cookie"].decode("latin-1"))
+            if secret is not None:
+                identity = await identities.by_session(secret)
+        path: str = scope["path"]
+        if identity is None:
+            if not is_open(path):
+                await _sign_in_first(scope, send)
+                return
+        else:
+            state = scope.setdefault("state", {})
+            state["owner"] = identity.user.id
+            state["identity"] = identity
+            if is_stream(path):
+                await _guarded(self.app, scope, receive, send, identities, identity, token)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _guarded(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    identities: Identities,
+    identity: Identity,
+    token: str | None,
+) -> None:
+    """Run a stream that ends (as if its client had left) once its sign-in is gone."""
+    ended = asyncio.Event()
+    checked = time.monotonic()
+
+    async def guarded_send(message: Message) -> None:
+        nonlocal checked
+        if ended.is_set():
+            return
+        if message["type"] == "http.response.body" and message.get("more_body"):
+            now = time.monotonic()
+            if now - checked >= CHECK_SECONDS:
+                checked = now
+                if not await identities.still_valid(identity, token):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    ended.set()
+                    return
+        await send(message)
+
+    async def guarded_receive() -> Message:
+        if ended.is_set():
+            return {"type": "http.disconnect"}
+        receiving = asyncio.ensure_future(receive())
+        ending = asyncio.ensure_future(ended.wait())
+        done, _ = await asyncio.wait({receiving, ending}, return_when=asyncio.FIRST_COMPLETED)
+        if receiving in done:
+            ending.cancel()
+            return receiving.result()
+        receiving.cancel()
+        return {"type": "http.disconnect"}
+
+    await app(scope, guarded_receive, guarded_send)
+
+
+async def _sign_in_first(scope: Scope, send: Send) -> None:
+    path: str = scope["path"]
+    if path.startswith("/api/"):
+        await _json(send, 401, SIGN_IN_FIRST, [(b"www-authenticate", b"Bearer")])
+        return
+    request_headers = dict(scope["headers"])
+    if request_headers.get(b"hx-request") == b"true":
+        await _answer(
+            send,
+            401,
+            b"text/plain; charset=utf-8",
+            SIGN_IN_FIRST.encode(),
+            [(b"hx-redirect", b"/login")],
+        )
+        return
+    location = "/login"
+    if scope["method"] in ("GET", "HEAD"):
+        query = scope.get("query_string", b"").decode("latin-1")
+        location += "?next=" + quote(path + (f"?{query}" if query else ""), safe="")
+    await _answer(send, 303, b"text/plain; charset=utf-8", b"", [(b"location", location.encode())])
+
+
+async def _json(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
+    await _answer(send, status, b"application/json", json.dumps({"detail": detail}).encode(), extra)
+
+
+async def _answer(
+    send: Send, status: int, kind: bytes, body: bytes, extra: list[tuple[bytes, bytes]]
+) -> None:
+    headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,251 @@
+"""The accounts' pages: sign in, sign up, sign out, settings (password and API tokens).
+
+Plain forms, server-rendered, usable without JavaScript, under the page's strict CSP.
+They exist in the modes with accounts; in mode `none` they answer 404. The cross-site
+refusal of `web.security` guards every POST here, `/login` and `/logout` included.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from hxchat.auth.identity import Identity
+from hxchat.auth.users import NewToken, WrongPassword, cleared_cookie, session_cookie
+from hxchat.errors import HxchatError, NotFound, TooManyRequests
+from hxchat.web.deps import AccountsDep, IdentityDep, SettingsDep, TemplatesDep
+
+router = APIRouter()
+
+CHANGED = "Your password is changed. Your other sessions and your API tokens have ended."
+
+
+def safe_next(value: str | None) -> str:
+    """`value` when it is a path on this site, else "/": never another site, however
+    written (`//evil.example`, `/\\evil.example`, `https:evil.example`, `%2F%2F…`)."""
+    if not value:
+        return "/"
+    for form in (value, unquote(value), unquote(unquote(value))):
+        if not form.startswith("/") or form.startswith("//") or "\\" in form:
+            return "/"
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in form):
+            return "/"
+        parts = urlsplit(form)
+        if parts.scheme or parts.netloc:
+            return "/"
+    return value
+
+
+def _need_accounts(request: Request) -> None:
+    if not request.app.state.settings.accounts:
+        raise NotFound()
+
+
+def _signup_open(request: Request) -> bool:
+    settings = request.app.state.settings
+    return bool(
+        settings.accounts and "password" in settings.auth_modes and settings.signup == "open"
+    )
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _signed_in_redirect(request: Request, secret: str, days: int, to: str) -> Response:
+    response = RedirectResponse(to, status_code=303)
+    response.headers.append(
+        "Set-Cookie", session_cookie(secret, secure=_secure(request), days=days)
+    )
+    return response
+
+
+def _form_page(
+    templates: TemplatesDep, name: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    headers = {"Cache-Control": "no-store"}
+    error = context.get("error")
+    if isinstance(error, TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, HxchatError):
+        context["error"] = error.detail
+    return HTMLResponse(templates.page(name, **context), status_code=status, headers=headers)
+
+
+# -- sign in and out ---------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(
+    request: Request, templates: TemplatesDep, identity: IdentityDep, next: str = "/"
+) -> Response:
+    _need_accounts(request)
+    if identity is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return _form_page(
+        templates, "login.html", next=safe_next(next), signup_open=_signup_open(request)
+    )
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    templates: TemplatesDep,
+    accounts: AccountsDep,
+    settings: SettingsDep,
+    identity: IdentityDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    _need_accounts(request)
+    replaces = identity.session if identity is not None else None
+    try:
+        _, secret = await accounts.sign_in(username, password, _address(request), replaces)
+    except (WrongPassword, TooManyRequests) as exc:
+        return _form_page(
+            templates,
+            "login.html",
+            exc.status_code,
+            error=exc,
+            username=username,
+            next=safe_next(next),
+            signup_open=_signup_open(request),
+        )
+    return _signed_in_redirect(request, secret, settings.session_days, safe_next(next))
+
+
+@router.post("/logout")
+async def logout(request: Request, accounts: AccountsDep, identity: IdentityDep) -> Response:
+    _need_accounts(request)
+    if identity is not None and identity.session is not None:
+        await accounts.sign_out(identity.session)
+    response = RedirectResponse("/login", status_code=303)
+    response.headers.append("Set-Cookie", cleared_cookie(secure=_secure(request)))
+    return response
+
+
+@router.get("/signup", response_class=HTMLResponse)
+async def signup_page(request: Request, templates: TemplatesDep) -> Response:
+    if not _signup_open(request):
+        raise NotFound()
+    return _form_page(templates, "signup.html")
+
+
+@router.post("/signup")
+async def signup(
+    request: Request,
+    templates: TemplatesDep,
+    accounts: AccountsDep,
+    settings: SettingsDep,
+    identity: IdentityDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    if not _signup_open(request):
+        raise NotFound()
+    replaces = identity.session if identity is not None else None
+    try:
+        _, secret = await accounts.sign_up(username, password, replaces)
+    except HxchatError as exc:
+        if exc.status_code >= 500:
+            raise
+        return _form_page(templates, "signup.html", exc.status_code, error=exc, username=username)
+    return _signed_in_redirect(request, secret, settings.session_days, "/")
+
+
+# -- settings --------------------------------------------------------------------------
+
+
+async def _settings_page(
+    templates: TemplatesDep,
+    accounts: AccountsDep,
+    identity: Identity,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    tokens = await accounts.store.list_tokens(identity.user.id)
+    return _form_page(
+        templates,
+        "settings.html",
+        status,
+        identity=identity,
+        tokens=tokens,
+        title="Settings",
+        **context,
+    )
+
+
+def _signed_in(request: Request, identity: Identity | None) -> Identity:
+    _need_accounts(request)
+    assert identity is not None  # the accounts middleware sends nobody here
+    return identity
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page(
+    request: Request, templates: TemplatesDep, accounts: AccountsDep, identity: IdentityDep
+) -> Response:
+    return await _settings_page(templates, accounts, _signed_in(request, identity))
+
+
+@router.post("/settings/password", response_class=HTMLResponse)
+async def change_password(
+    request: Request,
+    templates: TemplatesDep,
+    accounts: AccountsDep,
+    identity: IdentityDep,
+    current_password: Annotated[str, Form()] = "",
+    new_password: Annotated[str, Form()] = "",
+) -> Response:
+    me = _signed_in(request, identity)
+    try:
+        await accounts.change_password(me, current_password, new_password)
+    except HxchatError as exc:
+        if exc.status_code >= 500:
+            raise
+        return await _settings_page(
+            templates, accounts, me, exc.status_code, password_error=exc.detail
+        )
+    return await _settings_page(
+        templates,
+        accounts,
+        me,
+        password_done=CHANGED,
+    )
+
+
+@router.post("/settings/tokens", response_class=HTMLResponse)
+async def create_token(
+    request: Request,
+    templates: TemplatesDep,
+    accounts: AccountsDep,
+    identity: IdentityDep,
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    me = _signed_in(request, identity)
+    try:
+        made: NewToken = await accounts.create_token(me.user, name)
+    except HxchatError as exc:
+        if exc.status_code >= 500:
+            raise
+        return await _settings_page(
+            templates, accounts, me, exc.status_code, token_error=exc.detail
+        )
+    return await _settings_page(templates, accounts, me, 201, new_token=made)
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+async def revoke_token(
+    request: Request, token_id: str, accounts: AccountsDep, identity: IdentityDep
+) -> Response:
+    me = _signed_in(request, identity)
+    await accounts.revoke_token(me.user, token_id)
+    return RedirectResponse("/settings", status_code=303)

@@ -1,0 +1,71 @@
+"""Two users of one app see nothing of each other: every route that takes an id answers
+404 to the other, exactly as for an id that does not exist (password mode, on the same
+worker; the owner checks are the store's, the same in every mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from hxchat.config import Settings
+from tests.helpers import (
+    add_user,
+    cheap_password_hashing,
+    client_for,
+    events,
+    new_conversation,
+    running_app,
+    send,
+    sign_in,
+)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_hashing() -> Iterator[None]:
+    with cheap_password_hashing():
+        yield
+
+
+async def test_two_users_see_nothing_of_each_other(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(auth="password", echo_delay_ms=20)
+    async with running_app(settings) as app, client_for(app) as alice, client_for(app) as bob:
+        for name, client in (("alice", alice), ("bob", bob)):
+            await add_user(app, name)
+            assert (await sign_in(client, name)).status_code == 303
+        cid = await new_conversation(alice)
+        started = await send(alice, cid, " ".join(f"w{i}" for i in range(60)))
+        gid = started["generation_id"]
+        token = (await alice.post("/api/tokens", json={"name": "ci"})).json()["id"]
+        htmx = {"HX-Request": "true"}
+
+        foreign: list[tuple[str, str, dict[str, Any]]] = [
+            ("GET", f"/api/conversations/{cid}", {}),
+            ("GET", f"/c/{cid}", {}),
+            ("GET", f"/api/generations/{gid}/events", {}),
+            ("GET", f"/generations/{gid}/stream", {}),
+            ("GET", f"/generations/{gid}/suggestions", {}),
+            ("POST", f"/api/conversations/{cid}/messages", {"json": {"content": "hi"}}),
+            ("POST", f"/api/conversations/{cid}/retry", {}),
+            ("POST", f"/c/{cid}/retry", {"headers": htmx}),
+            ("POST", "/send", {"data": {"content": "hi", "conversation_id": cid}}),
+            ("POST", f"/api/generations/{gid}/cancel", {}),
+            ("DELETE", f"/api/conversations/{cid}", {}),
+            ("DELETE", f"/c/{cid}", {}),
+            ("DELETE", f"/api/tokens/{token}", {}),
+            ("POST", f"/settings/tokens/{token}/revoke", {}),
+        ]
+        for method, path, extra in foreign:
+            answer = await bob.request(method, path, **extra)
+            assert answer.status_code == 404, (method, path, answer.status_code)
+        assert (await bob.get("/api/conversations")).json() == []
+        assert (await bob.get("/api/tokens")).json() == []
+        assert cid not in (await bob.get("/")).text
+
+        # alice's answer ran on untouched, and her token is still there
+        status, evs = await events(alice, started["events_url"])
+        assert status == 200 and evs[-1].json()["status"] == "complete"
+        assert [t["id"] for t in (await alice.get("/api/tokens")).json()] == [token]
