@@ -14,7 +14,8 @@ sends each chunk with one `send`; this adds only what an event stream needs:
   (`web/compression.py`): one compressor per response, flushed after every chunk, so
   each frame leaves whole, when it is written. `Content-Encoding` and `Vary:
   Accept-Encoding` say so; `no-transform` still tells proxies to leave the stream alone.
-  A client that asks for none gets the chunks as they are.
+  A client that asks for none gets the chunks and the headers as they were before
+  compression existed (no `Vary`: a stream is `no-cache`, no cache keeps it anyway).
 
 Keep-alive pings are the streams' own business (`broker/follow.py` tells a stream when
 it has been quiet for `PING_SECONDS`), so a connection needs no timer task of its own.
@@ -89,11 +90,11 @@ class EventStreamResponse(StreamingResponse):
         self._compressor: FrameCompressor | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.headers.add_vary_header("Accept-Encoding")
         coding = negotiate(Headers(scope=scope).get("accept-encoding"))
         if coding is not None:
             self._compressor = FrameCompressor(coding)
             self.headers["Content-Encoding"] = coding
+            self.headers.add_vary_header("Accept-Encoding")
         await super().__call__(scope, receive, send)
 
     async def stream_response(self, send: Send) -> None:
