@@ -12,6 +12,7 @@ import pytest
 from hxchat.app import create_app
 from hxchat.config import Settings
 from hxchat.domain import Role, Turn
+from tests import html_tree
 from tests.helpers import (
     ScriptedModel,
     client_for,
@@ -217,3 +218,153 @@ async def test_versions_count_against_the_rate_limit(
         )
         assert refused.status_code == 429
         assert "Retry-After" in refused.headers
+
+
+# -- the page ---------------------------------------------------------------------------
+
+HTMX = {"HX-Request": "true"}
+
+
+async def test_the_page_edits_and_pages_through_versions_without_javascript(
+    client: httpx.AsyncClient,
+) -> None:
+    cid = await new_conversation(client)
+    old = await chat(client, cid, "one")
+    page = html_tree.parse((await client.get(f"/c/{cid}")).text)
+    user, answer = page.find_all("article")
+    edit_form = user.find("form", method="get")
+    assert edit_form.find("button").text == "Edit"
+    assert edit_form.attrs["action"] == f"/c/{cid}"
+    assert answer.find("button", class_="regenerate").text == "Regenerate"
+    assert not page.find_all(class_="position")  # one version each: no pager
+
+    # Edit: the page with the message as a form, then a plain post.
+    editing = html_tree.parse((await client.get(f"/c/{cid}?edit={old[0]['id']}")).text)
+    field = editing.find("textarea", id=f"edit-{old[0]['id']}")
+    assert field.text == "one"
+    assert editing.find("label", for_=f"edit-{old[0]['id']}").text == "Edited message"
+    buttons = [b.text for b in editing.find("article").find_all("button")]
+    assert buttons == ["Cancel", "Save"]
+    saved = await client.post(f"/c/{cid}/messages/{old[0]['id']}/edit", data={"content": "uno"})
+    assert (saved.status_code, saved.headers["location"]) == (303, f"/c/{cid}")
+    page = html_tree.parse((await client.get(f"/c/{cid}")).text)
+    streaming = page.find("article", data_status="streaming").find(class_="answer")
+    await events(client, f"/api/generations/{generation_of(streaming)}/events")
+    new = await path(client, cid)
+
+    page = html_tree.parse((await client.get(f"/c/{cid}")).text)
+    user = page.find("article", data_role="user")
+    assert user.find(class_="content").text == "uno"
+    assert user.find(class_="position").text == "2 / 2"
+    form, later = user.find(class_="versions").find_all("form")
+    assert [form.find("button").text, later.find("button").text] == [
+        "Previous version",
+        "Next version",
+    ]
+    assert "disabled" not in form.find("button").attrs
+    assert "disabled" in later.find("button").attrs
+    assert form.attrs["action"] == f"/c/{cid}/messages/{old[0]['id']}/select"
+    back = await client.post(form.attrs["action"], data={"shown": str(new[0]["id"])})
+    assert (back.status_code, back.headers["location"]) == (303, f"/c/{cid}")
+    page = html_tree.parse((await client.get(f"/c/{cid}")).text)
+    assert [a.find(class_="content").text for a in page.find_all("article", data_role="user")] == [
+        "one"
+    ]
+    assert page.find(class_="position").text == "1 / 2"
+
+
+def generation_of(streaming_answer: html_tree.Node) -> str:
+    """The generation a streaming answer's markup connects to."""
+    return str(streaming_answer.attrs["sse-connect"]).split("/")[2]
+
+
+async def test_htmx_swaps_only_the_message_and_what_follows(client: httpx.AsyncClient) -> None:
+    cid = await new_conversation(client)
+    old = await chat(client, cid, "one", "two")
+    form = await client.get(f"/c/{cid}/messages/{old[2]['id']}/edit", headers=HTMX)
+    assert form.status_code == 200
+    assert html_tree.parse(form.text).find("textarea").text == "two"
+    cancel = await client.get(f"/c/{cid}/messages/{old[2]['id']}", headers=HTMX)
+    assert html_tree.parse(cancel.text).find(class_="content").text == "two"
+
+    edited = await client.post(
+        f"/c/{cid}/messages/{old[2]['id']}/edit", data={"content": "deux"}, headers=HTMX
+    )
+    assert edited.status_code == 200, edited.text
+    fragment = html_tree.parse(edited.text)
+    articles = fragment.find_all("article")
+    assert [(a.attrs["data-role"], a.attrs["data-status"]) for a in articles] == [
+        ("user", "complete"),
+        ("assistant", "streaming"),
+    ]
+    assert articles[0].find(class_="position").text == "2 / 2"
+    deleted = fragment.find_all(hx_swap_oob="delete")
+    assert [d.attrs["id"] for d in deleted] == [f"msg-{old[3]['id']}"]
+    assert fragment.find(id="stop-slot").find("button").text == "Stop"
+    gid = generation_of(articles[1].find(class_="answer"))
+    await events(client, f"/api/generations/{gid}/events")
+
+    # Regenerate the first answer: it is replaced, everything below it goes.
+    now = await path(client, cid)
+    again = await client.post(f"/c/{cid}/messages/{now[1]['id']}/regenerate", headers=HTMX)
+    fragment = html_tree.parse(again.text)
+    assert [a.attrs["data-status"] for a in fragment.find_all("article")] == ["streaming"]
+    assert [d.attrs["id"] for d in fragment.find_all(hx_swap_oob="delete")] == [
+        f"msg-{m['id']}" for m in now[2:]
+    ]
+    gid = generation_of(fragment.find(class_="answer"))
+    await events(client, f"/api/generations/{gid}/events")
+
+    # Previous version of that answer: the old branch comes back below it.
+    shown = (await path(client, cid))[1]
+    back = await client.post(
+        f"/c/{cid}/messages/{now[1]['id']}/select", data={"shown": str(shown["id"])}, headers=HTMX
+    )
+    fragment = html_tree.parse(back.text)
+    assert [a.attrs["id"] for a in fragment.find_all("article")] == [
+        f"msg-{m['id']}" for m in now[1:]
+    ]
+    assert fragment.find_all("article")[0].find(class_="position").text == "1 / 2"
+    # A page that does not show the message acted on is reloaded.
+    stale = await client.post(
+        f"/c/{cid}/messages/{now[1]['id']}/select", data={"shown": "999999"}, headers=HTMX
+    )
+    assert stale.headers["HX-Refresh"] == "true"
+
+
+async def test_page_routes_refuse_other_conversations_and_owners(
+    client: httpx.AsyncClient, other_client: httpx.AsyncClient
+) -> None:
+    cid, other = await new_conversation(client), await new_conversation(client)
+    messages = await chat(client, cid, "one")
+    await chat(client, other, "elsewhere")
+    user, answer = messages[0]["id"], messages[1]["id"]
+    attempts = [
+        ("post", f"/c/{other}/messages/{user}/edit", {"content": "x"}),
+        ("post", f"/c/{other}/messages/{answer}/regenerate", None),
+        ("post", f"/c/{other}/messages/{answer}/select", None),
+        ("get", f"/c/{other}/messages/{user}/edit", None),
+        ("get", f"/c/{other}/messages/{user}", None),
+    ]
+    for method, url, data in attempts:
+        for who in (client, other_client):
+            response = await who.request(method, url, data=data, headers=HTMX)
+            assert response.status_code == 404, (url, who is client)
+        foreign = await other_client.request(
+            method, url.replace(other, cid), data=data, headers=HTMX
+        )
+        assert foreign.status_code == 404, url
+    assert await path(client, cid) == messages
+
+
+async def test_page_select_while_an_answer_runs_is_409(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with running_app(make_settings(echo_delay_ms=200)) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        done = await chat(client, cid, "one")
+        started = await send(client, cid, "a slow answer of several words")
+        busy = await client.post(f"/c/{cid}/messages/{done[1]['id']}/select", headers=HTMX)
+        assert busy.status_code == 409
+        assert busy.headers["HX-Retarget"] == "#composer-error"
+        await client.post(f"/api/generations/{started['generation_id']}/cancel")

@@ -35,7 +35,8 @@ class Message:
     search_suggestions: str | None = None
     created_at: datetime | None = None
     parent_id: int | None = None  # the message it follows; None for a first message
-    versions: tuple[int, ...] = ()  # it and its siblings, oldest first (the tree's)
+    # It and its siblings, oldest first (see `store/tree.py`); () when not known here.
+    versions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
