@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
-from hxchat.domain import MessageStatus, Source
+from hxchat.domain import MessageStatus, Role, Source, Turn
 from hxchat.errors import StoreUnavailable
 from hxchat.store.base import Checkpoint
 from hxchat.store.engine import make_engine
@@ -301,7 +301,7 @@ async def test_accounts_arrive_over_a_schema_with_conversations(database_url: st
 
     def at(revision: str) -> Callable[[Connection], None]:
         def move(connection: Connection) -> None:
-            if revision == "0002" and stored_revision_or_none(connection) == "0003":
+            if (stored_revision_or_none(connection) or "") > revision:  # "0001" < "0004"
                 command.downgrade(alembic_config(connection), revision)
             else:
                 command.upgrade(alembic_config(connection), revision)
@@ -343,7 +343,7 @@ async def test_accounts_arrive_over_a_schema_with_conversations(database_url: st
     await on_connection(database_url, fill)
     before = await on_connection(database_url, contents)
     await upgrade(database_url)
-    assert await on_connection(database_url, stored_revision) == "0003"
+    assert await on_connection(database_url, stored_revision) == head_revision()
     assert await on_connection(database_url, contents) == before
     assert await on_connection(database_url, accounts_rows) == 0
 
@@ -363,3 +363,194 @@ def stored_revision_or_none(connection: Connection) -> str | None:
     if "alembic_version" not in table_names(connection):
         return None
     return stored_revision(connection)
+
+
+# -- 0004: messages as a tree, the path a conversation shows (issue #10) ------------------
+
+
+def rows_at_0003(connection: Connection) -> None:
+    """A database of the previous version: two conversations whose messages' ids
+    interleave (a finished chat of three turns whose last answer failed, and a chat
+    whose answer is still streaming with a checkpoint in pieces), an empty one, and
+    an account."""
+    command.upgrade(alembic_config(connection), "0003")
+    connection.execute(
+        text(
+            "INSERT INTO users (id, name, auth, admin, disabled, created_at) "
+            "VALUES ('u1', 'alice', 'password', false, false, :now)"
+        ),
+        {"now": OLD},
+    )
+    for cid, active in (("c1", None), ("c2", "gen-running"), ("c3", None)):
+        connection.execute(
+            text(
+                "INSERT INTO conversations (id, owner, title, created_at, updated_at, "
+                "active_generation_id) VALUES (:cid, 'u1', :cid, :now, :now, :active)"
+            ),
+            {"cid": cid, "now": OLD, "active": active},
+        )
+    rows = [
+        ("c1", "user", "one", "complete", None),
+        ("c2", "user", "other", "complete", None),
+        ("c1", "assistant", "answer one", "complete", "gen-1"),
+        ("c1", "user", "two", "complete", None),
+        ("c2", "assistant", "half", "streaming", "gen-running"),
+        ("c1", "assistant", "answer two", "complete", "gen-2"),
+        ("c1", "user", "three", "complete", None),
+        ("c1", "assistant", "", "error", "gen-3"),
+    ]
+    for cid, role, content, status, gid in rows:
+        connection.execute(
+            text(
+                "INSERT INTO messages (conversation_id, role, content, status, sources, "
+                "generation_id, worker_id, lease_expires_at, created_at, updated_at) "
+                "VALUES (:cid, :role, :content, :status, '[]', :gid, :worker, :lease, :now, :now)"
+            ),
+            {
+                "cid": cid,
+                "role": role,
+                "content": content,
+                "status": status,
+                "gid": gid,
+                "worker": "w" if status == "streaming" else None,
+                "lease": OLD if status == "streaming" else None,
+                "now": OLD,
+            },
+        )
+    running = connection.execute(
+        text("SELECT id FROM messages WHERE generation_id = 'gen-running'")
+    ).scalar_one()
+    connection.execute(
+        text("INSERT INTO answer_pieces (message_id, start, text) VALUES (:m, 4, ' an answer')"),
+        {"m": running},
+    )
+
+
+def tree_of(connection: Connection) -> dict[str, Any]:
+    """Each conversation's messages as (content, parent's content), and its leaf's."""
+    found: dict[str, Any] = {}
+    by_id = {
+        row.id: row
+        for row in connection.execute(
+            text("SELECT id, conversation_id, parent_id, content FROM messages ORDER BY id")
+        )
+    }
+    for row in by_id.values():
+        parent = by_id[row.parent_id].content if row.parent_id is not None else None
+        found.setdefault(row.conversation_id, []).append((row.content, parent))
+    for row in connection.execute(text("SELECT id, current_leaf_id FROM conversations")):
+        leaf = by_id[row.current_leaf_id].content if row.current_leaf_id is not None else None
+        found[f"{row.id} leaf"] = leaf
+    return found
+
+
+async def test_upgrade_from_0003_makes_each_conversation_a_chain_and_the_app_works_on_it(
+    database_url: str,
+) -> None:
+    await on_connection(database_url, rows_at_0003)
+    await upgrade(database_url)
+    assert await on_connection(database_url, stored_revision) == head_revision()
+    assert await on_connection(database_url, differences) == []
+    assert await on_connection(database_url, tree_of) == {
+        "c1": [
+            ("one", None),
+            ("answer one", "one"),
+            ("two", "answer one"),
+            ("answer two", "two"),
+            ("three", "answer two"),
+            ("", "three"),
+        ],
+        "c2": [("other", None), ("half", "other")],
+        "c1 leaf": "",
+        "c2 leaf": "half",
+        "c3 leaf": None,
+    }
+
+    store = await open_store(database_url)
+    try:
+        c1 = await store.get_conversation("u1", "c1")
+        assert c1 is not None
+        assert [m.content for m in c1.messages] == [
+            "one",
+            "answer one",
+            "two",
+            "answer two",
+            "three",
+            "",
+        ]
+        assert all(m.versions == (m.id,) for m in c1.messages)
+        assert [m.parent_id for m in c1.messages][1:] == [m.id for m in c1.messages][:-1]
+        c2 = await store.get_conversation("u1", "c2")
+        assert c2 is not None and [m.content for m in c2.messages] == ["other", "half an answer"]
+        c3 = await store.get_conversation("u1", "c3")
+        assert c3 is not None and c3.messages == ()
+
+        # The failed answer is retried as a new version; the second question edited.
+        failed = c1.messages[-1]
+        retried = await store.start_retry("u1", "c1", "gen-4", "w", 60)
+        assert [t.content for t in retried.history] == [
+            "one",
+            "answer one",
+            "two",
+            "answer two",
+            "three",
+        ]
+        await store.finish(
+            "gen-4",
+            content="answer three",
+            status=MessageStatus.COMPLETE,
+            sources=(),
+            error=None,
+            search_suggestions=None,
+            final_event_id=None,
+            worker_id="w",
+        )
+        c1 = await store.get_conversation("u1", "c1")
+        assert c1 is not None and c1.messages[-1].versions == (
+            failed.id,
+            retried.assistant_message_id,
+        )
+        edited = await store.start_edit("u1", c1.messages[2].id, "two, again", "gen-5", "w", 60)
+        assert [t.content for t in edited.history] == ["one", "answer one", "two, again"]
+        c1 = await store.get_conversation("u1", "c1")
+        assert c1 is not None
+        assert [m.content for m in c1.messages] == ["one", "answer one", "two, again", ""]
+        # The running answer of c2 is swept as before, with its pieces.
+        swept = await store.sweep_expired()
+        assert [(g.id, g.content) for g in swept] == [("gen-running", "half an answer")]
+        # A new turn in the empty conversation starts its tree.
+        started = await store.start_turn("u1", "c3", "first", "gen-6", "w", 60)
+        assert started.history == (Turn(Role.USER, "first"),)
+    finally:
+        await store.close()
+
+    def downgrade_to_0003(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "0003")
+
+    def contents(connection: Connection) -> list[tuple[str, str]]:
+        rows = connection.execute(
+            text("SELECT conversation_id, content FROM messages ORDER BY id")
+        ).all()
+        return [(row.conversation_id, row.content) for row in rows]
+
+    await on_connection(database_url, downgrade_to_0003)
+    # Only each conversation's path is left, in the order the previous version shows.
+    assert await on_connection(database_url, contents) == [
+        ("c1", "one"),
+        ("c2", "other"),
+        ("c1", "answer one"),
+        ("c2", "half an answer"),
+        ("c1", "two, again"),
+        ("c1", ""),  # still being written: the previous version goes on with it
+        ("c3", "first"),
+        ("c3", ""),
+    ]
+    await upgrade(database_url)  # and back: the paths are chains again
+    found = await on_connection(database_url, tree_of)
+    assert found["c1"] == [
+        ("one", None),
+        ("answer one", "one"),
+        ("two, again", "answer one"),
+        ("", "two, again"),
+    ]
+    assert found["c1 leaf"] == ""

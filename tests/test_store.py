@@ -260,7 +260,7 @@ async def test_busy_until_the_answer_is_finished(store: SqlStore) -> None:
     assert second.generation_id != started.generation_id
 
 
-async def test_retry_replaces_the_last_answer(store: SqlStore) -> None:
+async def test_retry_keeps_the_last_answer_as_a_version(store: SqlStore) -> None:
     cid = await store.create_conversation("alice")
     first = await turn(store, "alice", cid, "first question")
     await finish(store, first.generation_id, "first answer")
@@ -283,13 +283,18 @@ async def test_retry_replaces_the_last_answer(store: SqlStore) -> None:
         (Role.USER, "second question", MessageStatus.COMPLETE),
         (Role.ASSISTANT, "", MessageStatus.STREAMING),
     ]
-    assert await store.get_generation(second.generation_id) is None
+    # The failed answer is kept, as the older version of the new one.
+    assert await store.get_generation(second.generation_id) is not None
+    assert conversation.messages[-1].versions == (
+        second.assistant_message_id,
+        retried.assistant_message_id,
+    )
     assert await checkpoint(store, "retry-gen", "again", [], "worker-2", LEASE)
     with pytest.raises(Busy):
         await turn(store, "alice", cid, "while retrying")
 
 
-async def test_retry_of_a_completed_answer_replaces_it_too(store: SqlStore) -> None:
+async def test_retry_of_a_completed_answer_shows_the_new_one(store: SqlStore) -> None:
     cid = await store.create_conversation("alice")
     first = await turn(store, "alice", cid, "question")
     await finish(store, first.generation_id, "a fine answer")
@@ -297,6 +302,7 @@ async def test_retry_of_a_completed_answer_replaces_it_too(store: SqlStore) -> N
     conversation = await store.get_conversation("alice", cid)
     assert conversation is not None
     assert [m.generation_id for m in conversation.messages] == [None, "retry-gen"]
+    assert len(conversation.messages[1].versions) == 2
 
 
 async def test_nothing_to_retry_without_a_user_message(store: SqlStore) -> None:

@@ -35,7 +35,7 @@ from hxchat.store.base import Store
 from hxchat.store.migrate import schema_is_current, upgrade
 from hxchat.store.sql import SqlStore, open_store
 from hxchat.supervision import LeaseSupervisor
-from hxchat.web import account_api, account_pages, api, handlers, pages
+from hxchat.web import account_api, account_pages, api, handlers, pages, version_pages
 from hxchat.web.compression import CompressionMiddleware
 from hxchat.web.security import SecurityMiddleware, make_signer
 from hxchat.web.templating import Templates
@@ -153,6 +153,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
+    app.include_router(version_pages.router)
     app.include_router(account_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -135,8 +135,44 @@ class GenerationRunner:
             ),
         )
 
+    async def edit(
+        self, owner: str, message_id: int, content: str, conversation_id: str | None = None
+    ) -> TurnStarted:
+        """Store a new version of the user's message (already checked) and start
+        answering it."""
+        self._check_capacity()
+        return await self._start(
+            owner,
+            lambda gid: self.store.start_edit(
+                owner,
+                message_id,
+                content,
+                generation_id=gid,
+                worker_id=self.worker_id,
+                lease_seconds=LEASE_SECONDS,
+                conversation_id=conversation_id,
+            ),
+        )
+
+    async def regenerate(
+        self, owner: str, message_id: int, conversation_id: str | None = None
+    ) -> TurnStarted:
+        """Start a new version of an answer, beside the one it was."""
+        self._check_capacity()
+        return await self._start(
+            owner,
+            lambda gid: self.store.start_regenerate(
+                owner,
+                message_id,
+                generation_id=gid,
+                worker_id=self.worker_id,
+                lease_seconds=LEASE_SECONDS,
+                conversation_id=conversation_id,
+            ),
+        )
+
     async def retry(self, owner: str, conversation_id: str) -> TurnStarted:
-        """Generate the last answer again, replacing the previous one."""
+        """Generate the last answer again; the previous one stays as an older version."""
         self._check_capacity()
         return await self._start(
             owner,

@@ -86,9 +86,10 @@ class Limits:
         if self._pool is not None:
             await self._pool.aclose()
 
-    async def check_message(self, owner: str) -> None:
-        """Count one more message of `owner`, or refuse it (429)."""
-        running = await self._accounts.count_running(owner)
+    async def check_message(self, owner: str, starts_answer: bool = True) -> None:
+        """Count one more message of `owner`, or refuse it (429). A request that starts
+        no answer (selecting a version) is not refused for the answers running."""
+        running = await self._accounts.count_running(owner) if starts_answer else 0
         if running >= self._max_running:
             raise TooManyRequests(
                 f"You already have {running} answers being written; wait for one to "

@@ -34,6 +34,9 @@ class Message:
     error: str | None = None
     search_suggestions: str | None = None
     created_at: datetime | None = None
+    parent_id: int | None = None  # the message it follows; None for a first message
+    # It and its siblings, oldest first (see `store/tree.py`); () when not known here.
+    versions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,7 @@ class Conversation:
     title: str
     created_at: datetime
     updated_at: datetime
-    messages: tuple[Message, ...] = ()
+    messages: tuple[Message, ...] = ()  # the path it shows, first message first
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +85,12 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class TurnStarted:
-    """What `start_turn` / `start_retry` created."""
+    """What `start_turn` / `start_retry` / `start_edit` / `start_regenerate` created."""
 
     conversation_id: str
     generation_id: str
     assistant_message_id: int
-    user_message_id: int | None  # None for a retry
+    user_message_id: int | None  # None for a retry or a regeneration
     # What the model sees (`Store.history` before the placeholder), read in the same
     # transaction, so that the answer starts without another trip to the database.
     history: tuple[Turn, ...] = ()
@@ -111,7 +114,8 @@ class Store(Protocol):
         """The owner's conversations, last activity first."""
 
     async def get_conversation(self, owner: str, conversation_id: str) -> Conversation | None:
-        """One conversation with all its messages in order, or None (absent or foreign)."""
+        """One conversation with the messages of the path it shows, first message first
+        (each with its versions), or None (absent or foreign)."""
 
     async def delete_conversation(self, owner: str, conversation_id: str) -> str | None:
         """Delete it with its messages. Returns the id of a generation that was running
@@ -143,13 +147,50 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
     ) -> TurnStarted:
-        """Replace the last assistant answer by a new placeholder. Raises `NotFound`,
-        `Busy`, or `NothingToRetry` when the conversation has no user message."""
+        """A new version of the path's last answer (the old one is kept), as a new
+        placeholder. Raises `NotFound`, `Busy`, or `NothingToRetry` when the
+        conversation has no user message."""
+
+    async def start_edit(
+        self,
+        owner: str,
+        message_id: int,
+        content: str,
+        generation_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        conversation_id: str | None = None,
+    ) -> TurnStarted:
+        """A new version of the user's message `message_id` with `content`, and a
+        placeholder answering it; the path runs through them. Raises `NotFound` (not
+        the owner's, or not of `conversation_id` when given), `InvalidMessage` for an
+        answer, `Busy`."""
+
+    async def start_regenerate(
+        self,
+        owner: str,
+        message_id: int,
+        generation_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        conversation_id: str | None = None,
+    ) -> TurnStarted:
+        """A new version of the answer `message_id`, as a placeholder beside it; the
+        path runs through it. Raises `NotFound`, `InvalidMessage` for a user's
+        message, `Busy`."""
+
+    async def select_version(
+        self, owner: str, message_id: int, conversation_id: str | None = None
+    ) -> Conversation:
+        """The path now runs through `message_id` and, below it, the newest version at
+        each step; returns the conversation as it shows now. Raises `NotFound`,
+        `Busy` while an answer of the conversation is being written."""
 
     async def history(self, conversation_id: str, before_message_id: int) -> list[Turn]:
-        """What the model sees: earlier user messages and answers whose status is seen
-        by the model (complete, stopped, interrupted), oldest first, all with an id
-        below `before_message_id`."""
+        """What the model sees when it answers as `before_message_id`: the user messages
+        and the answers whose status is seen by the model (complete, stopped,
+        interrupted) on the path above it, oldest first (for an id that is no message
+        of the conversation: the path ending at its latest message below that id)."""
 
     async def get_generation(
         self, generation_id: str, owner: str | None = None

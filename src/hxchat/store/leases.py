@@ -153,13 +153,16 @@ def insert_placeholder(
     generation_id: str,
     worker_id: str,
     lease_seconds: float,
+    parent_id: int | None = None,
 ) -> int:
-    """The assistant message a new generation writes into, leased to `worker_id`."""
+    """The assistant message a new generation writes into (following `parent_id`),
+    leased to `worker_id`."""
     now = utcnow()
     result = conn.execute(
         INSERT_MESSAGE,
         {
             "conversation_id": conversation_id,
+            "parent_id": parent_id,
             "role": Role.ASSISTANT.value,
             "content": "",
             "status": STREAMING,

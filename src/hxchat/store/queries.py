@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, Role, Turn
-from hxchat.errors import NothingToRetry
-from hxchat.store import leases, pieces
+from hxchat.errors import InvalidMessage, NothingToRetry
+from hxchat.store import leases, pieces, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
-from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row, seen_statuses
+from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row
 from hxchat.store.tables import conversations, messages, utcnow
 
 # The statements are built once (see `leases`); their values are bound at execution.
@@ -30,11 +30,6 @@ _CONVERSATIONS_OF = (
     .limit(bindparam("limit"))
 )
 _CONVERSATION = select(conversations).where(leases.OWNED)
-_MESSAGES_OF = (
-    select(messages)
-    .where(messages.c.conversation_id == bindparam("conversation"))
-    .order_by(messages.c.id)
-)
 _ACTIVE_GENERATION = (
     select(conversations.c.active_generation_id)
     .where(leases.OWNED)
@@ -49,35 +44,13 @@ _HAS_USER_MESSAGE = (
     )
     .limit(1)
 )
+_ROLE_AND_PARENT = select(messages.c.role, messages.c.parent_id).where(
+    messages.c.id == bindparam("message")
+)
 _SET_TITLE = (
     update(conversations)
     .where(conversations.c.id == bindparam("conversation"))
     .values(title=bindparam("new_title"))
-)
-_LAST_USER_MESSAGE = select(func.max(messages.c.id)).where(
-    messages.c.conversation_id == bindparam("conversation"),
-    messages.c.role == Role.USER.value,
-)
-_DELETE_ANSWERS_AFTER = delete(messages).where(
-    messages.c.conversation_id == bindparam("conversation"),
-    messages.c.role == Role.ASSISTANT.value,
-    messages.c.id > bindparam("after"),
-)
-_HISTORY = (
-    select(messages.c.role, messages.c.content)
-    .where(
-        messages.c.conversation_id == bindparam("conversation"),
-        messages.c.id < bindparam("before"),
-        or_(
-            messages.c.role == Role.USER.value,
-            and_(
-                messages.c.role == Role.ASSISTANT.value,
-                messages.c.status.in_(seen_statuses()),
-                messages.c.content != "",
-            ),
-        ),
-    )
-    .order_by(messages.c.id)
 )
 
 
@@ -107,7 +80,8 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
     head = conn.execute(_CONVERSATION, {"conversation": conversation_id, "owned_by": owner}).first()
     if head is None:
         return None
-    rows = conn.execute(_MESSAGES_OF, {"conversation": conversation_id}).all()
+    skeleton = tree.Tree.read(conn, conversation_id)
+    rows = tree.path_rows(conn, skeleton.path(head.current_leaf_id))
     streaming = {row.id: row.content for row in rows if row.status == leases.STREAMING}
     texts = pieces.texts(conn, streaming)  # the answer being written, with its checkpoints
     return Conversation(
@@ -116,7 +90,9 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
         title=head.title,
         created_at=head.created_at,
         updated_at=head.updated_at,
-        messages=tuple(message_from_row(row, texts.get(row.id)) for row in rows),
+        messages=tuple(
+            message_from_row(row, texts.get(row.id), skeleton.versions(row.id)) for row in rows
+        ),
     )
 
 
@@ -139,16 +115,82 @@ def start_turn(
     worker_id: str,
     lease_seconds: float,
 ) -> TurnStarted:
-    now = utcnow()
     leases.lock(conn, owner, conversation_id, generation_id)
     if conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None:
         conn.execute(
             _SET_TITLE, {"conversation": conversation_id, "new_title": make_title(content)}
         )
-    user_result = conn.execute(
+    parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
+    user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
+    return _answer_placeholder(
+        conn, conversation_id, generation_id, worker_id, lease_seconds, user_message_id, True
+    )
+
+
+def start_edit(
+    conn: Connection,
+    owner: str,
+    message_id: int,
+    content: str,
+    generation_id: str,
+    worker_id: str,
+    lease_seconds: float,
+    conversation_id: str | None = None,
+) -> TurnStarted:
+    """A new version of a user's message, and a new answer to it: the path now runs
+    through them (the old version and what follows it stay)."""
+    row = tree.find_message(conn, owner, message_id, conversation_id)
+    if row.role != Role.USER.value:
+        raise InvalidMessage("Only a message you wrote can be edited; regenerate an answer.")
+    leases.lock(conn, owner, row.conversation_id, generation_id)
+    user_message_id = _insert_user_message(conn, row.conversation_id, content, row.parent_id)
+    return _answer_placeholder(
+        conn, row.conversation_id, generation_id, worker_id, lease_seconds, user_message_id, True
+    )
+
+
+def start_regenerate(
+    conn: Connection,
+    owner: str,
+    message_id: int,
+    generation_id: str,
+    worker_id: str,
+    lease_seconds: float,
+    conversation_id: str | None = None,
+) -> TurnStarted:
+    """A new version of an answer, beside it: the path now runs through the new one
+    (what followed the old one stays on its branch)."""
+    row = tree.find_message(conn, owner, message_id, conversation_id)
+    if row.role != Role.ASSISTANT.value:
+        raise InvalidMessage("Only an answer can be regenerated; edit a message instead.")
+    leases.lock(conn, owner, row.conversation_id, generation_id)
+    return _answer_placeholder(
+        conn, row.conversation_id, generation_id, worker_id, lease_seconds, row.parent_id
+    )
+
+
+def select_version(
+    conn: Connection, owner: str, message_id: int, conversation_id: str | None = None
+) -> Conversation:
+    """The path now runs through this message and, below it, the newest version at
+    each step; the conversation as it shows now. `Busy` while an answer is written."""
+    row = tree.find_message(conn, owner, message_id, conversation_id)
+    skeleton = tree.Tree.read(conn, row.conversation_id)
+    tree.select_leaf(conn, owner, row.conversation_id, skeleton.newest_below(row.id))
+    conversation = get_conversation(conn, owner, row.conversation_id)
+    assert conversation is not None  # found above, in this transaction
+    return conversation
+
+
+def _insert_user_message(
+    conn: Connection, conversation_id: str, content: str, parent_id: int | None
+) -> int:
+    now = utcnow()
+    result = conn.execute(
         leases.INSERT_MESSAGE,
         {
             "conversation_id": conversation_id,
+            "parent_id": parent_id,
             "role": Role.USER.value,
             "content": content,
             "status": MessageStatus.COMPLETE.value,
@@ -157,10 +199,7 @@ def start_turn(
             "updated_at": now,
         },
     )
-    user_message_id = int(user_result.scalar_one())
-    return _answer_placeholder(
-        conn, conversation_id, generation_id, worker_id, lease_seconds, user_message_id
-    )
+    return int(result.scalar_one())
 
 
 def start_retry(
@@ -172,11 +211,18 @@ def start_retry(
     lease_seconds: float,
 ) -> TurnStarted:
     leases.lock(conn, owner, conversation_id, generation_id)
-    last_user_id = conn.scalar(_LAST_USER_MESSAGE, {"conversation": conversation_id})
-    if last_user_id is None:
+    # The path's last answer gets a new version beside it (the old one is kept); a path
+    # that ends with a question gets its answer.
+    last = tree.leaf(conn, conversation_id)
+    row = None if last is None else conn.execute(_ROLE_AND_PARENT, {"message": last}).first()
+    parent_id = last if row is not None and row.role == Role.USER.value else None
+    if row is not None and row.role == Role.ASSISTANT.value:
+        parent_id = row.parent_id
+    if parent_id is None:
         raise NothingToRetry()  # rolls the lock back too
-    conn.execute(_DELETE_ANSWERS_AFTER, {"conversation": conversation_id, "after": last_user_id})
-    return _answer_placeholder(conn, conversation_id, generation_id, worker_id, lease_seconds)
+    return _answer_placeholder(
+        conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id
+    )
 
 
 def _answer_placeholder(
@@ -185,24 +231,25 @@ def _answer_placeholder(
     generation_id: str,
     worker_id: str,
     lease_seconds: float,
-    user_message_id: int | None = None,
+    parent_id: int | None,
+    after_user_message: bool = False,
 ) -> TurnStarted:
-    """The streaming assistant message a turn (or a retry) is answered into."""
+    """The streaming assistant message a turn (or a retry, an edit, a regeneration) is
+    answered into, following `parent_id`; the conversation's path now ends with it."""
     assistant_message_id = leases.insert_placeholder(
-        conn, conversation_id, generation_id, worker_id, lease_seconds
+        conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id
     )
+    tree.set_leaf(conn, conversation_id, assistant_message_id)
     return TurnStarted(
         conversation_id=conversation_id,
         generation_id=generation_id,
         assistant_message_id=assistant_message_id,
-        user_message_id=user_message_id,
-        history=tuple(history(conn, conversation_id, assistant_message_id)),
+        user_message_id=parent_id if after_user_message else None,
+        # Only ended answers: their checkpoints' pieces are merged into `content` already.
+        history=tuple(tree.seen_above(conn, conversation_id, parent_id)),
     )
 
 
 def history(conn: Connection, conversation_id: str, before_message_id: int) -> list[Turn]:
-    # Only ended answers: their checkpoints' pieces are merged into `content` already.
-    rows = conn.execute(
-        _HISTORY, {"conversation": conversation_id, "before": before_message_id}
-    ).all()
-    return [Turn(role=Role(row.role), content=row.content) for row in rows]
+    """What the model sees when it answers as `before_message_id` (see `tree.history`)."""
+    return tree.history(conn, conversation_id, before_message_id)

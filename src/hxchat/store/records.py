@@ -66,11 +66,16 @@ def sources_from_json(raw: str | None) -> tuple[Source, ...]:
         return ()
 
 
-def message_from_row(row: Any, content: str | None = None) -> Message:
+def message_from_row(
+    row: Any, content: str | None = None, versions: tuple[int, ...] = ()
+) -> Message:
     """A `Message` from a row of the `messages` table (with `content` as its text, when
-    given: a streaming answer's checkpoints are joined to it, see `pieces`)."""
+    given: a streaming answer's checkpoints are joined to it, see `pieces`; and the ids
+    of its `versions`, see `tree`)."""
     return Message(
         id=row.id,
+        parent_id=row.parent_id,
+        versions=versions or (row.id,),
         conversation_id=row.conversation_id,
         role=Role(row.role),
         content=row.content if content is None else content,

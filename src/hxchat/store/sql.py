@@ -25,7 +25,8 @@ transaction completes there (nothing is lost or left half-done) and only its res
 is dropped, as if the cancellation had come just after it (which is why the runner
 shields the start of a turn: a turn that was stored is also answered).
 
-The conversations and turns live in `queries`; the concurrency rules (the
+The conversations and turns live in `queries` (the tree of versions and the path a
+conversation shows in `tree`); the concurrency rules (the
 per-conversation lock and the generation lease) in `leases`; the rules about values
 (titles, sources as JSON) in `records`; how a streaming answer's checkpoints are kept
 (pieces of text, merged at its end) in `pieces`.
@@ -177,10 +178,58 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
     ) -> TurnStarted:
-        """Replace the last assistant answer by a new placeholder."""
+        """A new version of the path's last answer, as a new placeholder."""
         return await self._write(
             queries.start_retry, owner, conversation_id, generation_id, worker_id, lease_seconds
         )
+
+    async def start_edit(
+        self,
+        owner: str,
+        message_id: int,
+        content: str,
+        generation_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        conversation_id: str | None = None,
+    ) -> TurnStarted:
+        """A new version of a user's message, and a placeholder answering it."""
+        return await self._write(
+            queries.start_edit,
+            owner,
+            message_id,
+            content,
+            generation_id,
+            worker_id,
+            lease_seconds,
+            conversation_id,
+        )
+
+    async def start_regenerate(
+        self,
+        owner: str,
+        message_id: int,
+        generation_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        conversation_id: str | None = None,
+    ) -> TurnStarted:
+        """A new version of an answer, as a placeholder beside it."""
+        return await self._write(
+            queries.start_regenerate,
+            owner,
+            message_id,
+            generation_id,
+            worker_id,
+            lease_seconds,
+            conversation_id,
+        )
+
+    async def select_version(
+        self, owner: str, message_id: int, conversation_id: str | None = None
+    ) -> Conversation:
+        """The path now runs through this message; the conversation as it shows now."""
+        return await self._write(queries.select_version, owner, message_id, conversation_id)
 
     async def history(self, conversation_id: str, before_message_id: int) -> list[Turn]:
         """What the model sees before `before_message_id`, oldest first."""

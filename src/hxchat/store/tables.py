@@ -82,6 +82,9 @@ conversations = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     # The per-conversation lock: set while a generation of it is streaming.
     Column("active_generation_id", String(64), nullable=True),
+    # The end of the path the conversation shows (`store/tree.py`): its messages are
+    # this one and its ancestors. None only while the conversation is empty.
+    Column("current_leaf_id", Integer, nullable=True),
     Index("ix_conversations_owner_updated_at", "owner", "updated_at"),
 )
 
@@ -96,6 +99,9 @@ messages = Table(
         nullable=False,
         index=True,
     ),
+    # The message this one follows (None for a first message); messages with the same
+    # parent are versions of one another (`store/tree.py`).
+    Column("parent_id", Integer, nullable=True),
     Column("role", String(16), nullable=False),
     Column("content", Text, nullable=False),
     Column("status", String(16), nullable=False),
@@ -109,7 +115,7 @@ messages = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_messages_status_lease_expires_at", "status", "lease_expires_at"),
-    # Never reuse the id of a deleted last message (a retry replaces the last answer).
+    # Ids only grow (a parent's id is below its children's), also after deletions.
     sqlite_autoincrement=True,
 )
 

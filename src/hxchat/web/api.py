@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 from hxchat.errors import HxchatError, NotFound
 from hxchat.metrics import CONTENT_TYPE
-from hxchat.store.base import Message
-from hxchat.web.checks import checked_message
+from hxchat.store.base import Conversation, Message, TurnStarted
+from hxchat.web.checks import checked_message, parse_message_id
 from hxchat.web.deps import (
     LimitsDep,
     LogDep,
@@ -38,6 +38,10 @@ class NewMessage(BaseModel):
     content: str
 
 
+class Regeneration(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
 def _message_json(m: Message) -> dict[str, Any]:
     return {
         "id": m.id,
@@ -45,6 +49,24 @@ def _message_json(m: Message) -> dict[str, Any]:
         "content": m.content,
         "status": m.status.value,
         "sources": [s.as_json() for s in m.sources],
+        "parent_id": m.parent_id,
+        "versions": list(m.versions),
+    }
+
+
+def _conversation_json(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "messages": [_message_json(m) for m in conversation.messages],
+    }
+
+
+def _started_json(message_id: int | None, started: TurnStarted) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "generation_id": started.generation_id,
+        "events_url": _events_url(started.generation_id),
     }
 
 
@@ -70,11 +92,7 @@ async def get_conversation(conversation_id: str, store: StoreDep, owner: OwnerDe
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
-    return {
-        "id": conversation.id,
-        "title": conversation.title,
-        "messages": [_message_json(m) for m in conversation.messages],
-    }
+    return _conversation_json(conversation)
 
 
 @router.delete("/api/conversations/{conversation_id}", status_code=204)
@@ -95,11 +113,7 @@ async def post_message(
     content = checked_message(body.content, settings)
     await limits.check_message(owner)
     started = await runner.send(owner, conversation_id, content)
-    return {
-        "message_id": started.user_message_id,
-        "generation_id": started.generation_id,
-        "events_url": _events_url(started.generation_id),
-    }
+    return _started_json(started.user_message_id, started)
 
 
 @router.post("/api/conversations/{conversation_id}/retry", status_code=202)
@@ -112,6 +126,47 @@ async def retry(
         "generation_id": started.generation_id,
         "events_url": _events_url(started.generation_id),
     }
+
+
+# -- versions: a message's id is unique across conversations, so these routes name it
+# alone; another owner's message is a 404 like one that does not exist.
+
+
+@router.post("/api/messages/{message_id}/edit", status_code=202)
+async def edit_message(
+    message_id: str,
+    body: NewMessage,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    limits: LimitsDep,
+) -> dict[str, Any]:
+    content = checked_message(body.content, settings)
+    await limits.check_message(owner)
+    started = await runner.edit(owner, parse_message_id(message_id), content)
+    return _started_json(started.user_message_id, started)
+
+
+@router.post("/api/messages/{message_id}/regenerate", status_code=202)
+async def regenerate(
+    message_id: str,
+    runner: RunnerDep,
+    owner: OwnerDep,
+    limits: LimitsDep,
+    body: Regeneration | None = None,
+) -> dict[str, Any]:
+    await limits.check_message(owner)
+    started = await runner.regenerate(owner, parse_message_id(message_id))
+    return _started_json(started.assistant_message_id, started)
+
+
+@router.post("/api/messages/{message_id}/select")
+async def select_version(
+    message_id: str, store: StoreDep, owner: OwnerDep, limits: LimitsDep
+) -> dict[str, Any]:
+    selected = parse_message_id(message_id)
+    await limits.check_message(owner, starts_answer=False)
+    return _conversation_json(await store.select_version(owner, selected))
 
 
 @router.get("/api/generations/{generation_id}/events")

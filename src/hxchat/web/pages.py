@@ -41,7 +41,7 @@ PAGE = "chat.html"
 VARY = {"Vary": "HX-Request"}
 
 
-def _is_htmx(request: Request) -> bool:
+def is_htmx(request: Request) -> bool:
     return (
         request.headers.get("hx-request") == "true"
         and request.headers.get("hx-history-restore-request") != "true"
@@ -63,8 +63,10 @@ async def _page(
     owner: str,
     conversation: Conversation | None,
     identity: Identity | None,
+    editing: int | None = None,
 ) -> HTMLResponse:
     context: dict[str, Any] = {
+        "editing": editing,  # the user's message shown as a form to edit it
         "identity": identity,
         "conversations": await store.list_conversations(owner),
         "conversation": conversation,
@@ -90,11 +92,15 @@ async def conversation_page(
     templates: TemplatesDep,
     owner: OwnerDep,
     identity: IdentityDep,
+    edit: str = "",
 ) -> HTMLResponse:
+    """The conversation; `?edit=<message id>` shows that message of yours as a form to
+    edit it (the page's Edit button without JavaScript)."""
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
-    return await _page(store, templates, owner, conversation, identity)
+    editing = int(edit) if edit.isascii() and edit.isdigit() and len(edit) <= 10 else None
+    return await _page(store, templates, owner, conversation, identity, editing)
 
 
 @router.post("/send")
@@ -115,7 +121,7 @@ async def send(
     if is_new:
         conversation_id = await store.create_conversation(owner)
     started = await runner.send(owner, conversation_id, content)
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     return await _sent_fragment(store, templates, owner, started, with_user=True, is_new=is_new)
 
@@ -132,7 +138,7 @@ async def retry(
 ) -> Response:
     await limits.check_message(owner)
     started = await runner.retry(owner, conversation_id)
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     return await _sent_fragment(store, templates, owner, started, with_user=False, is_new=False)
 
