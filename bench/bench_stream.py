@@ -28,6 +28,7 @@ import asyncio
 import html
 import json
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +38,8 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.servers import hxchat_environment, run_hxchat
 
 from bench.bench_render import mixed
 from bench.machine import busy_seconds, describe, parse_cpus, pin_self, tree_cpu_seconds
@@ -249,6 +252,32 @@ async def part_a(workdir: Path, delay_ms: int, server_cpus: set[int], encoding: 
     )
 
 
+# Password mode with one user whose API token every request carries: one owner for all
+# N conversations, so the per-owner limits are lifted (they are counted all the same).
+TOKEN_ENV = {
+    "HXCHAT_AUTH": "password",
+    "HXCHAT_RATE_LIMIT": "1000000/minute",
+    "HXCHAT_MAX_ANSWERS_PER_USER": "1000000",
+}
+
+
+def make_token(workdir: Path, env: dict[str, str]) -> str:
+    """A user `bench` and an API token of theirs, made with the commands."""
+    subprocess.run(
+        [sys.executable, "-m", "hxchat", "users", "add", "bench", "--password-stdin"],
+        cwd=workdir,
+        env=hxchat_environment(env),
+        input="a bench password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    token = run_hxchat(workdir, env, "tokens", "add", "bench", "ramp")
+    assert token.returncode == 0, token.stderr
+    return token.stdout.split()[-1]
+
+
 def ramp_words(delay_ms: int) -> int:
     """Words per answer of the ramp: as many as fill 6 s at `delay_ms` a word (300 at
     20 ms), so that a faster model's streams overlap as long as the tutorial's."""
@@ -262,11 +291,13 @@ async def part_b(
     deadline: float,
     delay_ms: int = RAMP_DELAY_MS,
     kinds: tuple[str, ...] = ("json", "browser"),
+    auth: str = "none",
 ) -> None:
     words = ramp_words(delay_ms)
+    mode = "password, one user's API token on every request" if auth == "token" else "none"
     print(
         f"\n== b. N concurrent conversations, {words} words each at {delay_ms} ms per word, "
-        "1 worker, SQLite + in-memory event log =="
+        f"1 worker, SQLite + in-memory event log, HXCHAT_AUTH={mode} =="
     )
     print(
         "json    = /api/generations/{id}/events: text deltas merged to <= 20 events/s;\n"
@@ -281,7 +312,12 @@ async def part_b(
     for i, kind in enumerate(kinds):
         sub = workdir / kind
         sub.mkdir()
-        server = start_pinned(sub, server_env(sub, delay_ms), server_cpus)
+        env = server_env(sub, delay_ms)
+        headers = None
+        if auth == "token":
+            env.update(TOKEN_ENV)
+            headers = {"Authorization": f"Bearer {make_token(sub, env)}"}
+        server = start_pinned(sub, env, server_cpus)
         try:
             share = time.monotonic() + (deadline - time.monotonic()) / (len(kinds) - i)
             done = await ramp(
@@ -292,6 +328,7 @@ async def part_b(
                 deadline=share,
                 words=words,
                 delay=delay_ms / 1000,
+                auth=headers,
             )
         finally:
             server.stop()
@@ -326,6 +363,12 @@ def main() -> None:
     parser.add_argument(
         "--stream", choices=("json", "browser", "both"), default="both", help="part b's streams"
     )
+    parser.add_argument(
+        "--auth",
+        choices=("none", "token"),
+        default="none",
+        help="part b: mode none (a cookie each), or password mode with one user's API token",
+    )
     args = parser.parse_args()
     deadline = time.monotonic() + args.budget
     server_cpus, client_cpus = parse_cpus(args.server_cpus), parse_cpus(args.client_cpus)
@@ -347,7 +390,9 @@ def main() -> None:
                 (workdir / "b").mkdir()
                 kinds = ("json", "browser") if args.stream == "both" else (args.stream,)
                 runner.run(
-                    part_b(workdir / "b", steps, server_cpus, deadline, args.delay_ms, kinds)
+                    part_b(
+                        workdir / "b", steps, server_cpus, deadline, args.delay_ms, kinds, args.auth
+                    )
                 )
 
 

@@ -124,19 +124,22 @@ class Step:
         return self.errors == 0 and self.p(0.99) < TARGET_P99
 
 
-async def create_conversations(port: int, n: int) -> list[tuple[str, str]]:
-    """n conversations, each with its own session cookie: (id, cookie)."""
-    made: list[tuple[str, str]] = []
+async def create_conversations(
+    port: int, n: int, auth: dict[str, str] | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    """n conversations, each with its own session cookie (or all with the headers `auth`,
+    e.g. one user's `Authorization: Bearer`): (id, the headers that reach it)."""
+    made: list[tuple[str, dict[str, str]]] = []
 
     async def worker(count: int) -> None:
         conn = await Connection.open(HOST, port)
         try:
             for _ in range(count):
-                r = await conn.request("POST", "/api/conversations")
+                r = await conn.request("POST", "/api/conversations", auth)
                 cookie = r.cookie()
-                if r.status != 201 or cookie is None:
+                if r.status != 201 or (cookie is None and auth is None):
                     raise RuntimeError(f"POST /api/conversations answered {r.status}")
-                made.append((json.loads(r.body)["id"], cookie))
+                made.append((json.loads(r.body)["id"], auth or {"Cookie": str(cookie)}))
         finally:
             conn.close()
 
@@ -148,7 +151,7 @@ async def create_conversations(port: int, n: int) -> list[tuple[str, str]]:
 async def one_stream(
     port: int,
     kind: str,
-    conversation: tuple[str, str],
+    conversation: tuple[str, dict[str, str]],
     text: str,
     start_at: float,
     delay: float,
@@ -180,8 +183,7 @@ async def one_stream(
             finished.append(True)
         return final
 
-    conversation_id, cookie = conversation
-    headers = {"Cookie": cookie}
+    conversation_id, headers = conversation
     conn: Connection | None = None
     try:
         # The POST and the stream use two connections, as a browser's EventSource
@@ -253,9 +255,10 @@ async def run_step(
     spread: float = SPREAD,
     services_cpu: Callable[[], float] | None = None,
     patience: float = 30.0,
+    auth: dict[str, str] | None = None,
 ) -> Step:
     """N streams at once; CPU and lateness of the measured phase (setup excluded)."""
-    conversations = await create_conversations(port, n)
+    conversations = await create_conversations(port, n, auth)
     text = prompt(words)
     loop = asyncio.get_running_loop()
     await wait_quiet(server_pid, patience=patience)  # also lets the setup's writes settle
@@ -334,6 +337,7 @@ async def ramp(
     services_cpu: Callable[[], float] | None = None,
     words: int = 300,
     delay: float = 0.02,
+    auth: dict[str, str] | None = None,
 ) -> list[Step]:
     """Steps in order until one misses the target, or the time budget runs out."""
     done: list[Step] = []
@@ -351,6 +355,7 @@ async def ramp(
             delay=delay,
             services_cpu=services_cpu,
             patience=patience,
+            auth=auth,
         )
         done.append(step)
         print(row(step), flush=True)

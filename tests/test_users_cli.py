@@ -142,14 +142,9 @@ def test_a_bad_setting_or_database_is_one_line_and_status_1(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("env", "says"),
     [
-        ({"HXCHAT_AUTH": "header"}, "HXCHAT_AUTH: the mode 'header' is not available yet"),
         (
-            {
-                "HXCHAT_AUTH": "password,oidc",
-                "HXCHAT_OIDC_ISSUER": "https://id.example",
-                "HXCHAT_OIDC_CLIENT_ID": "hxchat",
-            },
-            "HXCHAT_AUTH: the mode 'oidc' is not available yet",
+            {"HXCHAT_AUTH": "password,oidc", "HXCHAT_OIDC_ISSUER": "https://id.example"},
+            "HXCHAT_OIDC_CLIENT_ID: is required with HXCHAT_AUTH=password,oidc",
         ),
         ({"HXCHAT_AUTH": "oidc"}, "HXCHAT_OIDC_ISSUER: is required with HXCHAT_AUTH=oidc"),
         (
@@ -166,6 +161,20 @@ def test_serve_refuses_what_it_cannot_do_in_one_line(
     assert result.returncode == 2
     assert result.stderr.startswith(f"hxchat: {says}"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_uvicorns_proxy_headers_agree_with_the_mode() -> None:
+    """uvicorn rewrites the client address from X-Forwarded-For for peers it trusts:
+    never in header mode (the header is believed by the TCP peer), and trusting
+    exactly HXCHAT_TRUSTED_PROXIES in the other modes with accounts."""
+    header = load_settings(auth="header", trusted_proxies="10.1.0.0/16")
+    assert cli.proxy_options(header) == {"proxy_headers": False}
+    password = load_settings(auth="password", trusted_proxies="10.1.0.0/16,::1/128")
+    assert cli.proxy_options(password) == {
+        "proxy_headers": True,
+        "forwarded_allow_ips": "10.1.0.0/16,::1/128",
+    }
+    assert cli.proxy_options(load_settings()) == {"proxy_headers": True}  # as before
 
 
 def test_the_start_up_warnings() -> None:

@@ -21,10 +21,11 @@ from hxchat import __version__
 from hxchat.auth.identity import Identities
 from hxchat.auth.limits import Limits
 from hxchat.auth.middleware import AccountsMiddleware
+from hxchat.auth.oidc import OidcSignIn
 from hxchat.auth.users import Accounts
 from hxchat.broker.base import EventLog
 from hxchat.broker.factory import build_event_log
-from hxchat.config import Settings, check_auth_available, load_settings
+from hxchat.config import Settings, load_settings
 from hxchat.errors import ConfigError, SchemaOutOfDate
 from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
@@ -32,10 +33,20 @@ from hxchat.providers.base import ChatModel
 from hxchat.providers.registry import build_model
 from hxchat.store.accounts import AccountStore
 from hxchat.store.base import Store
+from hxchat.store.directory import UserDirectory
 from hxchat.store.migrate import schema_is_current, upgrade
 from hxchat.store.sql import SqlStore, open_store
 from hxchat.supervision import LeaseSupervisor
-from hxchat.web import account_api, account_pages, api, handlers, pages, version_pages
+from hxchat.web import (
+    account_api,
+    account_pages,
+    admin_pages,
+    api,
+    handlers,
+    oidc_pages,
+    pages,
+    version_pages,
+)
 from hxchat.web.compression import CompressionMiddleware
 from hxchat.web.security import SecurityMiddleware, make_signer
 from hxchat.web.templating import Templates
@@ -94,7 +105,6 @@ def create_app(
     owner closes it; the ones the app builds from the settings, it closes. The model is
     closed with the app either way. A server process freezes what start-up allocated
     (`freeze_start_up_objects`), see `_freeze_start_up`."""
-    check_auth_available(settings)
     metrics = Metrics()
     templates = Templates()
 
@@ -118,7 +128,7 @@ def create_app(
                 else await the_store.secret_key(secrets.token_urlsafe(32))
             )
             app.state.signer = make_signer(key)
-            await _open_accounts(app, settings, the_store, stack)
+            await _open_accounts(app, settings, the_store, stack, key)
             runner = GenerationRunner(
                 store=the_store, log=the_log, model=chat_model, settings=settings, metrics=metrics
             )
@@ -155,12 +165,14 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(version_pages.router)
     app.include_router(account_pages.router)
+    app.include_router(oidc_pages.router)
+    app.include_router(admin_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Inside the security middleware, which adds its headers to whatever these send.
     app.add_middleware(CompressionMiddleware)
     if settings.accounts:
-        app.add_middleware(AccountsMiddleware, state=app.state)
+        app.add_middleware(AccountsMiddleware, state=app.state, settings=settings)
     app.add_middleware(
         SecurityMiddleware,
         state=app.state,
@@ -171,7 +183,7 @@ def create_app(
 
 
 async def _open_accounts(
-    app: FastAPI, settings: Settings, store: Store, stack: AsyncExitStack
+    app: FastAPI, settings: Settings, store: Store, stack: AsyncExitStack, key: str
 ) -> None:
     """The accounts, their sign-ins and the per-owner limits (in every mode: in `none`
     the limits count per anonymous owner)."""
@@ -180,7 +192,12 @@ async def _open_accounts(
     account_store = AccountStore(store)
     limits = Limits(settings, account_store)
     stack.push_async_callback(limits.close)
-    identities = Identities(account_store, settings.session_days) if settings.accounts else None
+    directory = UserDirectory(store)
+    identities = (
+        Identities(account_store, settings.session_days, directory) if settings.accounts else None
+    )
+    app.state.directory = directory
+    app.state.oidc = OidcSignIn(settings, key) if "oidc" in settings.auth_modes else None
     app.state.limits = limits
     app.state.identities = identities
     app.state.accounts = Accounts(account_store, settings, limits, identities)

@@ -11,11 +11,12 @@ import asyncio
 import ipaddress
 import logging
 import sys
+from typing import Any
 
 from dotenv import load_dotenv
 
 from hxchat import __version__, users_cli
-from hxchat.config import Settings, check_auth_available, load_settings
+from hxchat.config import Settings, load_settings
 from hxchat.errors import ConfigError, HxchatError
 from hxchat.logs import log_config
 
@@ -55,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_upgrade(settings))
             print(f"hxchat: the database schema is up to date ({_safe_url(settings)}).")
             return 0
-        check_auth_available(settings)
         if args.workers < 1:
             raise ConfigError("--workers", "needs a number of at least 1")
         if args.workers > 1 and settings.redis_url is None:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     warning = exposure_warning(settings, args.host)
     if warning:
         print(f"hxchat: warning: {warning}", file=sys.stderr)
-    _serve(args)
+    _serve(args, settings)
     return 0
 
 
@@ -136,7 +136,26 @@ async def _preflight(settings: Settings) -> None:
         await log.close()
 
 
-def _serve(args: argparse.Namespace) -> None:
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's own handling of X-Forwarded-For and X-Forwarded-Proto, made to agree
+    with hxchat's: it rewrites the request's client address (`scope["client"]`) from
+    X-Forwarded-For when the peer is one it trusts.
+
+    - Header mode: off. The user header is believed by the TCP peer's address, which a
+      rewrite would replace with whatever X-Forwarded-For said; hxchat's accounts
+      middleware reads X-Forwarded-Proto from the trusted proxies itself.
+    - Password and OpenID Connect: on, trusting `HXCHAT_TRUSTED_PROXIES`, so that the
+      sign-in lockout counts the real address and the cookie is Secure behind HTTPS.
+    - Mode `none`: as it always was (uvicorn's default: 127.0.0.1, or
+      `FORWARDED_ALLOW_IPS`)."""
+    if "header" in settings.auth_modes:
+        return {"proxy_headers": False}
+    if settings.accounts:
+        return {"proxy_headers": True, "forwarded_allow_ips": settings.trusted_proxies}
+    return {"proxy_headers": True}
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     uvicorn.run(
@@ -148,7 +167,7 @@ def _serve(args: argparse.Namespace) -> None:
         reload=args.reload,
         log_config=log_config(),
         timeout_graceful_shutdown=5,
-        proxy_headers=True,
+        **proxy_options(settings),
     )
 
 

@@ -172,6 +172,17 @@ class Settings(BaseSettings):
         return self.auth != "none"
 
     @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Header mode: the networks whose TCP peers may name the user."""
+        return tuple(ipaddress.ip_network(p.strip()) for p in self.trusted_proxies.split(","))
+
+    @property
+    def allowed_domains(self) -> frozenset[str]:
+        """OpenID Connect: the e-mail domains that may sign in (empty: any)."""
+        parts = (self.oidc_allowed_domains or "").split(",")
+        return frozenset(p.strip().lower().lstrip("@") for p in parts if p.strip())
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -202,17 +213,3 @@ def load_settings(**overrides: Any) -> Settings:
                     f"HXCHAT_{field.upper()}", f"is required with HXCHAT_AUTH={settings.auth}"
                 )
     return settings
-
-
-IMPLEMENTED_AUTH = frozenset({"none", "password"})
-
-
-def check_auth_available(settings: Settings) -> None:
-    """Refuse a sign-in mode this version does not have yet (one line naming it)."""
-    missing = sorted(settings.auth_modes - IMPLEMENTED_AUTH, key=MODE_ORDER.index)
-    if missing:
-        raise ConfigError(
-            "HXCHAT_AUTH",
-            f"the mode {missing[0]!r} is not available yet in this version of hxchat; "
-            "use none or password",
-        )

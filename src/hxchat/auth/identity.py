@@ -1,7 +1,7 @@
 """A session cookie or an API token -> the signed-in user, fresh to within a second.
 
 Every request that presents a secret is checked against the database, through a small
-cache whose entries live `CHECK_SECONDS` (1 s): a logout, a revoked token, a disabled
+cache whose entries live `CHECK_SECONDS` (0.8 s): a logout, a revoked token, a disabled
 or deleted user or a new password (which delete the rows, `store.accounts`) end the
 sign-in on every worker within a second, while a page that loads a dozen things costs
 one query. Absent secrets are cached too, so a client repeating a bad token costs one
@@ -16,28 +16,56 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from hxchat.auth.external import header_user
 from hxchat.auth.secrets import digest
 from hxchat.store.accounts import AccountStore, SignedIn, User
+from hxchat.store.directory import UserDirectory
 from hxchat.store.tables import utcnow
 
-CHECK_SECONDS = 1.0
+CHECK_SECONDS = 0.8
 TOUCH_SECONDS = 60.0
 CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who a request is: the user, and the session's digest when a cookie said so."""
+    """Who a request is: the user, and the session's digest when a cookie said so (or
+    the name a trusted proxy's header said)."""
 
     user: User
-    session: str | None = None  # None: an API token said so
+    session: str | None = None  # None: an API token or a proxy's header said so
+    header: str | None = None  # header mode: the name the trusted proxy sent
 
 
 class Identities:
-    def __init__(self, accounts: AccountStore, session_days: int) -> None:
+    def __init__(
+        self,
+        accounts: AccountStore,
+        session_days: int,
+        directory: UserDirectory | None = None,
+    ) -> None:
         self.accounts = accounts
+        self.directory = directory
         self.session_lifetime = timedelta(days=session_days)
         self._cache: OrderedDict[str, tuple[float, SignedIn | None]] = OrderedDict()
+
+    async def by_header(self, name: str) -> Identity | None:
+        """Header mode: the user the trusted proxy names (made by their first request),
+        or None (disabled). InvalidName for a value that cannot be a username."""
+        assert self.directory is not None
+        cache_key = "h:" + name
+        now = time.monotonic()
+        cached = self._cache.get(cache_key)
+        if cached is not None and now - cached[0] < CHECK_SECONDS:
+            signed = cached[1]
+        else:
+            user = await header_user(self.directory, name)
+            signed = None if user is None else SignedIn(user, user.last_seen_at)
+            if signed is not None and _stale(signed):
+                await self.directory.seen(signed.user.id)
+                signed = replace(signed, last_used_at=utcnow())
+            self._remember(cache_key, now, signed)
+        return None if signed is None else Identity(signed.user, header=name)
 
     async def by_session(self, secret: str) -> Identity | None:
         key = digest(secret)
@@ -51,6 +79,8 @@ class Identities:
 
     async def still_valid(self, identity: Identity, token: str | None) -> bool:
         """For a long stream: is its sign-in still good (cached for a second)?"""
+        if identity.header is not None:
+            return await self.by_header(identity.header) is not None
         if identity.session is not None:
             key = identity.session
             return await self._lookup("s:" + key, key, session=True) is not None
@@ -78,11 +108,14 @@ class Identities:
             else:
                 await self.accounts.touch_token(key, signed.user.id)
             signed = replace(signed, last_used_at=utcnow())
+        self._remember(cache_key, now, signed)
+        return signed
+
+    def _remember(self, cache_key: str, now: float, signed: SignedIn | None) -> None:
         self._cache[cache_key] = (now, signed)
         self._cache.move_to_end(cache_key)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        return signed
 
 
 def _stale(signed: SignedIn) -> bool:

@@ -6,6 +6,11 @@ event stream nothing per chunk but a clock read.
 
 - `Authorization: Bearer <token>`: the token's user, or 401 (a wrong, revoked or
   expired token; a cookie sent with it does not help).
+- Header mode: the header `HXCHAT_AUTH_HEADER` names the user, believed only when the
+  TCP peer (`scope["client"]`, never `X-Forwarded-For`) is in `HXCHAT_TRUSTED_PROXIES`;
+  from any other peer a request carrying the header answers 403. A trusted peer's
+  `X-Forwarded-Proto: https` makes the request's scheme https. (`hxchat serve` turns
+  uvicorn's own proxy-header rewriting off in this mode, so the peer is the peer.)
 - Otherwise the session cookie (`hxchat_login`): its user, or nobody.
 - Nobody, on a path that is not open (`/login`, `/signup`, `/logout`, `/healthz`,
   `/metrics`, `/static/`): an API call answers 401 `{"detail": "Sign in first."}`, an
@@ -19,6 +24,7 @@ event stream nothing per chunk but a clock read.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import time
 from http.cookies import CookieError, SimpleCookie
@@ -28,13 +34,31 @@ from urllib.parse import quote
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hxchat.auth.external import DISABLED
 from hxchat.auth.identity import CHECK_SECONDS, Identities, Identity
+from hxchat.auth.names import InvalidName
 from hxchat.auth.secrets import SESSION_COOKIE
+from hxchat.config import Settings
 
 OPEN_PATHS = frozenset({"/login", "/signup", "/logout", "/healthz", "/metrics"})
-OPEN_PREFIXES = ("/static/",)
+OPEN_PREFIXES = ("/static/", "/auth/oidc/")
 SIGN_IN_FIRST = "Sign in first."
 BAD_TOKEN = "The API token is wrong, revoked or expired."  # noqa: S105 - a sentence
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def is_trusted(scope: Scope, networks: tuple[Network, ...]) -> bool:
+    """Is the TCP peer of this request one of the trusted proxies?"""
+    client = scope.get("client")
+    if not client:
+        return False
+    try:
+        address = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
 
 
 def is_open(path: str) -> bool:
@@ -58,18 +82,38 @@ def session_secret(cookie_header: str) -> str | None:
 
 
 class AccountsMiddleware:
-    def __init__(self, app: ASGIApp, *, state: State) -> None:
+    def __init__(self, app: ASGIApp, *, state: State, settings: Settings) -> None:
         self.app = app
         self.state = state  # the lifespan puts `identities` there
+        self.header: bytes | None = None
+        if "header" in settings.auth_modes:
+            self.header = settings.auth_header.lower().encode("latin-1")
+            self.header_name = settings.auth_header
+            self.networks = settings.trusted_networks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         identities = cast(Identities, self.state.identities)
-        headers = {k: v for k, v in scope["headers"] if k in (b"authorization", b"cookie")}
+        wanted = (b"authorization", b"cookie", b"x-forwarded-proto", self.header)
+        headers = {k: v for k, v in scope["headers"] if k in wanted}
         token: str | None = None
         identity: Identity | None = None
+        named: bytes | None = None
+        if self.header is not None:
+            named = headers.get(self.header)
+            if is_trusted(scope, self.networks):
+                if headers.get(b"x-forwarded-proto", b"").strip().lower() == b"https":
+                    scope["scheme"] = "https"
+            elif named is not None:
+                await _json(
+                    send,
+                    403,
+                    f"The {self.header_name} header is only believed from a trusted proxy.",
+                    [],
+                )
+                return
         if b"authorization" in headers:
             scheme, _, value = headers[b"authorization"].decode("latin-1").partition(" ")
             token = value.strip()
@@ -77,6 +121,15 @@ class AccountsMiddleware:
                 identity = await identities.by_token(token)
             if identity is None:
                 await _json(send, 401, BAD_TOKEN, [(b"www-authenticate", b"Bearer")])
+                return
+        elif named is not None:
+            try:
+                identity = await identities.by_header(named.decode("utf-8", "replace"))
+            except InvalidName as exc:
+                await _json(send, 400, f"The {self.header_name} header: {exc.detail}", [])
+                return
+            if identity is None:
+                await _json(send, 403, DISABLED, [])
                 return
         elif b"cookie" in headers:
             secret = session_secret(headers[b"cookie"].decode("latin-1"))

@@ -4,39 +4,25 @@ sign in and out, sign up, change a password, make and revoke API tokens.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
 from hxchat.auth.identity import Identities, Identity
 from hxchat.auth.limits import Limits
+from hxchat.auth.names import MAX_NAME, check_name
 from hxchat.auth.passwords import check_strength, hash_password, verify_password
 from hxchat.auth.secrets import SESSION_COOKIE, digest, new_api_token, new_session_secret
 from hxchat.config import Settings
-from hxchat.errors import HxchatError, InvalidMessage, NotFound
+from hxchat.errors import HxchatError, NotFound
 from hxchat.store.accounts import AccountStore, ApiToken, User
 from hxchat.store.tables import utcnow
 
-MAX_NAME = 64
 MAX_TOKEN_NAME = 100
 
 
 class WrongPassword(HxchatError):
     status_code = 401
     default_detail = "Wrong username or password."
-
-
-class InvalidName(InvalidMessage):
-    default_detail = f"A username has 1 to {MAX_NAME} characters, none of them control characters."
-
-
-def check_name(name: str, *, limit: int = MAX_NAME, what: str = "username") -> str:
-    name = name.strip()
-    if not name or len(name) > limit:
-        raise InvalidName(f"A {what} has 1 to {limit} characters.")
-    if any(unicodedata.category(c)[0] == "C" for c in name):
-        raise InvalidName(f"A {what} may not contain control characters.")
-    return name
 
 
 def session_cookie(secret: str, *, secure: bool, days: int) -> str:
@@ -103,6 +89,10 @@ class Accounts:
         check_strength(password)
         user = await self.add(name, password)
         return user, await self._new_session(user, replaces)
+
+    async def start_session(self, user: User, replaces: str | None) -> str:
+        """A session for a user someone else signed in (an OpenID Connect provider)."""
+        return await self._new_session(user, replaces)
 
     async def _new_session(self, user: User, replaces: str | None) -> str:
         secret = new_session_secret()

@@ -44,6 +44,19 @@ def _need_accounts(request: Request) -> None:
         raise NotFound()
 
 
+def login_context(request: Request) -> dict[str, Any]:
+    """What the sign-in page offers: the password form, the provider's button, or (header
+    mode) a word about the proxy that signs people in."""
+    settings = request.app.state.settings
+    oidc = request.app.state.oidc
+    return {
+        "signup_open": _signup_open(request),
+        "password_form": "password" in settings.auth_modes,
+        "oidc_name": oidc.name if oidc is not None else None,
+        "header_mode": "header" in settings.auth_modes,
+    }
+
+
 def _signup_open(request: Request) -> bool:
     settings = request.app.state.settings
     return bool(
@@ -51,7 +64,7 @@ def _signup_open(request: Request) -> bool:
     )
 
 
-def _secure(request: Request) -> bool:
+def is_secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
@@ -59,15 +72,15 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _signed_in_redirect(request: Request, secret: str, days: int, to: str) -> Response:
+def signed_in_redirect(request: Request, secret: str, days: int, to: str) -> Response:
     response = RedirectResponse(to, status_code=303)
     response.headers.append(
-        "Set-Cookie", session_cookie(secret, secure=_secure(request), days=days)
+        "Set-Cookie", session_cookie(secret, secure=is_secure(request), days=days)
     )
     return response
 
 
-def _form_page(
+def form_page(
     templates: TemplatesDep, name: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
     headers = {"Cache-Control": "no-store"}
@@ -89,9 +102,7 @@ async def login_page(
     _need_accounts(request)
     if identity is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return _form_page(
-        templates, "login.html", next=safe_next(next), signup_open=_signup_open(request)
-    )
+    return form_page(templates, "login.html", next=safe_next(next), **login_context(request))
 
 
 @router.post("/login")
@@ -110,16 +121,16 @@ async def login(
     try:
         _, secret = await accounts.sign_in(username, password, _address(request), replaces)
     except (WrongPassword, TooManyRequests) as exc:
-        return _form_page(
+        return form_page(
             templates,
             "login.html",
             exc.status_code,
             error=exc,
             username=username,
             next=safe_next(next),
-            signup_open=_signup_open(request),
+            **login_context(request),
         )
-    return _signed_in_redirect(request, secret, settings.session_days, safe_next(next))
+    return signed_in_redirect(request, secret, settings.session_days, safe_next(next))
 
 
 @router.post("/logout")
@@ -128,7 +139,7 @@ async def logout(request: Request, accounts: AccountsDep, identity: IdentityDep)
     if identity is not None and identity.session is not None:
         await accounts.sign_out(identity.session)
     response = RedirectResponse("/login", status_code=303)
-    response.headers.append("Set-Cookie", cleared_cookie(secure=_secure(request)))
+    response.headers.append("Set-Cookie", cleared_cookie(secure=is_secure(request)))
     return response
 
 
@@ -136,7 +147,7 @@ async def logout(request: Request, accounts: AccountsDep, identity: IdentityDep)
 async def signup_page(request: Request, templates: TemplatesDep) -> Response:
     if not _signup_open(request):
         raise NotFound()
-    return _form_page(templates, "signup.html")
+    return form_page(templates, "signup.html")
 
 
 @router.post("/signup")
@@ -157,8 +168,8 @@ async def signup(
     except HxchatError as exc:
         if exc.status_code >= 500:
             raise
-        return _form_page(templates, "signup.html", exc.status_code, error=exc, username=username)
-    return _signed_in_redirect(request, secret, settings.session_days, "/")
+        return form_page(templates, "signup.html", exc.status_code, error=exc, username=username)
+    return signed_in_redirect(request, secret, settings.session_days, "/")
 
 
 # -- settings --------------------------------------------------------------------------
@@ -172,7 +183,7 @@ async def _settings_page(
     **context: Any,
 ) -> HTMLResponse:
     tokens = await accounts.store.list_tokens(identity.user.id)
-    return _form_page(
+    return form_page(
         templates,
         "settings.html",
         status,
