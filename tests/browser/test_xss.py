@@ -55,14 +55,19 @@ HOSTILE = "\n\n".join(
 CLICKABLE = ["click3", "click4", "click7", "click9", "click10", "click11", "click13", "click21"]
 
 # Every element or attribute inside the transcript that could run script.
+# Forms and inputs are the app's own controls (Edit, Regenerate, versions) outside what
+# a message says; inside it (the user's text, the rendered answer, its sources and
+# activity line) they can only come from a payload.
 DANGER = """
 (log) => {
   const found = [];
   const tags = new Set(["script", "iframe", "img", "svg", "style", "object", "embed",
                         "details", "form", "input", "math", "base", "meta", "link"]);
+  const controls = new Set(["form", "input"]);
+  const said = ".content, .md, .tail, .sources, .activity";
   for (const el of log.querySelectorAll("*")) {
     const tag = el.tagName.toLowerCase();
-    if (tags.has(tag)) found.push(tag);
+    if (tags.has(tag) && !(controls.has(tag) && el.closest(said) === null)) found.push(tag);
     for (const attr of el.attributes) {
       const value = attr.value.replace(/[\\x00-\\x20]/g, "").toLowerCase();
       if (attr.name.startsWith("on")) found.push(`${tag}[${attr.name}]`);

@@ -98,6 +98,11 @@ def postgres_database() -> Iterator[str]:
         _run_aside(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# These tests send many answers as one owner to exercise the workers, not the per-owner
+# limits (tests/test_limits.py and test_accounts_workers.py have those).
+MANY_ANSWERS = {"HXCHAT_RATE_LIMIT": "1000/minute", "HXCHAT_MAX_ANSWERS_PER_USER": "100"}
+
+
 @contextlib.contextmanager
 def shared_environment(
     workdir: Path, redis_db: int, echo_delay_ms: int
@@ -109,10 +114,7 @@ def shared_environment(
             "HXCHAT_DATABASE_URL": database_url,
             "HXCHAT_REDIS_URL": redis_url,
             "HXCHAT_ECHO_DELAY_MS": str(echo_delay_ms),
-            # These tests send many answers as one owner to exercise the workers, not
-            # the per-owner limits (tests/test_limits.py has those).
-            "HXCHAT_RATE_LIMIT": "1000/minute",
-            "HXCHAT_MAX_ANSWERS_PER_USER": "100",
+            **MANY_ANSWERS,
         }
         upgraded = run_hxchat(workdir, env, "db", "upgrade")
         assert upgraded.returncode == 0, upgraded.stderr

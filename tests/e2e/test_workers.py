@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, text
 from hxchat.providers.echo import words as split_words
 from hxchat.supervision import LEASE_SECONDS, SWEEP_SECONDS
 from tests.e2e.cluster import (
+    MANY_ANSWERS,
     Received,
     postgres_database,
     query,
@@ -55,6 +56,7 @@ class Cluster:
             "HXCHAT_DATABASE_URL": self.database_url,
             "HXCHAT_REDIS_URL": self.redis_url,
             "HXCHAT_ECHO_DELAY_MS": str(ECHO_DELAY_MS),
+            **MANY_ANSWERS,
             **extra,
         }
 
