@@ -340,7 +340,8 @@ SCRIPTS: dict[str, Callable[[], list[Reply]]] = {
 
 class ScriptedOpenAI(ScriptedHTTPServer):
     """Answers `POST …/chat/completions` with the script's replies, in turn (and, with
-    `cycle`, the default, over again: a server process serves any number of requests)."""
+    `cycle`, the default, over again: a server process serves any number of requests);
+    `GET …/models` lists `models` (or answers `models_status` when it is not 200)."""
 
     def __init__(
         self,
@@ -354,6 +355,8 @@ class ScriptedOpenAI(ScriptedHTTPServer):
         self.script = list(script)
         self.cycle = cycle
         self._next = 0
+        self.models: list[str] = ["scripted"]
+        self.models_status = 200
 
     @property
     def base_url(self) -> str:
@@ -369,6 +372,12 @@ class ScriptedOpenAI(ScriptedHTTPServer):
             await writer.send_json(200, self.bodies)
         elif request.method == "POST" and request.path.endswith("/chat/completions"):
             await self._take().send(request, writer)
+        elif request.method == "GET" and request.path.endswith("/models"):
+            if self.models_status != 200:
+                await Status(self.models_status, "models are not listed now").send(request, writer)
+                return
+            listed = [{"id": m, "object": "model", "owned_by": "scripted"} for m in self.models]
+            await writer.send_json(200, {"object": "list", "data": listed})
         else:
             await writer.send_json(404, {"error": {"message": "no such path"}})
 

@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
-from hxchat.domain import MessageStatus, Role, Source, Turn
+from hxchat.domain import MessageStatus, ModelChoice, Role, Source, Turn
 from hxchat.errors import StoreUnavailable
 from hxchat.store.base import Checkpoint
 from hxchat.store.engine import make_engine
@@ -554,3 +554,80 @@ async def test_upgrade_from_0003_makes_each_conversation_a_chain_and_the_app_wor
         ("", "two, again"),
     ]
     assert found["c1 leaf"] == ""
+
+
+# -- 0005: each answer records its model (issue #10) --------------------------------------
+
+
+async def test_upgrade_from_0004_leaves_old_answers_without_a_model_and_records_new_ones(
+    database_url: str,
+) -> None:
+    """Answers written before 0005 have no model (NULL: which one wrote them is not
+    known); the app reads them, and a new answer records the model chosen for it."""
+
+    def rows_at_0004(connection: Connection) -> None:
+        rows_at_0003(connection)
+        command.upgrade(alembic_config(connection), "0004")
+
+    await on_connection(database_url, rows_at_0004)
+    await upgrade(database_url)
+    assert await on_connection(database_url, stored_revision) == head_revision() == "0005"
+    assert await on_connection(database_url, differences) == []
+
+    store = await open_store(database_url)
+    try:
+        c1 = await store.get_conversation("u1", "c1")
+        assert c1 is not None and len(c1.messages) == 6
+        assert {m.model for m in c1.messages} == {None}
+        choice = ModelChoice(None, "echo", frozenset({"echo", "openai:b"}))
+        retried = await store.start_retry("u1", "c1", "gen-4", "w", 60, choice)
+        assert retried.model == "echo"  # the old answer has none: the default
+        await store.finish(
+            "gen-4",
+            content="answer three",
+            status=MessageStatus.COMPLETE,
+            sources=(),
+            error=None,
+            search_suggestions=None,
+            final_event_id=None,
+            worker_id="w",
+        )
+        asked = ModelChoice("openai:b", "echo", frozenset({"echo", "openai:b"}))
+        started = await store.start_turn("u1", "c1", "four", "gen-5", "w", 60, asked)
+        generation = await store.get_generation("gen-5", "u1")
+        assert generation is not None and generation.model == "openai:b"
+        await store.finish(
+            "gen-5",
+            content="answer four",
+            status=MessageStatus.COMPLETE,
+            sources=(),
+            error=None,
+            search_suggestions=None,
+            final_event_id=None,
+            worker_id="w",
+        )
+        goes_on = await store.start_turn("u1", "c1", "five", "gen-6", "w", 60, choice)
+        assert goes_on.model == "openai:b"  # the conversation's model
+        c1 = await store.get_conversation("u1", "c1")
+        assert c1 is not None
+        assert [m.model for m in c1.messages if m.role is Role.ASSISTANT] == [
+            None,
+            None,
+            "echo",
+            "openai:b",
+            "openai:b",
+        ]
+        assert started.assistant_message_id in {m.id for m in c1.messages}
+    finally:
+        await store.close()
+
+    def downgrade_to_0004(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "0004")
+
+    def columns(connection: Connection) -> set[str]:
+        return {c["name"] for c in inspect(connection).get_columns("messages")}
+
+    await on_connection(database_url, downgrade_to_0004)
+    assert "model" not in await on_connection(database_url, columns)
+    await upgrade(database_url)
+    assert "model" in await on_connection(database_url, columns)

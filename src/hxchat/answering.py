@@ -68,6 +68,7 @@ class Answer:
     chars: int = 0
     sources: list[Source] = field(default_factory=list)
     suggestions: str | None = None
+    model: ChatModel | None = None  # who writes it, chosen when it started (else the default)
     lost: bool = False  # another worker swept it: stop without writing anything
     finishing: bool = False  # its end is being stored: no more checkpoints
     # What the store has confirmed: the text up to this character, this many sources.
@@ -176,7 +177,7 @@ class AnswerWriter:
     ) -> None:
         loop = asyncio.get_running_loop()
         began = loop.time()
-        events = self.model.stream(history)
+        events = (answer.model or self.model).stream(history)
         try:
             async for event in events:
                 first = answer.chars + pending.chars == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from hxchat.errors import ConfigError, SchemaOutOfDate
 from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
 from hxchat.providers.base import ChatModel
-from hxchat.providers.registry import build_model
+from hxchat.providers.catalogue import Catalogue
 from hxchat.store.accounts import AccountStore
 from hxchat.store.base import Store
 from hxchat.store.directory import UserDirectory
@@ -95,6 +95,7 @@ def create_app(
     *,
     store: Store | None = None,
     log: EventLog | None = None,
+    models: Mapping[str, ChatModel] | None = None,
     freeze_start_up_objects: bool = False,
 ) -> FastAPI:
     """A new hxchat app; its lifespan connects everything it needs.
@@ -102,9 +103,10 @@ def create_app(
     `model`, `store` and `log` replace the ones the settings name (tests pass scripted
     models, embedders their own store or event log). A store or event log handed in is
     used as it is (its schema must be current) and left open when the app stops: its
-    owner closes it; the ones the app builds from the settings, it closes. The model is
-    closed with the app either way. A server process freezes what start-up allocated
-    (`freeze_start_up_objects`), see `_freeze_start_up`."""
+    owner closes it; the ones the app builds from the settings, it closes. `models` adds
+    ready-made models by id (`{"openai:b": model}`) to those offered. The models are
+    closed with the app either way (`providers/catalogue.py`). A server process freezes
+    what start-up allocated (`freeze_start_up_objects`), see `_freeze_start_up`."""
     metrics = Metrics()
     templates = Templates()
 
@@ -120,8 +122,10 @@ def create_app(
             if the_log is None:
                 the_log = build_event_log(settings)
                 stack.push_async_callback(the_log.close)
-            chat_model = model or build_model(settings)
-            stack.push_async_callback(chat_model.close)
+            catalogue = Catalogue(settings, model, built=models)
+            stack.push_async_callback(catalogue.close)
+            await catalogue.open()
+            chat_model = catalogue.default
             key = (
                 settings.secret_key.get_secret_value()
                 if settings.secret_key
@@ -130,7 +134,12 @@ def create_app(
             app.state.signer = make_signer(key)
             await _open_accounts(app, settings, the_store, stack, key)
             runner = GenerationRunner(
-                store=the_store, log=the_log, model=chat_model, settings=settings, metrics=metrics
+                store=the_store,
+                log=the_log,
+                model=chat_model,
+                settings=settings,
+                metrics=metrics,
+                models=catalogue,
             )
             stack.push_async_callback(runner.close)
             supervisor = LeaseSupervisor(
@@ -141,6 +150,7 @@ def create_app(
                 sweep_live_on_start=settings.redis_url is None,
             )
             app.state.store, app.state.log, app.state.runner = the_store, the_log, runner
+            app.state.models = catalogue
             await supervisor.start()
             stack.push_async_callback(supervisor.close)
             if freeze_start_up_objects:

@@ -116,8 +116,10 @@ async def _preflight(settings: Settings) -> None:
     from hxchat.providers.registry import build_model
     from hxchat.store.sql import open_store
 
-    model = build_model(settings)
-    await model.close()
+    for spec in settings.model_specs:  # HXCHAT_MODEL, then those HXCHAT_MODELS names
+        if not spec.endswith(":*"):  # what an endpoint lists is read by the app
+            model = build_model(settings, spec=spec)
+            await model.close()
     try:
         store = await open_store(settings.database_url)
         try:

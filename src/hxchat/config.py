@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hxchat.errors import ConfigError
-from hxchat.providers.registry import check_model
+from hxchat.providers.registry import check_model, find_provider
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant. Answer in Markdown. When a question needs current "
@@ -47,6 +47,8 @@ class Settings(BaseSettings):
 
     # -- the public settings, documented in the README --
     model: str = "echo"
+    models: str | None = None
+    vision_models: str | None = None
     echo_delay_ms: int = Field(default=30, ge=0, le=60_000)
     search: Literal["auto", "duckduckgo", "searxng", "none"] = "auto"
     searxng_url: str | None = None
@@ -131,6 +133,26 @@ class Settings(BaseSettings):
     def _known_model(cls, value: str) -> str:
         return check_model(value.strip())  # against the providers' registry
 
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: str | None) -> str | None:
+        specs = _comma_list(value)
+        for spec in specs:
+            check_model(spec, every=True)
+        return ",".join(specs) or None
+
+    @field_validator("vision_models")
+    @classmethod
+    def _vision_patterns(cls, value: str | None) -> str | None:
+        patterns = _comma_list(value)
+        for pattern in patterns:
+            if find_provider(pattern) is None:
+                raise ValueError(
+                    f"{pattern!r} names no provider; use model ids or patterns such as "
+                    "openai:gpt-4o*,ollama:llava*"
+                )
+        return ",".join(patterns) or None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -183,12 +205,27 @@ class Settings(BaseSettings):
         return frozenset(p.strip().lower().lstrip("@") for p in parts if p.strip())
 
     @property
+    def model_specs(self) -> tuple[str, ...]:
+        """The models offered: `HXCHAT_MODEL` (the default) first, then those of
+        `HXCHAT_MODELS` (`openai:*` and `ollama:*` stand for what their endpoint lists)."""
+        return tuple(dict.fromkeys((self.model, *_comma_list(self.models))))
+
+    @property
+    def vision_patterns(self) -> tuple[str, ...]:
+        """`HXCHAT_VISION_MODELS`: shell-style patterns of the model ids that take images."""
+        return tuple(_comma_list(self.vision_models))
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
     @property
     def echo_delay(self) -> float:
         return self.echo_delay_ms / 1000
+
+
+def _comma_list(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def load_settings(**overrides: Any) -> Settings:

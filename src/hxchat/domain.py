@@ -133,3 +133,22 @@ class LogEvent:
     id: str
     kind: EventKind
     data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """Which model a new answer is written by: the one asked for, else the one the
+    conversation's last answer used (while it is still offered), else the default.
+    The store applies it inside the turn's transaction (`resolve`), where it reads
+    the conversation's last answer anyway."""
+
+    requested: str | None
+    default: str
+    offered: frozenset[str]
+
+    def resolve(self, inherited: str | None) -> str:
+        if self.requested:
+            return self.requested
+        if inherited is not None and inherited in self.offered:
+            return inherited
+        return self.default

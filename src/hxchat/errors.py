@@ -78,6 +78,16 @@ class InvalidMessage(HxchatError):
     default_detail = "The message is empty."
 
 
+class UnknownModel(HxchatError):
+    """A message, an edit or a regeneration named a model that is not offered."""
+
+    status_code = 422
+    default_detail = "Unknown model."
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"Unknown model: {model}.")
+
+
 class Busy(HxchatError):
     status_code = 409
     default_detail = (

@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from hxchat.answering import Answer, AnswerWriter
 from hxchat.broker.base import EventLog
 from hxchat.config import Settings
-from hxchat.domain import MessageStatus
-from hxchat.errors import BrokerUnavailable, NotFound, ServiceUnavailable
+from hxchat.domain import MessageStatus, ModelChoice
+from hxchat.errors import BrokerUnavailable, NotFound, ServiceUnavailable, UnknownModel
 from hxchat.metrics import Metrics
 from hxchat.providers.base import ChatModel
+from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Checkpoint, Generation, Store, TurnStarted
 from hxchat.supervision import LEASE_SECONDS
 
@@ -44,8 +45,10 @@ class GenerationRunner:
         model: ChatModel,
         settings: Settings,
         metrics: Metrics,
+        models: Catalogue | None = None,
     ) -> None:
         self.store = store
+        self.models = models  # the models offered; without it, `model` writes every answer
         self.log = log
         self.settings = settings
         self.metrics = metrics
@@ -91,6 +94,7 @@ class GenerationRunner:
             status=MessageStatus.STREAMING,
             content=answer.text(),
             sources=tuple(answer.sources),
+            model=started.model,
         )
 
     # -- for the lease supervisor ----------------------------------------------------
@@ -119,9 +123,12 @@ class GenerationRunner:
 
     # -- requests --------------------------------------------------------------------
 
-    async def send(self, owner: str, conversation_id: str, content: str) -> TurnStarted:
+    async def send(
+        self, owner: str, conversation_id: str, content: str, model: str | None = None
+    ) -> TurnStarted:
         """Store the user's message (already checked, see `web.checks`) and start
-        answering it."""
+        answering it, by `model` (see `choose`)."""
+        choice = self.choose(model)
         self._check_capacity()
         return await self._start(
             owner,
@@ -132,14 +139,21 @@ class GenerationRunner:
                 generation_id=gid,
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
+                choice=choice,
             ),
         )
 
     async def edit(
-        self, owner: str, message_id: int, content: str, conversation_id: str | None = None
+        self,
+        owner: str,
+        message_id: int,
+        content: str,
+        conversation_id: str | None = None,
+        model: str | None = None,
     ) -> TurnStarted:
         """Store a new version of the user's message (already checked) and start
         answering it."""
+        choice = self.choose(model)
         self._check_capacity()
         return await self._start(
             owner,
@@ -151,13 +165,19 @@ class GenerationRunner:
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
                 conversation_id=conversation_id,
+                choice=choice,
             ),
         )
 
     async def regenerate(
-        self, owner: str, message_id: int, conversation_id: str | None = None
+        self,
+        owner: str,
+        message_id: int,
+        conversation_id: str | None = None,
+        model: str | None = None,
     ) -> TurnStarted:
         """Start a new version of an answer, beside the one it was."""
+        choice = self.choose(model)
         self._check_capacity()
         return await self._start(
             owner,
@@ -168,11 +188,13 @@ class GenerationRunner:
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
                 conversation_id=conversation_id,
+                choice=choice,
             ),
         )
 
     async def retry(self, owner: str, conversation_id: str) -> TurnStarted:
         """Generate the last answer again; the previous one stays as an older version."""
+        choice = self.choose(None)
         self._check_capacity()
         return await self._start(
             owner,
@@ -182,8 +204,18 @@ class GenerationRunner:
                 generation_id=gid,
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
+                choice=choice,
             ),
         )
+
+    def choose(self, model: str | None) -> ModelChoice | None:
+        """How the store picks a new answer's model: `model` when given (`UnknownModel`,
+        422, unless it is offered), else the conversation's. None without a catalogue."""
+        if self.models is None:
+            if model:
+                raise UnknownModel(model)
+            return None
+        return self.models.choose(model)
 
     async def _start(
         self, owner: str, begin: Callable[[str], Awaitable[TurnStarted]]
@@ -238,7 +270,8 @@ class GenerationRunner:
                 gid, "", MessageStatus.ERROR, (), exc.detail, None, final_event_id=None
             )
             raise
-        answer = self._answers[gid] = Answer(started=started, owner=owner)
+        model = None if self.models is None else self.models.model(started.model)
+        answer = self._answers[gid] = Answer(started=started, owner=owner, model=model)
         task = asyncio.create_task(self._writer.run(answer), name=f"hxchat-generation-{gid}")
         self._tasks[gid] = task
         self.metrics.running_generations.inc()

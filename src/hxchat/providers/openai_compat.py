@@ -30,8 +30,9 @@ from openai.types.chat import (
 
 from hxchat.config import Settings
 from hxchat.domain import AgentEvent, Role, Source, TextDelta, ToolCall, ToolResult, Turn
-from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
+from hxchat.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from hxchat.providers.history import trim_history
+from hxchat.providers.openai_endpoint import endpoint
 from hxchat.providers.search import (
     SearchHit,
     WebSearch,
@@ -42,8 +43,6 @@ from hxchat.providers.search import (
 
 logger = logging.getLogger(__name__)
 
-OPENAI_URL = "https://api.openai.com/v1"
-OLLAMA_URL = "http://localhost:11434/v1"
 SEARCH_RESULTS = 5
 
 WEB_SEARCH_TOOL: ChatCompletionToolUnionParam = {
@@ -68,27 +67,13 @@ _KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-*.]{4,}")
 def build_openai_model(
     settings: Settings, *, provider: str, model: str, env: Mapping[str, str]
 ) -> OpenAICompatModel:
-    """The `openai:`/`ollama:` model the settings and the OPENAI_* variables in `env`
-    (OPENAI_BASE_URL, OPENAI_API_KEY; given by the providers' registry) describe."""
-    default = OLLAMA_URL if provider == "ollama" else OPENAI_URL
-    base_url = env.get("OPENAI_BASE_URL", "").strip() or default
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            "OPENAI_BASE_URL", "use the server's base URL, e.g. http://localhost:8000/v1"
-        )
-    api_key = env.get("OPENAI_API_KEY", "").strip()
-    if not api_key:
-        if parts.hostname == "api.openai.com":
-            raise ConfigError(
-                "OPENAI_API_KEY",
-                "OpenAI's API needs a key: set it, or point OPENAI_BASE_URL at a local server",
-            )
-        api_key = "not-needed"  # local servers ignore it; the SDK insists on one
+    """The `openai:`/`ollama:` model the settings and the variables in `env` describe
+    (given by the providers' registry; see `endpoint`)."""
+    where = endpoint(settings, provider, env)
     return OpenAICompatModel(
         model,
-        base_url=base_url,
-        api_key=api_key,
+        base_url=where.base_url,
+        api_key=where.api_key,
         settings=settings,
         search=build_search(settings),
         name=f"{provider}:{model}",

@@ -39,6 +39,8 @@ class Provider:
     build: Builder
     #: the optional extra it needs (`pip install "hxchat[<extra>]"`), if any.
     extra: str | None = None
+    #: its endpoint lists its models (`/v1/models`): `<prefix>*` offers every one.
+    lists_models: bool = False
 
     @property
     def takes_name(self) -> bool:
@@ -75,6 +77,11 @@ def _gemini(settings: Settings, name: str, env: Mapping[str, str]) -> ChatModel:
 
 
 _OPENAI_VARIABLES = ("OPENAI_BASE_URL", "OPENAI_API_KEY")
+# Ollama has its own endpoint, so that it can be offered beside OpenAI; the OPENAI_*
+# ones still configure it when no `openai:` model is offered (as before `OLLAMA_BASE_URL`).
+_OLLAMA_VARIABLES = ("OLLAMA_BASE_URL", *_OPENAI_VARIABLES)
+#: a model name that stands for every model its endpoint lists (`openai:*`, `ollama:*`)
+EVERY_MODEL = "*"
 
 PROVIDERS: tuple[Provider, ...] = (
     Provider("echo", (), _echo),
@@ -92,8 +99,8 @@ PROVIDERS: tuple[Provider, ...] = (
         _gemini,
         extra="gemini",
     ),
-    Provider("openai:", _OPENAI_VARIABLES, _openai),
-    Provider("ollama:", _OPENAI_VARIABLES, _ollama),
+    Provider("openai:", _OPENAI_VARIABLES, _openai, lists_models=True),
+    Provider("ollama:", _OLLAMA_VARIABLES, _ollama, lists_models=True),
 )
 
 
@@ -111,9 +118,10 @@ def model_name(model: str) -> str:
     return model.partition(":")[2]
 
 
-def check_model(value: str) -> str:
+def check_model(value: str, *, every: bool = False) -> str:
     """`value` if it names a known provider (and a model, where one is needed), else
-    `ValueError` with a sentence for a person; used to validate `HXCHAT_MODEL`."""
+    `ValueError` with a sentence for a person; used to validate `HXCHAT_MODEL` and, with
+    `every` (`openai:*` allowed), each spec of `HXCHAT_MODELS`."""
     provider = find_provider(value)
     if provider is None:
         examples = [p.example for p in PROVIDERS]
@@ -123,6 +131,12 @@ def check_model(value: str) -> str:
     if provider.takes_name and not model_name(value).strip():
         stem = provider.prefix.removesuffix(":")
         raise ValueError(f"{stem}: needs a model name, e.g. {provider.example}")
+    if model_name(value) == EVERY_MODEL:
+        stem = provider.prefix.removesuffix(":")
+        if not provider.lists_models:
+            raise ValueError(f"{stem}:* is not possible; name its models one by one")
+        if not every:
+            raise ValueError(f"name one model; {stem}:* belongs in HXCHAT_MODELS")
     return value
 
 
@@ -135,20 +149,25 @@ def provider_environment(
     return {name: source[name] for name in provider.variables if name in source}
 
 
-def build_model(settings: Settings, environ: Mapping[str, str] | None = None) -> ChatModel:
-    """The model the settings name, configured by its provider's variables (read from
-    `environ`, by default the process environment); raises `ConfigError` when it cannot
-    be built (a missing key, a bad URL, an optional extra not installed)."""
-    provider = find_provider(settings.model)
+def build_model(
+    settings: Settings, environ: Mapping[str, str] | None = None, spec: str | None = None
+) -> ChatModel:
+    """The model `spec` names (by default the settings' `HXCHAT_MODEL`), configured by
+    its provider's variables (read from `environ`, by default the process environment);
+    raises `ConfigError` when it cannot be built (a missing key, a bad URL, an optional
+    extra not installed)."""
+    spec = settings.model if spec is None else spec
+    variable = "HXCHAT_MODEL" if spec == settings.model else "HXCHAT_MODELS"
+    provider = find_provider(spec)
     if provider is None:
-        raise ConfigError("HXCHAT_MODEL", f"unknown model {settings.model!r}")
+        raise ConfigError(variable, f"unknown model {spec!r}")
     env = provider_environment(provider, environ)
     try:
-        return provider.build(settings, model_name(settings.model), env)
+        return provider.build(settings, model_name(spec), env)
     except ImportError as exc:
         if provider.extra is None or (exc.name or "").startswith("hxchat"):
             raise  # a bug, not a missing extra
         stem = provider.prefix.removesuffix(":")
         raise ConfigError(
-            "HXCHAT_MODEL", f'{stem}: needs the extra: pip install "hxchat[{provider.extra}]"'
+            variable, f'{stem}: needs the extra: pip install "hxchat[{provider.extra}]"'
         ) from exc

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from hxchat.domain import MessageStatus, Role, Source, Turn
+from hxchat.domain import MessageStatus, ModelChoice, Role, Source, Turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,7 @@ class Message:
     parent_id: int | None = None  # the message it follows; None for a first message
     # It and its siblings, oldest first (see `store/tree.py`); () when not known here.
     versions: tuple[int, ...] = ()
+    model: str | None = None  # the model that wrote an answer (None: not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class Generation:
     error: str | None = None
     final_event_id: str | None = None
     search_suggestions: str | None = None
+    model: str | None = None  # the model writing it (None: not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ class TurnStarted:
     # What the model sees (`Store.history` before the placeholder), read in the same
     # transaction, so that the answer starts without another trip to the database.
     history: tuple[Turn, ...] = ()
+    model: str | None = None  # the model chosen for the answer (None: no choice given)
 
 
 class Store(Protocol):
@@ -130,6 +133,7 @@ class Store(Protocol):
         generation_id: str,
         worker_id: str,
         lease_seconds: float,
+        choice: ModelChoice | None = None,
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming) at once,
         and return them with the history the model sees (`history`).
@@ -146,6 +150,7 @@ class Store(Protocol):
         generation_id: str,
         worker_id: str,
         lease_seconds: float,
+        choice: ModelChoice | None = None,
     ) -> TurnStarted:
         """A new version of the path's last answer (the old one is kept), as a new
         placeholder. Raises `NotFound`, `Busy`, or `NothingToRetry` when the
@@ -160,6 +165,7 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
         conversation_id: str | None = None,
+        choice: ModelChoice | None = None,
     ) -> TurnStarted:
         """A new version of the user's message `message_id` with `content`, and a
         placeholder answering it; the path runs through them. Raises `NotFound` (not
@@ -174,6 +180,7 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
         conversation_id: str | None = None,
+        choice: ModelChoice | None = None,
     ) -> TurnStarted:
         """A new version of the answer `message_id`, as a placeholder beside it; the
         path runs through it. Raises `NotFound`, `InvalidMessage` for a user's

@@ -154,9 +154,10 @@ def insert_placeholder(
     worker_id: str,
     lease_seconds: float,
     parent_id: int | None = None,
+    model: str | None = None,
 ) -> int:
-    """The assistant message a new generation writes into (following `parent_id`),
-    leased to `worker_id`."""
+    """The assistant message a new generation writes into (following `parent_id`, by
+    `model`), leased to `worker_id`."""
     now = utcnow()
     result = conn.execute(
         INSERT_MESSAGE,
@@ -172,6 +173,7 @@ def insert_placeholder(
             "lease_expires_at": now + timedelta(seconds=lease_seconds),
             "created_at": now,
             "updated_at": now,
+            "model": model,
         },
     )
     return int(result.scalar_one())

@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from hxchat.domain import MessageStatus, Role, Turn
+from hxchat.domain import MessageStatus, ModelChoice, Role, Turn
 from hxchat.errors import InvalidMessage, NothingToRetry
 from hxchat.store import leases, pieces, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
@@ -47,6 +47,7 @@ _HAS_USER_MESSAGE = (
 _ROLE_AND_PARENT = select(messages.c.role, messages.c.parent_id).where(
     messages.c.id == bindparam("message")
 )
+_MODEL_OF = select(messages.c.model).where(messages.c.id == bindparam("message"))
 _SET_TITLE = (
     update(conversations)
     .where(conversations.c.id == bindparam("conversation"))
@@ -114,6 +115,7 @@ def start_turn(
     generation_id: str,
     worker_id: str,
     lease_seconds: float,
+    choice: ModelChoice | None = None,
 ) -> TurnStarted:
     leases.lock(conn, owner, conversation_id, generation_id)
     if conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None:
@@ -121,9 +123,17 @@ def start_turn(
             _SET_TITLE, {"conversation": conversation_id, "new_title": make_title(content)}
         )
     parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
+    model = _chosen(conn, choice, parent_id)
     user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
     return _answer_placeholder(
-        conn, conversation_id, generation_id, worker_id, lease_seconds, user_message_id, True
+        conn,
+        conversation_id,
+        generation_id,
+        worker_id,
+        lease_seconds,
+        user_message_id,
+        True,
+        model,
     )
 
 
@@ -136,6 +146,7 @@ def start_edit(
     worker_id: str,
     lease_seconds: float,
     conversation_id: str | None = None,
+    choice: ModelChoice | None = None,
 ) -> TurnStarted:
     """A new version of a user's message, and a new answer to it: the path now runs
     through them (the old version and what follows it stay)."""
@@ -143,9 +154,17 @@ def start_edit(
     if row.role != Role.USER.value:
         raise InvalidMessage("Only a message you wrote can be edited; regenerate an answer.")
     leases.lock(conn, owner, row.conversation_id, generation_id)
+    model = _chosen(conn, choice, row.conversation_id)
     user_message_id = _insert_user_message(conn, row.conversation_id, content, row.parent_id)
     return _answer_placeholder(
-        conn, row.conversation_id, generation_id, worker_id, lease_seconds, user_message_id, True
+        conn,
+        row.conversation_id,
+        generation_id,
+        worker_id,
+        lease_seconds,
+        user_message_id,
+        True,
+        model,
     )
 
 
@@ -157,6 +176,7 @@ def start_regenerate(
     worker_id: str,
     lease_seconds: float,
     conversation_id: str | None = None,
+    choice: ModelChoice | None = None,
 ) -> TurnStarted:
     """A new version of an answer, beside it: the path now runs through the new one
     (what followed the old one stays on its branch)."""
@@ -164,8 +184,16 @@ def start_regenerate(
     if row.role != Role.ASSISTANT.value:
         raise InvalidMessage("Only an answer can be regenerated; edit a message instead.")
     leases.lock(conn, owner, row.conversation_id, generation_id)
+    model = _chosen(conn, choice, row.conversation_id)
     return _answer_placeholder(
-        conn, row.conversation_id, generation_id, worker_id, lease_seconds, row.parent_id
+        conn,
+        row.conversation_id,
+        generation_id,
+        worker_id,
+        lease_seconds,
+        row.parent_id,
+        False,
+        model,
     )
 
 
@@ -209,6 +237,7 @@ def start_retry(
     generation_id: str,
     worker_id: str,
     lease_seconds: float,
+    choice: ModelChoice | None = None,
 ) -> TurnStarted:
     leases.lock(conn, owner, conversation_id, generation_id)
     # The path's last answer gets a new version beside it (the old one is kept); a path
@@ -220,8 +249,9 @@ def start_retry(
         parent_id = row.parent_id
     if parent_id is None:
         raise NothingToRetry()  # rolls the lock back too
+    model = _chosen(conn, choice, last)
     return _answer_placeholder(
-        conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id
+        conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id, False, model
     )
 
 
@@ -233,11 +263,12 @@ def _answer_placeholder(
     lease_seconds: float,
     parent_id: int | None,
     after_user_message: bool = False,
+    model: str | None = None,
 ) -> TurnStarted:
     """The streaming assistant message a turn (or a retry, an edit, a regeneration) is
     answered into, following `parent_id`; the conversation's path now ends with it."""
     assistant_message_id = leases.insert_placeholder(
-        conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id
+        conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id, model
     )
     tree.set_leaf(conn, conversation_id, assistant_message_id)
     return TurnStarted(
@@ -247,7 +278,22 @@ def _answer_placeholder(
         user_message_id=parent_id if after_user_message else None,
         # Only ended answers: their checkpoints' pieces are merged into `content` already.
         history=tuple(tree.seen_above(conn, conversation_id, parent_id)),
+        model=model,
     )
+
+
+def _chosen(conn: Connection, choice: ModelChoice | None, leaf: int | str | None) -> str | None:
+    """The model of a new answer (see `ModelChoice`): the conversation goes on with the
+    model of the path's last message, `leaf` (its id, or the conversation's id to read
+    it), unless another one is asked for. None when the caller gave no choice."""
+    if choice is None:
+        return None
+    if choice.requested:
+        return choice.requested
+    if isinstance(leaf, str):
+        leaf = tree.leaf(conn, leaf)
+    inherited = None if leaf is None else conn.scalar(_MODEL_OF, {"message": leaf})
+    return choice.resolve(inherited)
 
 
 def history(conn: Connection, conversation_id: str, before_message_id: int) -> list[Turn]:

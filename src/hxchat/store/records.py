@@ -85,6 +85,7 @@ def message_from_row(
         error=row.error,
         search_suggestions=row.search_suggestions,
         created_at=row.created_at,
+        model=row.model,
     )
 
 
@@ -102,6 +103,7 @@ def generation_from_row(row: Any, owner: str, content: str | None = None) -> Gen
         error=row.error,
         final_event_id=row.final_event_id,
         search_suggestions=row.search_suggestions,
+        model=row.model,
     )
 
 

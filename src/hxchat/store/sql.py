@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from hxchat.domain import MessageStatus, Source, Turn
+from hxchat.domain import MessageStatus, ModelChoice, Source, Turn
 from hxchat.store import leases, queries
 from hxchat.store.base import (
     Checkpoint,
@@ -158,6 +158,7 @@ class SqlStore:
         generation_id: str,
         worker_id: str,
         lease_seconds: float,
+        choice: ModelChoice | None = None,
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming)."""
         return await self._write(
@@ -168,6 +169,7 @@ class SqlStore:
             generation_id,
             worker_id,
             lease_seconds,
+            choice,
         )
 
     async def start_retry(
@@ -177,10 +179,17 @@ class SqlStore:
         generation_id: str,
         worker_id: str,
         lease_seconds: float,
+        choice: ModelChoice | None = None,
     ) -> TurnStarted:
         """A new version of the path's last answer, as a new placeholder."""
         return await self._write(
-            queries.start_retry, owner, conversation_id, generation_id, worker_id, lease_seconds
+            queries.start_retry,
+            owner,
+            conversation_id,
+            generation_id,
+            worker_id,
+            lease_seconds,
+            choice,
         )
 
     async def start_edit(
@@ -192,6 +201,7 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         conversation_id: str | None = None,
+        choice: ModelChoice | None = None,
     ) -> TurnStarted:
         """A new version of a user's message, and a placeholder answering it."""
         return await self._write(
@@ -203,6 +213,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             conversation_id,
+            choice,
         )
 
     async def start_regenerate(
@@ -213,6 +224,7 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         conversation_id: str | None = None,
+        choice: ModelChoice | None = None,
     ) -> TurnStarted:
         """A new version of an answer, as a placeholder beside it."""
         return await self._write(
@@ -223,6 +235,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             conversation_id,
+            choice,
         )
 
     async def select_version(

@@ -114,6 +114,9 @@ messages = Table(
     Column("lease_expires_at", UtcDateTime(), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # The model that wrote an answer (`openai:gpt-4o-mini`); None for a user's message
+    # and for the answers written before hxchat recorded it.
+    Column("model", String(255), nullable=True),
     Index("ix_messages_status_lease_expires_at", "status", "lease_expires_at"),
     # Ids only grow (a parent's id is below its children's), also after deletions.
     sqlite_autoincrement=True,

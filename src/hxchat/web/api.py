@@ -16,12 +16,14 @@ from pydantic import BaseModel, ConfigDict
 
 from hxchat.errors import HxchatError, NotFound
 from hxchat.metrics import CONTENT_TYPE
+from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Conversation, Message, TurnStarted
 from hxchat.web.checks import checked_message, parse_message_id
 from hxchat.web.deps import (
     LimitsDep,
     LogDep,
     MetricsDep,
+    ModelsDep,
     OwnerDep,
     RunnerDep,
     SettingsDep,
@@ -34,12 +36,14 @@ HEALTH_TIMEOUT = 3.0
 
 
 class NewMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
     content: str
+    model: str | None = None  # one of `GET /api/models`; else the conversation's
 
 
 class Regeneration(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+    model: str | None = None
 
 
 def _message_json(m: Message) -> dict[str, Any]:
@@ -51,13 +55,21 @@ def _message_json(m: Message) -> dict[str, Any]:
         "sources": [s.as_json() for s in m.sources],
         "parent_id": m.parent_id,
         "versions": list(m.versions),
+        "model": m.model,
     }
 
 
-def _conversation_json(conversation: Conversation) -> dict[str, Any]:
+def conversation_model(conversation: Conversation, models: Catalogue) -> str:
+    """The model the conversation goes on with: its last answer's, else the default."""
+    last = conversation.messages[-1].model if conversation.messages else None
+    return models.current(last)
+
+
+def _conversation_json(conversation: Conversation, models: Catalogue) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "title": conversation.title,
+        "model": conversation_model(conversation, models),
         "messages": [_message_json(m) for m in conversation.messages],
     }
 
@@ -87,12 +99,20 @@ async def list_conversations(store: StoreDep, owner: OwnerDep) -> list[dict[str,
     ]
 
 
+@router.get("/api/models")
+async def list_models(models: ModelsDep) -> list[dict[str, Any]]:
+    """The models offered, the default first."""
+    return [info.as_json() for info in models.models]
+
+
 @router.get("/api/conversations/{conversation_id}")
-async def get_conversation(conversation_id: str, store: StoreDep, owner: OwnerDep) -> Any:
+async def get_conversation(
+    conversation_id: str, store: StoreDep, owner: OwnerDep, models: ModelsDep
+) -> Any:
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
-    return _conversation_json(conversation)
+    return _conversation_json(conversation, models)
 
 
 @router.delete("/api/conversations/{conversation_id}", status_code=204)
@@ -112,7 +132,7 @@ async def post_message(
 ) -> dict[str, Any]:
     content = checked_message(body.content, settings)
     await limits.check_message(owner)
-    started = await runner.send(owner, conversation_id, content)
+    started = await runner.send(owner, conversation_id, content, body.model)
     return _started_json(started.user_message_id, started)
 
 
@@ -143,7 +163,7 @@ async def edit_message(
 ) -> dict[str, Any]:
     content = checked_message(body.content, settings)
     await limits.check_message(owner)
-    started = await runner.edit(owner, parse_message_id(message_id), content)
+    started = await runner.edit(owner, parse_message_id(message_id), content, model=body.model)
     return _started_json(started.user_message_id, started)
 
 
@@ -156,17 +176,18 @@ async def regenerate(
     body: Regeneration | None = None,
 ) -> dict[str, Any]:
     await limits.check_message(owner)
-    started = await runner.regenerate(owner, parse_message_id(message_id))
+    model = body.model if body is not None else None
+    started = await runner.regenerate(owner, parse_message_id(message_id), model=model)
     return _started_json(started.assistant_message_id, started)
 
 
 @router.post("/api/messages/{message_id}/select")
 async def select_version(
-    message_id: str, store: StoreDep, owner: OwnerDep, limits: LimitsDep
+    message_id: str, store: StoreDep, owner: OwnerDep, limits: LimitsDep, models: ModelsDep
 ) -> dict[str, Any]:
     selected = parse_message_id(message_id)
     await limits.check_message(owner, starts_answer=False)
-    return _conversation_json(await store.select_version(owner, selected))
+    return _conversation_json(await store.select_version(owner, selected), models)
 
 
 @router.get("/api/generations/{generation_id}/events")

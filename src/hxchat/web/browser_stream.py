@@ -87,6 +87,7 @@ class BrowserAnswer:
             generation_id=m.generation_id,
             error=self.error,
             search_suggestions=self.suggestions,
+            model=m.model,
         )
 
 

@@ -18,6 +18,7 @@ from hxchat.broker.base import EventLog
 from hxchat.config import Settings
 from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
+from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Store
 from hxchat.web.templating import Templates
 
@@ -51,6 +52,10 @@ async def get_runner(request: Request) -> GenerationRunner:
     return cast(GenerationRunner, request.app.state.runner)
 
 
+async def get_models(request: Request) -> Catalogue:
+    return cast(Catalogue, request.app.state.models)
+
+
 async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
@@ -70,6 +75,7 @@ AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 StoreDep = Annotated[Store, Depends(get_store)]
 LogDep = Annotated[EventLog, Depends(get_log)]
 RunnerDep = Annotated[GenerationRunner, Depends(get_runner)]
+ModelsDep = Annotated[Catalogue, Depends(get_models)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemplatesDep = Annotated[Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -19,7 +19,9 @@ from hxchat.auth.identity import Identity
 from hxchat.broker.base import Position
 from hxchat.domain import MessageStatus, Role
 from hxchat.errors import NotFound
+from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Conversation, Message, TurnStarted
+from hxchat.web.api import conversation_model
 from hxchat.web.browser_stream import browser_frames
 from hxchat.web.checks import checked_message
 from hxchat.web.deps import (
@@ -27,6 +29,7 @@ from hxchat.web.deps import (
     LimitsDep,
     LogDep,
     MetricsDep,
+    ModelsDep,
     OwnerDep,
     RunnerDep,
     SettingsDep,
@@ -60,12 +63,18 @@ def _streaming_generation(conversation: Conversation | None) -> str | None:
 async def _page(
     store: StoreDep,
     templates: TemplatesDep,
+    models: Catalogue,
     owner: str,
     conversation: Conversation | None,
     identity: Identity | None,
     editing: int | None = None,
 ) -> HTMLResponse:
+    current = (
+        models.default_id if conversation is None else conversation_model(conversation, models)
+    )
     context: dict[str, Any] = {
+        "models": models.models,  # the composer's choice, when there is one
+        "current_model": current,
         "editing": editing,  # the user's message shown as a form to edit it
         "identity": identity,
         "conversations": await store.list_conversations(owner),
@@ -80,9 +89,13 @@ async def _page(
 
 @router.get("/", response_class=HTMLResponse)
 async def home(
-    store: StoreDep, templates: TemplatesDep, owner: OwnerDep, identity: IdentityDep
+    store: StoreDep,
+    templates: TemplatesDep,
+    models: ModelsDep,
+    owner: OwnerDep,
+    identity: IdentityDep,
 ) -> HTMLResponse:
-    return await _page(store, templates, owner, None, identity)
+    return await _page(store, templates, models, owner, None, identity)
 
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
@@ -90,6 +103,7 @@ async def conversation_page(
     conversation_id: str,
     store: StoreDep,
     templates: TemplatesDep,
+    models: ModelsDep,
     owner: OwnerDep,
     identity: IdentityDep,
     edit: str = "",
@@ -100,7 +114,7 @@ async def conversation_page(
     if conversation is None:
         raise NotFound()
     editing = int(edit) if edit.isascii() and edit.isdigit() and len(edit) <= 10 else None
-    return await _page(store, templates, owner, conversation, identity, editing)
+    return await _page(store, templates, models, owner, conversation, identity, editing)
 
 
 @router.post("/send")
@@ -114,13 +128,15 @@ async def send(
     limits: LimitsDep,
     content: Annotated[str, Form()] = "",
     conversation_id: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
 ) -> Response:
     content = checked_message(content, settings)
+    runner.choose(model or None)  # an unknown model: 422 before a conversation is made
     await limits.check_message(owner)
     is_new = not conversation_id
     if is_new:
         conversation_id = await store.create_conversation(owner)
-    started = await runner.send(owner, conversation_id, content)
+    started = await runner.send(owner, conversation_id, content, model or None)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     return await _sent_fragment(store, templates, owner, started, with_user=True, is_new=is_new)
@@ -207,6 +223,7 @@ async def browser_stream(
         content="",
         status=MessageStatus.STREAMING,
         generation_id=generation.id,
+        model=generation.model,
     )
     frames = browser_frames(store, log, templates, message, generation, settings.stream_lifetime)
     return EventStreamResponse(frames, metrics, "browser")

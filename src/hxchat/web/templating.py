@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from hxchat import __version__
 from hxchat.domain import MessageStatus
+from hxchat.providers.catalogue import label_of
 from hxchat.render import render_markdown
 from hxchat.store.base import Message
 from hxchat.web.wire import BrowserEvent
@@ -59,6 +60,7 @@ class Templates:
             wire=BrowserEvent,  # the browser stream's event names: {{ wire.BODY }}
         )
         self.env.filters["site"] = site
+        self.env.filters["model_label"] = label_of  # "gpt-4o-mini (openai)"
 
     def page(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)

@@ -100,12 +100,15 @@ async def edit(
     owner: OwnerDep,
     limits: LimitsDep,
     content: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
 ) -> Response:
     edited = parse_message_id(message_id)
     content = checked_message(content, settings)
     await limits.check_message(owner)
     before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
-    started = await runner.edit(owner, edited, content, conversation_id=conversation_id)
+    started = await runner.edit(
+        owner, edited, content, conversation_id=conversation_id, model=model or None
+    )
     return await _changed(
         request, store, templates, owner, conversation_id, before, edited, started.generation_id
     )
@@ -121,11 +124,16 @@ async def regenerate(
     templates: TemplatesDep,
     owner: OwnerDep,
     limits: LimitsDep,
+    model: Annotated[str, Form()] = "",
 ) -> Response:
+    """A new version of the answer; by the model of the form field `model`, when given
+    (else the conversation's)."""
     answer = parse_message_id(message_id)
     await limits.check_message(owner)
     before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
-    started = await runner.regenerate(owner, answer, conversation_id=conversation_id)
+    started = await runner.regenerate(
+        owner, answer, conversation_id=conversation_id, model=model or None
+    )
     return await _changed(
         request, store, templates, owner, conversation_id, before, answer, started.generation_id
     )

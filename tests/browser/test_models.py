@@ -1,0 +1,90 @@
+"""Several models in a real browser (#10): pick a model in the composer, send, and see
+the answer say which model wrote it (`data-model`, its footer); reload and the
+composer shows the conversation's model. Then the same with JavaScript switched off,
+where the choice is a plain field of the composer's form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.browser.helpers import ECHO_DELAY_MS, VIEWPORT, Chat
+from tests.scripted_openai import Respond, ScriptedOpenAI, Text
+from tests.servers import Server, serving
+
+pytestmark = pytest.mark.browser
+
+OTHER = "openai:scripted"
+
+
+def _named(body: dict[str, Any]) -> Text:
+    return Text(["Answered ", "by ", str(body["model"]), "."], delay=0.02)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`hxchat serve` offering echo (the default) and what a scripted OpenAI-compatible
+    endpoint lists."""
+    workdir = tmp_path_factory.mktemp("models-server")
+    with ScriptedOpenAI([Respond(_named)]) as endpoint:
+        env = {
+            "HXCHAT_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'hxchat.db'}",
+            "HXCHAT_ECHO_DELAY_MS": str(ECHO_DELAY_MS),
+            "HXCHAT_MODELS": "openai:*",
+            "HXCHAT_SEARCH": "none",
+            "OPENAI_BASE_URL": endpoint.base_url,
+        }
+        with serving(workdir, env) as s:
+            yield s
+
+
+def test_pick_a_model_send_and_see_which_model_answered(chat: Chat, page: Page) -> None:
+    chat.open()
+    picker = page.get_by_role("combobox", name="Model")
+    expect(picker).to_have_value("echo")
+    picker.select_option(OTHER)
+    answer = chat.ask("who are you?")
+    expect(answer).to_have_attribute("data-model", OTHER)
+    expect(answer.locator("footer")).to_contain_text("scripted (openai)")
+    expect(answer.locator(".answer")).to_have_text("Answered by scripted.")
+
+    chat.conversation_id()
+    page.reload()
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(OTHER)
+    page.get_by_role("combobox", name="Model").select_option("echo")
+    answer = chat.ask("and now?")
+    expect(answer).to_have_attribute("data-model", "echo")
+    expect(chat.answers.first).to_have_attribute("data-model", OTHER)
+
+
+@pytest.fixture
+def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
+    ctx.set_default_timeout(10_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def test_the_same_without_javascript(no_script: BrowserContext) -> None:
+    page = no_script.new_page()
+    chat = Chat(page)
+    chat.open()
+    page.get_by_role("combobox", name="Model").select_option(OTHER)
+    chat.message_box.fill("who are you?")
+    chat.send_button.click()
+    chat.conversation_id()
+    for _ in range(100):  # nothing streams in without JavaScript: reload until it ended
+        if page.locator("article[data-status=streaming]").count() == 0:
+            break
+        page.wait_for_timeout(100)
+        page.reload()
+    answer = chat.answers.first
+    expect(answer).to_have_attribute("data-status", "complete")
+    expect(answer).to_have_attribute("data-model", OTHER)
+    expect(answer.locator("footer")).to_contain_text("scripted (openai)")
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(OTHER)
