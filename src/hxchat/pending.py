@@ -6,6 +6,11 @@ text at most once per interval: the first text of an answer, and text that follo
 quiet interval, at once; the rest waits here, at most one interval, and goes to the
 log as one `delta`. Text waiting here is not yet in the kept answer: it is recorded
 when its append is done or on its way, like every event. No I/O here.
+
+This runs for every token, so it asks for the event loop once, not per call: on
+CPython 3.11 `asyncio.get_running_loop()` (behind `asyncio.sleep` and friends too)
+makes a `getpid()` system call each time, which profiles showed as a large share of
+a word's cost (bench/README.md).
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ class PendingText:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failure: str | None = None  # why an append of this answer failed: none is tried after it
     _waiter: asyncio.Future[None] | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:  # made and used within one loop: the answer's
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def add(self, text: str) -> None:
         self.parts.append(text)
@@ -41,7 +53,7 @@ class PendingText:
 
     def is_due(self) -> bool:
         """Whether text may be appended now: a frame has passed since the last append."""
-        return asyncio.get_running_loop().time() >= self.due
+        return self._running_loop().time() >= self.due
 
     def take(self) -> str:
         """All the pending text, as one string; the next append is due one interval
@@ -49,13 +61,13 @@ class PendingText:
         text = "".join(self.parts)
         self.parts.clear()
         self.chars = 0
-        self.due = asyncio.get_running_loop().time() + self.interval
+        self.due = self._running_loop().time() + self.interval
         return text
 
     async def wait(self) -> None:
         """Until some text is pending, then until it is due (as it stood then: the
         caller checks `is_due` again before it appends)."""
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         while not self.parts:
             self._waiter = loop.create_future()
             try:
@@ -64,4 +76,19 @@ class PendingText:
                 self._waiter = None
         delay = self.due - loop.time()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await sleep(loop, delay)
+
+
+async def sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
+    """`asyncio.sleep(delay)` on a loop the caller has at hand (see the module)."""
+    done: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(delay, _wake, done)
+    try:
+        await done
+    finally:
+        timer.cancel()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -4,7 +4,10 @@ Every append of every answer on a worker goes through here (and the one-off read
 its readers). While one batch is on the wire the next one fills up, so the busier
 the worker, the fewer round trips per command; alone, a command still costs about
 half of what a redis-py client call does (no pool checkout, no retry wrapper, no
-response callbacks).
+response callbacks). A caller's time limit is a timer on its reply (`call`'s
+`deadline`), and the event loop is asked for only when no batch is under way: on
+CPython 3.11 `asyncio.get_running_loop()` and `asyncio.timeout` cost `getpid()`
+system calls, a visible share of a word's cost (bench/README.md).
 """
 
 from __future__ import annotations
@@ -47,21 +50,43 @@ class Batched:
         self._sender: asyncio.Task[None] | None = None
         self._batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._connection: AbstractConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def call(self, *command: Any) -> Any:
-        return await self._enqueue(command)
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop; while a batch is under way, the one it runs in."""
+        if self._sender is None or self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
 
-    async def call_many(self, *commands: tuple[Any, ...]) -> list[Any]:
+    async def call(self, *command: Any, deadline: float | None = None) -> Any:
+        """The command's reply; `TimeoutError` when it has not come by `deadline` (loop
+        time), though the command may still be sent."""
+        future = self._enqueue(command)
+        if deadline is None:
+            return await future
+        timer = self.loop().call_at(deadline, _expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    async def call_many(self, *commands: tuple[Any, ...], deadline: float) -> list[Any]:
         """Several commands in one round trip (in order, not atomic); the first error
-        is raised."""
-        replies = await asyncio.gather(*map(self._enqueue, commands), return_exceptions=True)
+        is raised, and `TimeoutError` when the replies have not come by `deadline`."""
+        futures = [self._enqueue(command) for command in commands]
+        timers = [self.loop().call_at(deadline, _expire, future) for future in futures]
+        try:
+            replies = await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            for timer in timers:
+                timer.cancel()
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
         return replies
 
     def _enqueue(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = self.loop().create_future()
         self._queue.append((command, future))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_all(), name="hxchat-redis-batches")
@@ -121,6 +146,11 @@ class Batched:
         for _command, future in self._batch + self._queue:
             future.cancel()
         await self._drop_connection()
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _settle(

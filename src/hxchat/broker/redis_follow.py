@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -57,7 +58,9 @@ class _Followed:
     touched: float
     events: list[LogEvent] = field(default_factory=list)
     ids: list[StreamId] = field(default_factory=list)
-    waiters: list[tuple[StreamId, asyncio.Future[list[LogEvent]]]] = field(default_factory=list)
+    waiters: list[tuple[StreamId, asyncio.Future[list[LogEvent] | None]]] = field(
+        default_factory=list
+    )
     final: bool = False
 
     def covers(self, cursor: StreamId) -> bool:
@@ -97,6 +100,7 @@ class Follower:
         self._timeout = timeout
         self._followed: dict[str, _Followed] = {}
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the read's (see `wait`)
         self._wake = asyncio.Event()
         self._connection: AbstractConnection | None = None
         self._client_id: int | None = None
@@ -112,7 +116,7 @@ class Follower:
         followed = self._followed.get(key)
         if followed is None or not followed.covers(cursor):
             return None
-        followed.touched = asyncio.get_running_loop().time()
+        followed.touched = time.monotonic()
         return followed.after(cursor)
 
     def finished(self, key: str) -> bool:
@@ -126,7 +130,7 @@ class Follower:
         followed = _Followed(
             base=cursor,
             last=f"{cursor[0]}-{cursor[1]}",
-            touched=asyncio.get_running_loop().time(),
+            touched=time.monotonic(),
         )
         if events:
             followed.add(events, [_parse_id(event.id) for event in events])
@@ -141,23 +145,32 @@ class Follower:
         """Start the read if it is not running; False when it was."""
         if self._task is not None and not self._task.done():
             return False
-        self._task = asyncio.create_task(self._run(), name="hxchat-redis-follower")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="hxchat-redis-follower")
         return True
 
-    async def wait(self, key: str, cursor: StreamId) -> list[LogEvent] | None:
-        """The next events after `cursor` of a followed stream as soon as they come
-        (bound the wait from outside); [] when the cursor fell out of what this worker
-        keeps, None when the stream is not followed (closed)."""
+    async def wait(self, key: str, cursor: StreamId, timeout: float) -> list[LogEvent] | None:
+        """The next events after `cursor` of a followed stream as soon as they come;
+        [] when the cursor fell out of what this worker keeps, None when nothing came
+        within `timeout` seconds or the stream is not followed (closed).
+
+        A timer that settles the reader's own future, on the read's loop: a reader
+        waits once per event, and `asyncio.timeout` or asking for the running loop
+        would cost `getpid()` system calls each time on CPython 3.11."""
         followed = self._followed.get(key)
         if followed is None or self._closed:
             return None
         self._ensure_running()
-        future: asyncio.Future[list[LogEvent]] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        assert loop is not None  # set by _ensure_running
+        future: asyncio.Future[list[LogEvent] | None] = loop.create_future()
         waiter = (cursor, future)
         followed.waiters.append(waiter)
+        expiry = loop.call_later(timeout, _settle_none, future)
         try:
             return await future
         finally:
+            expiry.cancel()
             with suppress(ValueError):
                 followed.waiters.remove(waiter)
 
@@ -273,7 +286,7 @@ class Follower:
                     future.set_exception(exc)
 
     def _forget_idle(self) -> None:
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         for key, followed in list(self._followed.items()):
             idle = IDLE_FINISHED if followed.final else IDLE
             if not followed.waiters and now - followed.touched > idle:
@@ -322,6 +335,11 @@ class Follower:
                     future.set_result([])  # the reader asks again, and is told
         self._followed.clear()
         await self._drop_connection()
+
+
+def _settle_none(future: asyncio.Future[list[LogEvent] | None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def per_stream(reply: Any) -> list[tuple[str, Any]]:
