@@ -7,10 +7,8 @@ quiet interval, at once; the rest waits here, at most one interval, and goes to 
 log as one `delta`. Text waiting here is not yet in the kept answer: it is recorded
 when its append is done or on its way, like every event. No I/O here.
 
-This runs for every token, so it asks for the event loop once, not per call: on
-CPython 3.11 `asyncio.get_running_loop()` (behind `asyncio.sleep` and friends too)
-makes a `getpid()` system call each time, which profiles showed as a large share of
-a word's cost (bench/README.md).
+This runs for every token, so it asks for the event loop once, not per call
+(`loops`).
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from hxchat import loops
 from hxchat.domain import FRAME_INTERVAL
 
 
@@ -76,19 +75,4 @@ class PendingText:
                 self._waiter = None
         delay = self.due - loop.time()
         if delay > 0:
-            await sleep(loop, delay)
-
-
-async def sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
-    """`asyncio.sleep(delay)` on a loop the caller has at hand (see the module)."""
-    done: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(delay, _wake, done)
-    try:
-        await done
-    finally:
-        timer.cancel()
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+            await loops.sleep(loop, delay)

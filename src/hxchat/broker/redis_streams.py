@@ -93,6 +93,26 @@ return id
 _APPEND_SHA = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest()
 
 
+# `EVALSHA <sha> 4` in Redis's protocol (RESP), for `EVALSHA <sha> 4 <keys, args>`: an
+# append packs only its own 11 values (`_bulk`), for a fraction of redis-py's packer.
+_EVALSHA_APPEND = b"".join(
+    b"$%d\r\n%b\r\n" % (len(part), part) for part in (b"EVALSHA", _APPEND_SHA.encode(), b"4")
+)
+
+
+def _packed_append(command: tuple[Any, ...]) -> bytes:
+    """`EVALSHA <sha> 4 *command` in RESP."""
+    values = b"".join(map(_bulk, command))
+    return b"*%d\r\n%b%b" % (3 + len(command), _EVALSHA_APPEND, values)
+
+
+def _bulk(value: str | int) -> bytes:
+    """One value as a RESP bulk string: text as UTF-8 (as redis-py's encoder), a number
+    in decimal."""
+    data = value.encode() if isinstance(value, str) else b"%d" % value
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
 def _stream_id(value: str | None) -> tuple[int, int] | None:
     """A stream entry id as numbers; None when malformed (then it counts as none)."""
     if value is None or not _STREAM_ID.fullmatch(value):
@@ -208,11 +228,10 @@ class RedisEventLog:
             raise
 
     async def _send_append(self, command: tuple[Any, ...], deadline: float) -> str:
-        call = self._batched.call
         try:
-            return str(await call("EVALSHA", _APPEND_SHA, 4, *command, deadline=deadline))
+            return str(await self._batched.call_packed(_packed_append(command), deadline))
         except redis_errors.NoScriptError:  # a new or restarted Redis: send it whole
-            return str(await call("EVAL", _APPEND, 4, *command, deadline=deadline))
+            return str(await self._batched.call("EVAL", _APPEND, 4, *command, deadline=deadline))
 
     async def read_batch(
         self, generation_id: str, after: str | None, timeout: float
