@@ -33,7 +33,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.connection import AbstractConnection
 
 from hxchat.backoff import Backoff
-from hxchat.broker.redis_batch import Pool, release_broken
+from hxchat.broker.redis_batch import Pool, packed, release_broken
 from hxchat.domain import LogEvent
 
 logger = logging.getLogger(__name__)
@@ -178,8 +178,11 @@ class Follower:
 
     async def _run(self) -> None:
         backoff, failures = Backoff(0.05, 1.0), 0
+        forget_at = 0.0
         while not self._closed:
-            self._forget_idle()
+            if time.monotonic() >= forget_at:  # a scan of every stream: not every read
+                self._forget_idle()
+                forget_at = time.monotonic() + min(IDLE, IDLE_FINISHED) / 10
             streams = {k: f.last for k, f in self._followed.items() if not f.final}
             if not streams:
                 self._wake.clear()
@@ -222,7 +225,7 @@ class Follower:
             async with asyncio.timeout(self._block_ms / 1000 + self._timeout):
                 connection = await self._connect()
                 block_ms = self._block_ms if self._unblockable else SHORT_BLOCK_MS
-                await connection.send_command(
+                command = packed(
                     "XREAD",
                     "COUNT",
                     self._count,
@@ -231,8 +234,8 @@ class Follower:
                     "STREAMS",
                     *streams,
                     *streams.values(),
-                    check_health=False,
-                )
+                )  # packed here: the streams of a busy worker are many, at every read
+                await connection.send_packed_command(command, check_health=False)
                 return await connection.read_response()
         finally:
             self._reading = None

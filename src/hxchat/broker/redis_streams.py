@@ -43,7 +43,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from hxchat.broker.base import Position
-from hxchat.broker.redis_batch import Batched
+from hxchat.broker.redis_batch import Batched, bulk
 from hxchat.broker.redis_cancel import CancelFlags
 from hxchat.broker.redis_follow import Follower, per_stream
 from hxchat.domain import EventKind, LogEvent
@@ -94,23 +94,15 @@ _APPEND_SHA = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest()
 
 
 # `EVALSHA <sha> 4` in Redis's protocol (RESP), for `EVALSHA <sha> 4 <keys, args>`: an
-# append packs only its own 11 values (`_bulk`), for a fraction of redis-py's packer.
-_EVALSHA_APPEND = b"".join(
-    b"$%d\r\n%b\r\n" % (len(part), part) for part in (b"EVALSHA", _APPEND_SHA.encode(), b"4")
-)
+# append packs only its own 11 values (`bulk`), for a fraction of redis-py's packer.
+_EVALSHA_APPEND = bulk("EVALSHA") + bulk(_APPEND_SHA) + bulk(4)
+_KINDS = {kind.value: kind for kind in EventKind}
 
 
 def _packed_append(command: tuple[Any, ...]) -> bytes:
     """`EVALSHA <sha> 4 *command` in RESP."""
-    values = b"".join(map(_bulk, command))
+    values = b"".join(map(bulk, command))
     return b"*%d\r\n%b%b" % (3 + len(command), _EVALSHA_APPEND, values)
-
-
-def _bulk(value: str | int) -> bytes:
-    """One value as a RESP bulk string: text as UTF-8 (as redis-py's encoder), a number
-    in decimal."""
-    data = value.encode() if isinstance(value, str) else b"%d" % value
-    return b"$%d\r\n%b\r\n" % (len(data), data)
 
 
 def _stream_id(value: str | None) -> tuple[int, int] | None:
@@ -126,9 +118,8 @@ def _raw_events(entries: Any) -> list[LogEvent]:
     events = []
     for entry_id, flat in entries:
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
-        events.append(
-            LogEvent(str(entry_id), EventKind(fields["kind"]), json.loads(fields["data"]))
-        )
+        kind = _KINDS.get(fields["kind"]) or EventKind(fields["kind"])  # unknown: ValueError
+        events.append(LogEvent(str(entry_id), kind, json.loads(fields["data"])))
     return events
 
 
