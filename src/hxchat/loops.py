@@ -17,13 +17,14 @@ import asyncio
 async def sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
     """`asyncio.sleep(delay)` on `loop`, the running loop."""
     done: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(delay, _wake, done)
+    timer = loop.call_later(delay, wake, done)
     try:
         await done
     finally:
         timer.cancel()
 
 
-def _wake(future: asyncio.Future[None]) -> None:
+def wake(future: asyncio.Future[None]) -> None:
+    """Settle a future that nothing has settled (or cancelled) yet: for timers."""
     if not future.done():
         future.set_result(None)

@@ -35,6 +35,7 @@ class PendingText:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failure: str | None = None  # why an append of this answer failed: none is tried after it
     _waiter: asyncio.Future[None] | None = None
+    _armed: bool = False  # a timer wakes `_waiter` when the text is due
     _loop: asyncio.AbstractEventLoop | None = None
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
@@ -44,11 +45,18 @@ class PendingText:
         return loop
 
     def add(self, text: str) -> None:
+        """Add text; the waiter (`wait`) is woken when it is due, not before: one
+        wake-up per merged delta, by a timer."""
         self.parts.append(text)
         self.chars += len(text)
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None and not self._armed and not waiter.done():
+            loop = self._running_loop()
+            if loop.time() >= self.due:
+                waiter.set_result(None)
+            else:
+                self._armed = True
+                loop.call_at(self.due, loops.wake, waiter)
 
     def is_due(self) -> bool:
         """Whether text may be appended now: a frame has passed since the last append."""
@@ -69,6 +77,7 @@ class PendingText:
         loop = self._running_loop()
         while not self.parts:
             self._waiter = loop.create_future()
+            self._armed = False
             try:
                 await self._waiter
             finally:

@@ -97,6 +97,8 @@ _APPEND_SHA = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest()
 # append packs only its own 11 values (`bulk`), for a fraction of redis-py's packer.
 _EVALSHA_APPEND = bulk("EVALSHA") + bulk(_APPEND_SHA) + bulk(4)
 _KINDS = {kind.value: kind for kind in EventKind}
+# `json.dumps` with arguments builds an encoder per call; this one is made once.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _packed_append(command: tuple[Any, ...]) -> bytes:
@@ -186,7 +188,7 @@ class RedisEventLog:
         command = (
             *(stream, f"{stream}:open", f"{stream}:end", self._cancels.key(generation_id)),
             kind.value,
-            json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+            _JSON(data),
             f"{self._token_prefix}{next(self._tokens):x}",
             "1" if kind.is_final else "0",
             self._maxlen,
