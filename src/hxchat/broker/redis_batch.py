@@ -162,15 +162,10 @@ class Batched:
 
 def bulk(value: str | int) -> bytes:
     """One value as a RESP bulk string: text as UTF-8 (as redis-py's encoder), a number
-    in decimal. With `packed`, for commands sent again and again (appends, the shared
-    read): a fraction of redis-py's generic packer."""
+    in decimal. For commands sent again and again (appends, the shared read), packed
+    by their callers: a fraction of redis-py's generic packer."""
     data = value.encode() if isinstance(value, str) else b"%d" % value
     return b"$%d\r\n%b\r\n" % (len(data), data)
-
-
-def packed(*args: str | int) -> bytes:
-    """A command in Redis's protocol (RESP), as redis-py would pack it."""
-    return b"*%d\r\n%b" % (len(args), b"".join(map(bulk, args)))
 
 
 def _pack(connection: AbstractConnection, command: tuple[Any, ...]) -> bytes:

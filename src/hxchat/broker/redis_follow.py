@@ -33,7 +33,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.connection import AbstractConnection
 
 from hxchat.backoff import Backoff
-from hxchat.broker.redis_batch import Pool, packed, release_broken
+from hxchat.broker.redis_batch import Pool, bulk, release_broken
 from hxchat.domain import LogEvent
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,13 @@ class _Followed:
         default_factory=list
     )
     final: bool = False
+    key: bytes = b""  # the stream's name as the XREAD sends it (RESP), made once
+    _last: tuple[str, bytes] = ("", b"")  # `last` and the same as the XREAD sends it
+
+    def packed_last(self) -> bytes:
+        if self._last[0] != self.last:
+            self._last = (self.last, bulk(self.last))
+        return self._last[1]
 
     def covers(self, cursor: StreamId) -> bool:
         return cursor >= self.base
@@ -131,6 +138,7 @@ class Follower:
             base=cursor,
             last=f"{cursor[0]}-{cursor[1]}",
             touched=time.monotonic(),
+            key=bulk(key),
         )
         if events:
             followed.add(events, [_parse_id(event.id) for event in events])
@@ -183,7 +191,7 @@ class Follower:
             if time.monotonic() >= forget_at:  # a scan of every stream: not every read
                 self._forget_idle()
                 forget_at = time.monotonic() + min(IDLE, IDLE_FINISHED) / 10
-            streams = {k: f.last for k, f in self._followed.items() if not f.final}
+            streams = {k: f for k, f in self._followed.items() if not f.final}
             if not streams:
                 self._wake.clear()
                 with suppress(TimeoutError):
@@ -219,22 +227,24 @@ class Follower:
             if reply:  # busy: let events gather for a moment, one read takes them all
                 await asyncio.sleep(GATHER)
 
-    async def _read(self, streams: dict[str, str]) -> Any:
+    async def _read(self, streams: dict[str, _Followed]) -> Any:
         self._reading = frozenset(streams)
         try:
             async with asyncio.timeout(self._block_ms / 1000 + self._timeout):
                 connection = await self._connect()
                 block_ms = self._block_ms if self._unblockable else SHORT_BLOCK_MS
-                command = packed(
-                    "XREAD",
-                    "COUNT",
-                    self._count,
-                    "BLOCK",
-                    block_ms,
-                    "STREAMS",
-                    *streams,
-                    *streams.values(),
-                )  # packed here: the streams of a busy worker are many, at every read
+                # Packed here, each stream's name once and its id when it changes: a busy
+                # worker follows hundreds of streams, named at every read.
+                command = b"*%d\r\n%b%b%b" % (
+                    6 + 2 * len(streams),
+                    bulk("XREAD")
+                    + bulk("COUNT")
+                    + bulk(self._count)
+                    + bulk("BLOCK")
+                    + bulk(block_ms),
+                    b"".join([bulk("STREAMS"), *(f.key for f in streams.values())]),
+                    b"".join([f.packed_last() for f in streams.values()]),
+                )
                 await connection.send_packed_command(command, check_health=False)
                 return await connection.read_response()
         finally:
