@@ -195,9 +195,7 @@ class RedisEventLog:
             _ms(self._ttl),
             _ms(RUNNING_TTL),
         )
-        # One deadline for the whole call, as a timer on each reply: `asyncio.timeout`
-        # (and the loop asked for each time) would cost `getpid()` system calls per
-        # append on CPython 3.11 (bench/README.md).
+        # One deadline for the whole call, a timer on each reply (no asyncio.timeout)
         deadline = self._batched.loop().time() + COMMAND_TIMEOUT
         try:
             try:
@@ -350,8 +348,6 @@ class RedisEventLog:
         return exc
 
     def _translation(self, exc: Exception) -> BrokerUnavailable | None:
-        if isinstance(exc, BrokerUnavailable):
-            return None
         if isinstance(exc, redis_errors.AuthenticationError):
             return BrokerUnavailable(self._sentence("refused the credentials"))
         if isinstance(exc, redis_errors.BusyLoadingError):
