@@ -1,12 +1,11 @@
 """Waiting on an event loop the caller already has, for code that runs per word.
 
-On CPython 3.11, `asyncio.get_running_loop()` makes a `getpid()` system call each
-time (a check against a forked child), and so do `asyncio.sleep`, `asyncio.timeout`
-and `asyncio.current_task`, which call it. A streamed word went through a dozen of
-them, the largest single share of its CPU in profiles on a VM where a system call is
-dear (bench/README.md). Code on the per-word path therefore asks for the loop once
-(per answer, per stream, per log) and waits with the helpers here or with a timer of
-its own on a future.
+A streamed word went through a dozen calls of `asyncio.sleep`, `asyncio.timeout` and
+`asyncio.get_running_loop()` (which on CPython 3.11 also makes a `getpid()` system
+call, a check against a forked child). Each is more Python work than a timer on a
+future of a loop at hand, so code on the per-word path asks for the loop once (per
+answer, per stream, per log) and waits with the helpers here or a timer of its own
+(bench/README.md says what it saved, and why profilers overstate the system calls).
 """
 
 from __future__ import annotations

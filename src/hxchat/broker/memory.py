@@ -91,8 +91,8 @@ class _Log:
     async def wait(self, timeout: float) -> bool:
         """Until the next `wake` (True) or `timeout` seconds (False). A timer that
         settles the reader's own future: cheaper than `asyncio.timeout`, and a JSON
-        reader waits once per word. The log's own loop, not `asyncio.get_running_loop()`:
-        on CPython 3.11 that makes a `getpid()` system call (bench/README.md)."""
+        reader waits once per word. The log's own loop, not `asyncio.get_running_loop()`
+        each time (`hxchat/loops.py`)."""
         loop = self.loop
         waiter: asyncio.Future[bool] = loop.create_future()
         self.waiters.append(waiter)

@@ -163,8 +163,8 @@ class Follower:
         within `timeout` seconds or the stream is not followed (closed).
 
         A timer that settles the reader's own future, on the read's loop: a reader
-        waits once per event, and `asyncio.timeout` or asking for the running loop
-        would cost `getpid()` system calls each time on CPython 3.11."""
+        waits once per event, and this is less work than `asyncio.timeout` and asking
+        for the running loop each time (`hxchat/loops.py`)."""
         followed = self._followed.get(key)
         if followed is None or self._closed:
             return None

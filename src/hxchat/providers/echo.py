@@ -36,7 +36,7 @@ class EchoModel:
         for index, word in enumerate(words(prompt)):
             due = start + index * self.delay
             if due > loop.time():  # a late word goes at once, without a trip round the loop
-                await loops.sleep(loop, due - loop.time())  # no getpid() per word
+                await loops.sleep(loop, due - loop.time())  # hxchat/loops.py
             yield TextDelta(word)
 
     async def close(self) -> None:

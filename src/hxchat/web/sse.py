@@ -9,8 +9,8 @@ sends each chunk with one `send`; this adds only what an event stream needs:
 - a time limit on each `send`: a client that accepts nothing for `SEND_TIMEOUT`
   seconds is dropped instead of holding the stream forever. One timer per response
   (`_SendWatch`) checks, every `SEND_TIMEOUT`, the send under way, instead of an
-  `asyncio.timeout` per send (on CPython 3.11 that costs three `getpid()` system
-  calls, bench/README.md);
+  `asyncio.timeout` per send (more Python work, and on CPython 3.11 three `getpid()`
+  system calls: `hxchat/loops.py`);
 - the active-streams gauge;
 - compression, when the client's `Accept-Encoding` accepts gzip or deflate
   (`web/compression.py`): one compressor per response, flushed after every chunk, so
