@@ -13,7 +13,10 @@ Configurations:
 3. the same two workers free to use both cores (`--server-cpus 0-1`), which they
    share with the load generator: this machine has few cores, and the output says so.
 
-The load generator (this process) stays on CPU 1. Redis and PostgreSQL are system
+`--delay-ms 20,2` runs each configuration at 20 ms a word (300 words) and at 2 ms a
+word (3,000 words: a 500-token/s model, answers that still last 6 s), printed side by
+side in the summary; `--configs 1,2` picks configurations. The load generator (this
+process) stays on CPU 1. Redis and PostgreSQL are system
 services, left unpinned; their CPU is shown beside the figures (all their processes,
 so other users of them on this machine count too). Nothing is asserted; every run is
 bounded in steps and time. Run: `python -m bench.bench_scale [--quick]`.
@@ -41,7 +44,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.bench_stream import RAMP_DELAY_MS, loop_factory, server_env
+from bench.bench_stream import RAMP_DELAY_MS, loop_factory, ramp_words, server_env
 from bench.machine import cpu_seconds, describe, named_processes, parse_cpus, pin_self
 from bench.ramp import (
     HEADER,
@@ -129,10 +132,15 @@ def forget_streams(steps: list[Step]) -> None:
 
 
 def run_config(
-    config: Config, workdir: Path, kind: str, steps: tuple[int, ...], deadline: float
+    config: Config,
+    workdir: Path,
+    kind: str,
+    steps: tuple[int, ...],
+    deadline: float,
+    delay_ms: int = RAMP_DELAY_MS,
 ) -> list[Step]:
-    """Start the server of one configuration, ramp it, stop it."""
-    env = server_env(workdir, RAMP_DELAY_MS)
+    """Start the server of one configuration, ramp it at `delay_ms` a word, stop it."""
+    env = server_env(workdir, delay_ms)
     args: tuple[str, ...] = ()
     database = fresh_database() if config.shared else contextlib.nullcontext("")
     with database as url:
@@ -155,6 +163,8 @@ def run_config(
                         steps,
                         deadline=deadline,
                         services_cpu=measure,
+                        words=ramp_words(delay_ms),
+                        delay=delay_ms / 1000,
                     )
                 )
         finally:
@@ -170,8 +180,19 @@ def main() -> None:
     parser.add_argument("--stream", choices=("json", "browser"), default="json")
     parser.add_argument("--steps", default=None, help="ramp steps, e.g. 50,100,200")
     parser.add_argument("--client-cpus", default="1", help="CPUs of this load generator")
-    parser.add_argument("--budget", type=float, default=480, help="seconds for the whole run")
+    parser.add_argument("--budget", type=float, default=None, help="seconds for the whole run")
+    parser.add_argument(
+        "--delay-ms",
+        default=str(RAMP_DELAY_MS),
+        help="echo delay per word; several (e.g. 20,2) run every configuration at each",
+    )
+    parser.add_argument(
+        "--configs", default="1,2,3", help="which configurations to run (1-3, see above)"
+    )
     args = parser.parse_args()
+    delays = [int(d) for d in args.delay_ms.split(",")]
+    chosen = [int(c) for c in args.configs.split(",")]
+    args.budget = args.budget or 480 * len(delays) * len(chosen) / 3
     deadline = time.monotonic() + args.budget
     steps = tuple(int(s) for s in args.steps.split(",")) if args.steps else None
     steps = steps or (QUICK_STEPS if args.quick else STEPS)
@@ -190,28 +211,32 @@ def main() -> None:
             both,
         ),
     ]
+    runs = [(c, d) for d in delays for i, c in enumerate(configs, 1) if i in chosen]
     print(f"load generator on CPUs {args.client_cpus}; stream: {args.stream}; ")
     print(
-        f"300 words per answer at {RAMP_DELAY_MS} ms per word, clients spread over {SPREAD:g} s; "
-        "steady = p99 of the words due after the last stream started;\n"
+        "answers of 6 s: 300 words at 20 ms per word, 3,000 at 2 ms; clients spread over "
+        f"{SPREAD:g} s; steady = p99 of the words due after the last stream started;\n"
         "us/word = server CPU (whole process tree) per streamed word; CPU columns: % of one core."
     )
-    results: list[tuple[Config, list[Step]]] = []
+    results: list[tuple[Config, int, list[Step]]] = []
     with tempfile.TemporaryDirectory(prefix="hxchat-bench-") as tmp:
-        for i, config in enumerate(configs):
-            print(f"\n== {config.name} ==")
+        for i, (config, delay_ms) in enumerate(runs):
+            words = ramp_words(delay_ms)
+            print(f"\n== {config.name}; {words} words at {delay_ms} ms a word ==")
             print(HEADER, flush=True)
-            share = time.monotonic() + (deadline - time.monotonic()) / (len(configs) - i)
+            share = time.monotonic() + (deadline - time.monotonic()) / (len(runs) - i)
             workdir = Path(tmp) / str(i)
             workdir.mkdir()
-            results.append((config, run_config(config, workdir, args.stream, steps, share)))
+            done = run_config(config, workdir, args.stream, steps, share, delay_ms)
+            results.append((config, delay_ms, done))
     print("\n== summary ==")
-    for config, done in results:
+    for config, delay_ms, done in results:
         words = sum(s.words for s in done)
         per_word = sum(s.server_cpu for s in done) / words * 1e6 if words else float("nan")
         print(
-            f"{config.name}: largest N with p99 < {TARGET_P99 * 1000:.0f} ms and no errors: "
-            f"{verdict(done, steps)}; server CPU {per_word:.0f} us per streamed word"
+            f"{config.name}, {delay_ms} ms a word: largest N with p99 < "
+            f"{TARGET_P99 * 1000:.0f} ms and no errors: {verdict(done, steps)}; "
+            f"server CPU {per_word:.0f} us per streamed word"
         )
 
 

@@ -667,3 +667,18 @@ def test_factory_picks_the_log_from_the_settings() -> None:
     redis_log = build_event_log(Settings(redis_url="redis://127.0.0.1:6379/0"))
     assert isinstance(redis_log, RedisEventLog)
     asyncio.run(redis_log.close())
+
+
+def test_an_append_is_packed_as_redis_py_would() -> None:
+    """The Redis log packs its appends itself (the hot path): the same bytes as
+    redis-py's packer, text as UTF-8 and numbers in decimal. (The shared XREAD, packed
+    the same way, is what every test of a Redis reader goes through.)"""
+    from redis.asyncio.connection import Connection
+
+    from hxchat.broker import redis_streams
+
+    values = ("p:gen:g", "p:gen:g:open", "p:gen:g:end", "p:cancel:g", "delta")
+    command = (*values, '{"text": "h\u00e9llo \u2603"}', "ab1f", "0", 200_000, 3_600_000, 1)
+    ours = redis_streams._packed_append(command)
+    theirs = Connection().pack_command("EVALSHA", redis_streams._APPEND_SHA, 4, *command)
+    assert ours == b"".join(theirs)

@@ -188,3 +188,35 @@ def test_compacted_html_is_the_same_document() -> None:
     pre = [p.split("</pre>")[0] for p in html.split("<pre")[1:]]
     assert pre and all(p in compact for p in pre)  # code keeps its lines
     assert "<em>a</em> <strong>b</strong>" in compact  # a soft break is still a space
+
+
+async def test_a_client_that_accepts_nothing_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A send that does not complete within `SEND_TIMEOUT` ends the stream with
+    `TimeoutError`; sends that complete keep it going longer than that."""
+    import asyncio
+    from collections.abc import AsyncGenerator
+    from typing import Any
+
+    from hxchat.metrics import Metrics
+    from hxchat.web import sse as wire
+
+    monkeypatch.setattr(wire, "SEND_TIMEOUT", 0.2)
+    sent: list[bytes] = []
+
+    async def chunks() -> AsyncGenerator[bytes, None]:
+        for i in range(6):
+            await asyncio.sleep(0.05)  # 0.3 s in all: longer than the limit
+            yield b"x%d" % i
+
+    async def send(message: Any) -> None:
+        sent.append(message.get("body", b""))
+        if len(sent) == 6:  # the fifth chunk: never accepted
+            await asyncio.Event().wait()
+
+    response = wire.EventStreamResponse(chunks(), Metrics(), "json")
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await response.stream_response(send)
+    waited = asyncio.get_running_loop().time() - started
+    assert sent[1:] == [b"x%d" % i for i in range(5)]
+    assert 0.4 <= waited < 1.0  # 0.25 s of chunks, then the limit (0.2 s)

@@ -6,6 +6,9 @@ text at most once per interval: the first text of an answer, and text that follo
 quiet interval, at once; the rest waits here, at most one interval, and goes to the
 log as one `delta`. Text waiting here is not yet in the kept answer: it is recorded
 when its append is done or on its way, like every event. No I/O here.
+
+This runs for every token, so it asks for the event loop once, not per call
+(`loops`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from hxchat import loops
 from hxchat.domain import FRAME_INTERVAL
 
 
@@ -31,17 +35,32 @@ class PendingText:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failure: str | None = None  # why an append of this answer failed: none is tried after it
     _waiter: asyncio.Future[None] | None = None
+    _armed: bool = False  # a timer wakes `_waiter` when the text is due
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:  # made and used within one loop: the answer's
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def add(self, text: str) -> None:
+        """Add text; the waiter (`wait`) is woken when it is due, not before: one
+        wake-up per merged delta, by a timer."""
         self.parts.append(text)
         self.chars += len(text)
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None and not self._armed and not waiter.done():
+            loop = self._running_loop()
+            if loop.time() >= self.due:
+                waiter.set_result(None)
+            else:
+                self._armed = True
+                loop.call_at(self.due, loops.wake, waiter)
 
     def is_due(self) -> bool:
         """Whether text may be appended now: a frame has passed since the last append."""
-        return asyncio.get_running_loop().time() >= self.due
+        return self._running_loop().time() >= self.due
 
     def take(self) -> str:
         """All the pending text, as one string; the next append is due one interval
@@ -49,19 +68,20 @@ class PendingText:
         text = "".join(self.parts)
         self.parts.clear()
         self.chars = 0
-        self.due = asyncio.get_running_loop().time() + self.interval
+        self.due = self._running_loop().time() + self.interval
         return text
 
     async def wait(self) -> None:
         """Until some text is pending, then until it is due (as it stood then: the
         caller checks `is_due` again before it appends)."""
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         while not self.parts:
             self._waiter = loop.create_future()
+            self._armed = False
             try:
                 await self._waiter
             finally:
                 self._waiter = None
         delay = self.due - loop.time()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await loops.sleep(loop, delay)

@@ -74,6 +74,7 @@ def _settle(waiter: asyncio.Future[bool], woken: bool) -> None:
 
 @dataclass(eq=False, slots=True)
 class _Log:
+    loop: asyncio.AbstractEventLoop  # the one it was opened in (asked once, see `wait`)
     touched: float
     events: list[LogEvent] = field(default_factory=list)
     waiters: list[asyncio.Future[bool]] = field(default_factory=list)
@@ -90,8 +91,9 @@ class _Log:
     async def wait(self, timeout: float) -> bool:
         """Until the next `wake` (True) or `timeout` seconds (False). A timer that
         settles the reader's own future: cheaper than `asyncio.timeout`, and a JSON
-        reader waits once per word."""
-        loop = asyncio.get_running_loop()
+        reader waits once per word. The log's own loop, not `asyncio.get_running_loop()`
+        each time (`hxchat/loops.py`)."""
+        loop = self.loop
         waiter: asyncio.Future[bool] = loop.create_future()
         self.waiters.append(waiter)
         expiry = loop.call_later(timeout, _settle, waiter, False)
@@ -219,7 +221,7 @@ class MemoryEventLog:
             raise BrokerUnavailable(
                 "Too many answers are being written at once; please try again in a moment."
             )
-        log = self._logs[generation_id] = _Log(touched=now)
+        log = self._logs[generation_id] = _Log(asyncio.get_running_loop(), touched=now)
         return log
 
     def _drop(self, generation_id: str) -> None:

@@ -4,7 +4,9 @@ Every append of every answer on a worker goes through here (and the one-off read
 its readers). While one batch is on the wire the next one fills up, so the busier
 the worker, the fewer round trips per command; alone, a command still costs about
 half of what a redis-py client call does (no pool checkout, no retry wrapper, no
-response callbacks).
+response callbacks). A caller's time limit is a timer on its reply (`call`'s
+`deadline`), and the event loop is asked for only when no batch is under way: less
+work per command than `asyncio.timeout` (`hxchat/loops.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from hxchat.backoff import Backoff
 # A batch whose connection was lost is sent again for this long (a Redis restart or
 # failover of a few seconds goes unnoticed), within the callers' 5 s; then they fail.
 RETRY_SECONDS = 4.0
+
+
+Command = tuple[Any, ...] | bytes  # its arguments, or packed in Redis's protocol
 
 
 class Pool(Protocol):
@@ -43,25 +48,53 @@ class Batched:
     def __init__(self, pool: Pool, timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout  # seconds a batch may take on the wire
-        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Command, asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
-        self._batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._batch: list[tuple[Command, asyncio.Future[Any]]] = []
         self._connection: AbstractConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def call(self, *command: Any) -> Any:
-        return await self._enqueue(command)
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop; while a batch is under way, the one it runs in."""
+        if self._sender is None or self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
 
-    async def call_many(self, *commands: tuple[Any, ...]) -> list[Any]:
+    async def call(self, *command: Any, deadline: float | None = None) -> Any:
+        """The command's reply; `TimeoutError` when it has not come by `deadline` (loop
+        time), though the command may still be sent."""
+        return await self.call_packed(command, deadline)
+
+    async def call_packed(self, command: Command, deadline: float | None = None) -> Any:
+        """`call` with the command's arguments, or the command already in Redis's
+        protocol (bytes: a caller that sends the same arguments again and again packs
+        them itself, faster than a generic packer)."""
+        future = self._enqueue(command)
+        if deadline is None:
+            return await future
+        timer = self.loop().call_at(deadline, _expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    async def call_many(self, *commands: tuple[Any, ...], deadline: float) -> list[Any]:
         """Several commands in one round trip (in order, not atomic); the first error
-        is raised."""
-        replies = await asyncio.gather(*map(self._enqueue, commands), return_exceptions=True)
+        is raised, and `TimeoutError` when the replies have not come by `deadline`."""
+        futures = [self._enqueue(command) for command in commands]
+        timers = [self.loop().call_at(deadline, _expire, future) for future in futures]
+        try:
+            replies = await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            for timer in timers:
+                timer.cancel()
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
         return replies
 
-    def _enqueue(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    def _enqueue(self, command: Command) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self.loop().create_future()
         self._queue.append((command, future))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_all(), name="hxchat-redis-batches")
@@ -75,7 +108,7 @@ class Batched:
         finally:
             self._sender = None
 
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+    async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + RETRY_SECONDS
         backoff = Backoff(0.05, 0.5)
@@ -85,7 +118,10 @@ class Batched:
                     if self._connection is None:
                         self._connection = await self._pool.get_connection()
                     connection = self._connection
-                    packed = connection.pack_commands([command for command, _ in batch])
+                    packed = b"".join(
+                        command if isinstance(command, bytes) else _pack(connection, command)
+                        for command, _ in batch
+                    )
                     await connection.send_packed_command(packed, check_health=False)
                     while batch:
                         _command, future = batch[0]
@@ -121,6 +157,23 @@ class Batched:
         for _command, future in self._batch + self._queue:
             future.cancel()
         await self._drop_connection()
+
+
+def bulk(value: str | int) -> bytes:
+    """One value as a RESP bulk string: text as UTF-8 (as redis-py's encoder), a number
+    in decimal. For commands sent again and again (appends, the shared read), packed
+    by their callers: a fraction of redis-py's generic packer."""
+    data = value.encode() if isinstance(value, str) else b"%d" % value
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def _pack(connection: AbstractConnection, command: tuple[Any, ...]) -> bytes:
+    return b"".join(connection.pack_command(*command))
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _settle(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.connection import AbstractConnection
 
 from hxchat.backoff import Backoff
-from hxchat.broker.redis_batch import Pool, release_broken
+from hxchat.broker.redis_batch import Pool, bulk, release_broken
 from hxchat.domain import LogEvent
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,17 @@ class _Followed:
     touched: float
     events: list[LogEvent] = field(default_factory=list)
     ids: list[StreamId] = field(default_factory=list)
-    waiters: list[tuple[StreamId, asyncio.Future[list[LogEvent]]]] = field(default_factory=list)
+    waiters: list[tuple[StreamId, asyncio.Future[list[LogEvent] | None]]] = field(
+        default_factory=list
+    )
     final: bool = False
+    key: bytes = b""  # the stream's name as the XREAD sends it (RESP), made once
+    _last: tuple[str, bytes] = ("", b"")  # `last` and the same as the XREAD sends it
+
+    def packed_last(self) -> bytes:
+        if self._last[0] != self.last:
+            self._last = (self.last, bulk(self.last))
+        return self._last[1]
 
     def covers(self, cursor: StreamId) -> bool:
         return cursor >= self.base
@@ -97,6 +107,7 @@ class Follower:
         self._timeout = timeout
         self._followed: dict[str, _Followed] = {}
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the read's (see `wait`)
         self._wake = asyncio.Event()
         self._connection: AbstractConnection | None = None
         self._client_id: int | None = None
@@ -112,7 +123,7 @@ class Follower:
         followed = self._followed.get(key)
         if followed is None or not followed.covers(cursor):
             return None
-        followed.touched = asyncio.get_running_loop().time()
+        followed.touched = time.monotonic()
         return followed.after(cursor)
 
     def finished(self, key: str) -> bool:
@@ -126,7 +137,8 @@ class Follower:
         followed = _Followed(
             base=cursor,
             last=f"{cursor[0]}-{cursor[1]}",
-            touched=asyncio.get_running_loop().time(),
+            touched=time.monotonic(),
+            key=bulk(key),
         )
         if events:
             followed.add(events, [_parse_id(event.id) for event in events])
@@ -141,23 +153,32 @@ class Follower:
         """Start the read if it is not running; False when it was."""
         if self._task is not None and not self._task.done():
             return False
-        self._task = asyncio.create_task(self._run(), name="hxchat-redis-follower")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="hxchat-redis-follower")
         return True
 
-    async def wait(self, key: str, cursor: StreamId) -> list[LogEvent] | None:
-        """The next events after `cursor` of a followed stream as soon as they come
-        (bound the wait from outside); [] when the cursor fell out of what this worker
-        keeps, None when the stream is not followed (closed)."""
+    async def wait(self, key: str, cursor: StreamId, timeout: float) -> list[LogEvent] | None:
+        """The next events after `cursor` of a followed stream as soon as they come;
+        [] when the cursor fell out of what this worker keeps, None when nothing came
+        within `timeout` seconds or the stream is not followed (closed).
+
+        A timer that settles the reader's own future, on the read's loop: a reader
+        waits once per event, and this is less work than `asyncio.timeout` and asking
+        for the running loop each time (`hxchat/loops.py`)."""
         followed = self._followed.get(key)
         if followed is None or self._closed:
             return None
         self._ensure_running()
-        future: asyncio.Future[list[LogEvent]] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        assert loop is not None  # set by _ensure_running
+        future: asyncio.Future[list[LogEvent] | None] = loop.create_future()
         waiter = (cursor, future)
         followed.waiters.append(waiter)
+        expiry = loop.call_later(timeout, _settle_none, future)
         try:
             return await future
         finally:
+            expiry.cancel()
             with suppress(ValueError):
                 followed.waiters.remove(waiter)
 
@@ -165,9 +186,12 @@ class Follower:
 
     async def _run(self) -> None:
         backoff, failures = Backoff(0.05, 1.0), 0
+        forget_at = 0.0
         while not self._closed:
-            self._forget_idle()
-            streams = {k: f.last for k, f in self._followed.items() if not f.final}
+            if time.monotonic() >= forget_at:  # a scan of every stream: not every read
+                self._forget_idle()
+                forget_at = time.monotonic() + min(IDLE, IDLE_FINISHED) / 10
+            streams = {k: f for k, f in self._followed.items() if not f.final}
             if not streams:
                 self._wake.clear()
                 with suppress(TimeoutError):
@@ -203,23 +227,25 @@ class Follower:
             if reply:  # busy: let events gather for a moment, one read takes them all
                 await asyncio.sleep(GATHER)
 
-    async def _read(self, streams: dict[str, str]) -> Any:
+    async def _read(self, streams: dict[str, _Followed]) -> Any:
         self._reading = frozenset(streams)
         try:
             async with asyncio.timeout(self._block_ms / 1000 + self._timeout):
                 connection = await self._connect()
                 block_ms = self._block_ms if self._unblockable else SHORT_BLOCK_MS
-                await connection.send_command(
-                    "XREAD",
-                    "COUNT",
-                    self._count,
-                    "BLOCK",
-                    block_ms,
-                    "STREAMS",
-                    *streams,
-                    *streams.values(),
-                    check_health=False,
+                # Packed here, each stream's name once and its id when it changes: a busy
+                # worker follows hundreds of streams, named at every read.
+                command = b"*%d\r\n%b%b%b" % (
+                    6 + 2 * len(streams),
+                    bulk("XREAD")
+                    + bulk("COUNT")
+                    + bulk(self._count)
+                    + bulk("BLOCK")
+                    + bulk(block_ms),
+                    b"".join([bulk("STREAMS"), *(f.key for f in streams.values())]),
+                    b"".join([f.packed_last() for f in streams.values()]),
                 )
+                await connection.send_packed_command(command, check_health=False)
                 return await connection.read_response()
         finally:
             self._reading = None
@@ -273,7 +299,7 @@ class Follower:
                     future.set_exception(exc)
 
     def _forget_idle(self) -> None:
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         for key, followed in list(self._followed.items()):
             idle = IDLE_FINISHED if followed.final else IDLE
             if not followed.waiters and now - followed.touched > idle:
@@ -322,6 +348,11 @@ class Follower:
                     future.set_result([])  # the reader asks again, and is told
         self._followed.clear()
         await self._drop_connection()
+
+
+def _settle_none(future: asyncio.Future[list[LogEvent] | None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def per_stream(reply: Any) -> list[tuple[str, Any]]:

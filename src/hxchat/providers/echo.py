@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 
+from hxchat import loops
 from hxchat.domain import AgentEvent, Role, TextDelta, Turn
 
 _WORD = re.compile(r"\s*\S+\s*|\s+")
@@ -35,7 +36,7 @@ class EchoModel:
         for index, word in enumerate(words(prompt)):
             due = start + index * self.delay
             if due > loop.time():  # a late word goes at once, without a trip round the loop
-                await asyncio.sleep(due - loop.time())
+                await loops.sleep(loop, due - loop.time())  # hxchat/loops.py
             yield TextDelta(word)
 
     async def close(self) -> None:

@@ -21,11 +21,13 @@ from hxchat.store.base import Generation, Store
 from hxchat.web import sse
 from hxchat.web.sse import EventStreamResponse
 
+# `json.dumps(data, ensure_ascii=False)` builds a new encoder at every call (any
+# argument but the defaults does): one made once writes the same text, for less.
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
 
 def encode(events: Iterable[LogEvent]) -> bytes:
-    return b"".join(
-        sse.event(json.dumps(e.data, ensure_ascii=False), e.kind.value, e.id) for e in events
-    )
+    return b"".join(sse.event(_JSON(e.data), e.kind.value, e.id) for e in events)
 
 
 async def json_events(

@@ -6,9 +6,11 @@ sends each chunk with one `send`; this adds only what an event stream needs:
 
 - the proxy-safe headers (`Cache-Control: no-cache, no-transform`, `X-Accel-Buffering:
   no`), `text/event-stream`, and the narrowest Content-Security-Policy;
-- a time limit on each `send` (one `asyncio.timeout`, a timer handle): a client that
-  accepts nothing for `SEND_TIMEOUT` seconds is dropped instead of holding the stream
-  forever;
+- a time limit on each `send`: a client that accepts nothing for `SEND_TIMEOUT`
+  seconds is dropped instead of holding the stream forever. One timer per response
+  (`_SendWatch`) checks, every `SEND_TIMEOUT`, the send under way, instead of an
+  `asyncio.timeout` per send (more Python work, and on CPython 3.11 three `getpid()`
+  system calls: `hxchat/loops.py`);
 - the active-streams gauge;
 - compression, when the client's `Accept-Encoding` accepts gzip or deflate
   (`web/compression.py`): one compressor per response, flushed after every chunk, so
@@ -99,6 +101,8 @@ class EventStreamResponse(StreamingResponse):
 
     async def stream_response(self, send: Send) -> None:
         compressor = self._compressor
+        loop = asyncio.get_running_loop()
+        watch = _SendWatch(loop)
         self._gauge.inc()
         try:
             await send(
@@ -110,10 +114,43 @@ class EventStreamResponse(StreamingResponse):
             )
             async for chunk in self._chunks:
                 body = chunk if compressor is None else compressor.frame(chunk)
-                async with asyncio.timeout(SEND_TIMEOUT):
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                watch.since = loop.time()
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                watch.since = None
             end = b"" if compressor is None else compressor.end()
             await send({"type": "http.response.body", "body": end, "more_body": False})
+        except asyncio.CancelledError:
+            if watch.expired and watch.task.uncancel() == 0:
+                raise TimeoutError from None  # as `asyncio.timeout` would
+            raise
         finally:
+            watch.stop()
             self._gauge.dec()
             await self._chunks.aclose()  # now, not whenever it is collected
+
+
+class _SendWatch:
+    """Cancels its task once one send has been under way for `SEND_TIMEOUT` seconds:
+    one timer per response, which fires every `SEND_TIMEOUT` at most."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # a response is always sent from a task
+        self.task = task
+        self.since: float | None = None  # when the send under way began
+        self.expired = False
+        self._loop = loop
+        self._timer = loop.call_later(SEND_TIMEOUT, self._check)
+
+    def _check(self) -> None:
+        now, since = self._loop.time(), self.since
+        if since is not None and now - since >= SEND_TIMEOUT - 0.005:  # timers run early by 1 ms
+            self.expired = True
+            self.task.cancel()
+            return
+        self._timer = self._loop.call_at(
+            (now if since is None else since) + SEND_TIMEOUT, self._check
+        )
+
+    def stop(self) -> None:
+        self._timer.cancel()

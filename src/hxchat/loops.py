@@ -1,0 +1,29 @@
+"""Waiting on an event loop the caller already has, for code that runs per word.
+
+A streamed word went through a dozen calls of `asyncio.sleep`, `asyncio.timeout` and
+`asyncio.get_running_loop()` (which on CPython 3.11 also makes a `getpid()` system
+call, a check against a forked child). Each is more Python work than a timer on a
+future of a loop at hand, so code on the per-word path asks for the loop once (per
+answer, per stream, per log) and waits with the helpers here or a timer of its own
+(bench/README.md says what it saved, and why profilers overstate the system calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
+    """`asyncio.sleep(delay)` on `loop`, the running loop."""
+    done: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(delay, wake, done)
+    try:
+        await done
+    finally:
+        timer.cancel()
+
+
+def wake(future: asyncio.Future[None]) -> None:
+    """Settle a future that nothing has settled (or cancelled) yet: for timers."""
+    if not future.done():
+        future.set_result(None)
