@@ -22,7 +22,8 @@ def user_text(article: Locator) -> str:
 
 def test_edit_streams_a_new_answer_and_previous_version_pages_back(chat: Chat, page: Page) -> None:
     chat.open()
-    first = chat.ask("the first question")
+    # The answer's id now: the locator itself would find the new answer after the edit.
+    first_id = chat.ask("the first question").get_attribute("id") or ""
     question = chat.questions.first
     cid = chat.conversation_id()
     page.evaluate("() => { window.__sameDocument = true; }")  # gone after any full load
@@ -42,7 +43,7 @@ def test_edit_streams_a_new_answer_and_previous_version_pages_back(chat: Chat, p
 
     expect(chat.answers).to_have_count(1)
     answer = chat.answers.first
-    expect(answer).not_to_have_id(first.get_attribute("id") or "")
+    expect(answer).not_to_have_id(first_id)
     seen = renderings(answer)
     assert len(seen) > 1, "the new answer did not stream in"
     expect(answer).to_have_attribute("data-status", "complete")
