@@ -95,11 +95,28 @@ AgentEvent = TextDelta | ToolCall | ToolResult | SearchSuggestions
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file of a user's message as the model gets it (#11).
+
+    `data` is what the store keeps: an image already re-encoded (no metadata, longest
+    side 2,048 px), a PDF as uploaded, a text file's UTF-8 bytes. `text` is what a model
+    that cannot read `data` gets instead: a PDF's extracted text, a text file's text;
+    None for images.
+    """
+
+    name: str
+    media_type: str  # the type found from the content: image/png, application/pdf, ...
+    data: bytes
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One earlier message as the model sees it."""
 
     role: Role
     content: str
+    attachments: tuple[Attachment, ...] = ()  # a user message's files, in their order
 
 
 # -- what the event log carries ----------------------------------------------------
