@@ -246,6 +246,7 @@ class Upload:
     display_name: str
     data: bytearray = field(default_factory=bytearray)
     done: bool = False
+    looked_at: int = 0  # how often its state was asked for
 
 
 class ScriptedGeminiAPI(ScriptedHTTPServer):
@@ -258,7 +259,8 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
     It also speaks the Files API's resumable upload as google-genai uses it (`POST
     /upload/v1beta/files` starts one and names its upload URL, chunks follow, the one
     marked `finalize` gets the file back); the uploads are in `uploads`, and
-    `upload_status` other than 200 refuses them.
+    `upload_status` other than 200 refuses them. An uploaded file goes through
+    `file_states` (`GET /v1beta/files/{name}` answers the next one each time).
     """
 
     def __init__(
@@ -269,6 +271,7 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
         self._next = 0
         self.uploads: list[Upload] = []
         self.upload_status = 200
+        self.file_states = ["ACTIVE"]
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -281,6 +284,11 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
             return
         if request.method == "POST" and request.path.startswith("/upload/"):
             await self._upload(request, writer)
+            return
+        if request.method == "GET" and request.path.startswith("/v1beta/files/scripted-"):
+            upload = self.uploads[int(request.path.rsplit("-", 1)[-1])]
+            upload.looked_at += 1
+            await writer.send_json(200, self._described(upload))
             return
         if request.method != "POST" or "GenerateContent" not in request.path:
             await writer.send_json(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
@@ -323,16 +331,20 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
             await writer.send_json(200, {}, headers={"X-Goog-Upload-Status": "active"})
             return
         upload.done = True
-        described = {
+        headers = {"X-Goog-Upload-Status": "final"}
+        await writer.send_json(200, {"file": self._described(upload)}, headers=headers)
+
+    def _described(self, upload: Upload) -> dict[str, Any]:
+        """The Files API's `File` for an upload, in the state it has reached."""
+        number = self.uploads.index(upload)
+        return {
             "name": f"files/scripted-{number}",
             "displayName": upload.display_name,
             "mimeType": upload.mime_type,
             "sizeBytes": str(len(upload.data)),
             "uri": f"{self.origin}/v1beta/files/scripted-{number}",
-            "state": "ACTIVE",
+            "state": self.file_states[min(upload.looked_at, len(self.file_states) - 1)],
         }
-        headers = {"X-Goog-Upload-Status": "final"}
-        await writer.send_json(200, {"file": described}, headers=headers)
 
     async def _send_step(self, step: Step, writer: Writer) -> None:
         match step:

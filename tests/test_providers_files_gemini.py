@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from hxchat.config import Settings
-from hxchat.errors import ProviderUnavailable
+from hxchat.domain import Attachment
+from hxchat.errors import ProviderError, ProviderUnavailable
 from hxchat.providers.base import ChatModel
 from hxchat.providers.gemini import GeminiModel
 from hxchat.providers.gemini_files import INLINE_BUDGET_BYTES
@@ -154,17 +155,17 @@ async def test_the_api_receives_inline_data_with_media_types(
     assert gemini_api.uploads == []
 
 
-def big_pdf() -> bytes:
+def big_report() -> Attachment:
     """A PDF over what a request may carry inline (padded after its end, as some are)."""
     data = pdf("A long annual report.")
-    return data + b"%" + b"0" * (INLINE_BUDGET_BYTES + 1024 - len(data)) + b"\n"
+    data += b"%" + b"0" * (INLINE_BUDGET_BYTES + 1024 - len(data)) + b"\n"
+    return Attachment("annual report.pdf", "application/pdf", data, "A long annual report.")
 
 
 async def test_a_file_over_the_inline_limit_goes_through_the_files_api_once(
     gemini: ChatModel, gemini_api: ScriptedGeminiAPI
 ) -> None:
-    report = document("annual report.pdf", "A long annual report.")
-    report = type(report)(report.name, report.media_type, big_pdf(), report.text)
+    report = big_report()
     shot = image("cat.png")
     history = [said("Read this.", report, shot), answered("Read."), said("Summarise it.")]
     for question in (history[:1], history):
@@ -196,8 +197,7 @@ async def test_a_refused_upload_is_a_readable_error(
     gemini: ChatModel, gemini_api: ScriptedGeminiAPI
 ) -> None:
     gemini_api.upload_status = 503
-    report = document("annual report.pdf")
-    report = type(report)(report.name, report.media_type, big_pdf(), report.text)
+    report = big_report()
     events, error = await run(gemini, [said("Read this.", report)])
     assert events == []
     assert isinstance(error, ProviderUnavailable)
@@ -205,3 +205,28 @@ async def test_a_refused_upload_is_a_readable_error(
         f"The Gemini API at {gemini_api.base_url} failed (HTTP 503). Please try again in a moment."
     )
     assert gemini_api.bodies == []  # no answer was asked for without the file
+
+
+async def test_a_file_google_is_still_processing_is_waited_for(
+    gemini: ChatModel, gemini_api: ScriptedGeminiAPI
+) -> None:
+    gemini_api.file_states = ["PROCESSING", "PROCESSING", "ACTIVE"]
+    report = big_report()
+    events, error = await run(gemini, [said("Read this.", report)])
+    assert error is None
+    assert text_of(events) == "Seen."
+    assert gemini_api.uploads[0].looked_at == 2
+    assert ("file", "application/pdf", f"{gemini_api.base_url}/v1beta/files/scripted-0") in (
+        body_parts(gemini_api.bodies[0]["contents"][-1])
+    )
+
+
+async def test_a_file_google_could_not_process_is_a_readable_error(
+    gemini: ChatModel, gemini_api: ScriptedGeminiAPI
+) -> None:
+    gemini_api.file_states = ["PROCESSING", "FAILED"]
+    report = big_report()
+    events, error = await run(gemini, [said("Read this.", report)])
+    assert events == []
+    assert isinstance(error, ProviderError)
+    assert error.detail == "Gemini could not read the file annual report.pdf."

@@ -15,9 +15,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hxchat.config import Settings
+from hxchat.domain import Role, Turn
 from hxchat.providers.base import ChatModel
+from hxchat.providers.history import trim_history, turn_cost
 from hxchat.providers.registry import build_model
 from tests.helpers import run, text_of
 from tests.model_files import answered, document, image, png, said, text_file
@@ -178,3 +182,37 @@ async def test_images_cost_budget_even_without_text(
         '<file name="4.png"',
         "Which one was red?",
     ]
+
+
+files = st.lists(
+    st.one_of(
+        st.just(image()),
+        st.builds(text_file, st.just("f.txt"), st.text(max_size=300)),
+        st.builds(document, st.just("d.pdf"), st.one_of(st.none(), st.text(max_size=300))),
+    ),
+    max_size=3,
+)
+turns = st.lists(
+    st.builds(Turn, st.sampled_from(list(Role)), st.text(max_size=60), files.map(tuple)),
+    max_size=20,
+)
+
+
+@given(history=turns, budget=st.integers(min_value=0, max_value=20_000))
+def test_the_newest_turns_that_fit_are_kept_files_and_all(history: list[Turn], budget: int) -> None:
+    trimmed = trim_history(history, budget)
+    sent = [turn for turn in history if turn.content.strip() or turn.attachments]
+    assert trimmed == sent[len(sent) - len(trimmed) :]  # a tail: the oldest went first
+    users = [index for index, turn in enumerate(sent) if turn.role is Role.USER]
+    if not users:
+        return
+    newest = len(sent) - users[-1]  # the newest user turn, and what follows it
+    assert trimmed[0].role is Role.USER
+    assert trimmed[-newest:] == sent[users[-1] :]
+    if len(trimmed) > newest:
+        assert sum(turn_cost(turn) for turn in trimmed) <= budget
+    if len(trimmed) < len(sent):  # the turn before did not fit
+        before = sent[len(sent) - len(trimmed) - 1]
+        assert sum(turn_cost(turn) for turn in [before, *trimmed]) > budget or (
+            before.role is Role.ASSISTANT
+        )
