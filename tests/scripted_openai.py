@@ -346,7 +346,9 @@ def received_parts(message: Mapping[str, Any]) -> list[tuple[Any, ...]]:
 
 
 def _echo(body: dict[str, Any]) -> Reply:
-    words = str(body["messages"][-1].get("content") or "").split(" ")
+    """The newest message's text back, word by word (with content parts: their text)."""
+    parts = received_parts(body["messages"][-1])
+    words = "".join(part[1] for part in parts if part[0] == "text").split(" ")
     return Text([word + " " for word in words[:-1]] + words[-1:], delay=0.02)
 
 
