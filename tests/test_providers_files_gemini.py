@@ -89,6 +89,21 @@ async def test_images_and_pdfs_go_as_parts_and_text_files_as_text(
     ]
 
 
+async def test_a_gif_gemini_would_refuse_becomes_a_note_and_the_answer_works(
+    scripted: Callable[..., GeminiModel],
+) -> None:
+    gif = Attachment("dance.gif", "image/gif", b"GIF89a" + bytes(20))
+    model = scripted()
+    events, error = await run(model, [said("What is it?", gif)])
+    assert error is None
+    assert text_of(events) == "Seen."
+    [(kind, note), question] = content_parts(llm_of(model).requests[0].contents[-1])
+    assert kind == "text"
+    assert note.startswith('<file name="dance.gif">(The user attached a file here in a format')
+    assert "image/gif" in note
+    assert question == ("text", "What is it?")
+
+
 async def test_files_of_earlier_messages_reach_gemini_and_the_budget_counts_them(
     scripted: Callable[..., GeminiModel],
 ) -> None:

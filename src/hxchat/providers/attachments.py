@@ -99,6 +99,14 @@ def as_text(attachment: Attachment, *, sees_images: bool = False) -> str | None:
     return f"{opening(attachment)}{body}{CLOSING}"
 
 
+def unreadable(attachment: Attachment) -> str:
+    """A file of a kind the model reads, in a format it does not (a GIF to Gemini)."""
+    return (
+        f"{opening(attachment)}(The user attached a file here in a format this model "
+        f"cannot read: {attachment.media_type}.){CLOSING}"
+    )
+
+
 def cost(attachment: Attachment) -> int:
     """What a file costs in the history budget, in characters: an image
     `IMAGE_COST_CHARS`; any other file the length of the text a model gets for it (a

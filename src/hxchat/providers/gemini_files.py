@@ -2,7 +2,8 @@
 
 Gemini reads images and PDFs as themselves. Each goes as an inline part
 (`inline_data`: the stored bytes, base64 in the JSON request) framed by its name
-(`attachments.opening`); text files go as text parts, headed by their names.
+(`attachments.opening`); text files go as text parts, headed by their names. An image
+in a format Gemini refuses (GIF) becomes a note rather than a failed answer.
 
 The Gemini API takes inline data up to a request size of 20 MB
 (`INLINE_REQUEST_BYTES`). Base64 turns 3 bytes into 4 and the conversation's text
@@ -31,7 +32,15 @@ from google.genai import types
 
 from hxchat.domain import Attachment, Role, Turn
 from hxchat.errors import ProviderError, ProviderTimeout
-from hxchat.providers.attachments import CLOSING, Kind, as_text, kind_of, opening
+from hxchat.providers.attachments import (
+    CLOSING,
+    PDF,
+    Kind,
+    as_text,
+    kind_of,
+    opening,
+    unreadable,
+)
 
 #: the Gemini API's limit on a request that carries inline data
 INLINE_REQUEST_BYTES = 20 * 1024 * 1024
@@ -45,6 +54,8 @@ KEEP_SECONDS = 47 * 3600.0
 KEEP_UPLOADS = 256
 #: how often a file that Google is still processing is asked about
 POLL_SECONDS = 1.0
+#: the images and documents Gemini reads as themselves (not GIF: Gemini refuses it)
+GEMINI_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif", PDF})
 
 
 class FilesApi:
@@ -109,13 +120,14 @@ class RequestContents:
             return types.Content(role="model", parts=[types.Part(text=turn.content)])
         parts: list[types.Part] = []
         for attachment in turn.attachments:
-            text = as_text(attachment, sees_images=True)
-            if kind_of(attachment) is Kind.PDF or text is None:
+            if kind_of(attachment) not in (Kind.IMAGE, Kind.PDF):
+                parts.append(types.Part(text=as_text(attachment)))
+            elif attachment.media_type not in GEMINI_TYPES:
+                parts.append(types.Part(text=unreadable(attachment)))
+            else:
                 parts.append(types.Part(text=opening(attachment)))
                 parts.append(await self._file(attachment))
                 parts.append(types.Part(text=CLOSING))
-            else:
-                parts.append(types.Part(text=text))
         if turn.content.strip() or not parts:
             parts.append(types.Part(text=turn.content))
         return types.Content(role="user", parts=parts)
