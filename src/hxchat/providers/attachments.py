@@ -37,9 +37,14 @@ class Kind(StrEnum):
     OTHER = "other"
 
 
+def media_type_of(attachment: Attachment) -> str:
+    """The file's media type without parameters: `text/plain` of `text/plain; charset=utf-8`."""
+    return attachment.media_type.partition(";")[0].strip().lower()
+
+
 def kind_of(attachment: Attachment) -> Kind:
     """What a file is to a model, from the type found in its content."""
-    media_type = attachment.media_type.partition(";")[0].strip().lower()
+    media_type = media_type_of(attachment)
     if media_type.startswith("image/"):
         return Kind.IMAGE
     if media_type == PDF:
