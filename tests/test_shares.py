@@ -300,3 +300,17 @@ async def test_a_new_conversation_gets_its_share_control_with_its_first_message(
     assert response.status_code == 200
     panel = html_tree.parse(response.text).find(id="share-panel")
     assert panel.attrs["hx-swap-oob"] == "true" and buttons(panel) == ["Share"]
+
+
+async def test_shares_count_against_the_owners_rate(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Each share copies the path: an owner cannot fill the database with copies."""
+    async with running_app(make_settings(rate_limit="3/minute")) as app, client_for(app) as owner:
+        cid = await new_conversation(owner)
+        await chat(owner, cid, "one")  # the first of the three
+        await share(owner, cid)
+        await share(owner, cid)
+        refused = await owner.post(f"/api/conversations/{cid}/share")
+        assert refused.status_code == 429 and refused.headers["retry-after"]
+        assert (await owner.post(f"/c/{cid}/share")).status_code == 429

@@ -11,14 +11,17 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from hxchat.auth.secrets import digest
-from hxchat.web.deps import OwnerDep
+from hxchat.web.deps import LimitsDep, OwnerDep
 from hxchat.web.share_links import SharesDep, new_token, path_of
 
 router = APIRouter()
 
 
 @router.post("/api/conversations/{conversation_id}/share", status_code=201)
-async def share(conversation_id: str, shares: SharesDep, owner: OwnerDep) -> dict[str, str]:
+async def share(
+    conversation_id: str, shares: SharesDep, owner: OwnerDep, limits: LimitsDep
+) -> dict[str, str]:
+    await limits.check_message(owner, starts_answer=False)  # each share copies the path
     token = new_token()
     await shares.create(owner, conversation_id, digest(token))
     return {"url": path_of(token)}

@@ -22,7 +22,7 @@ from hxchat.auth.secrets import digest
 from hxchat.domain import Role
 from hxchat.errors import NotFound
 from hxchat.render import render_markdown
-from hxchat.web.deps import OwnerDep, TemplatesDep
+from hxchat.web.deps import LimitsDep, OwnerDep, TemplatesDep
 from hxchat.web.pages import VARY, is_htmx
 from hxchat.web.share_links import SharePanel, SharesDep, absolute, key_of, new_token
 
@@ -57,8 +57,10 @@ async def share(
     shares: SharesDep,
     templates: TemplatesDep,
     owner: OwnerDep,
+    limits: LimitsDep,
 ) -> Response:
     """A new link; shown in the panel (htmx), or on the page the redirect leads to."""
+    await limits.check_message(owner, starts_answer=False)  # each share copies the path
     token = new_token()
     await shares.create(owner, conversation_id, digest(token))
     if not is_htmx(request):
