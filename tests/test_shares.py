@@ -84,10 +84,10 @@ async def test_a_link_shows_the_path_as_it_was_to_anyone_and_stops(
         response = await stranger.get(first)  # a browser that never saw the app
         assert response.status_code == 200
         assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-        assert "noindex" in response.headers["x-robots-tag"]
+        assert response.headers["x-robots-tag"] == "noindex"
         assert response.headers["cache-control"] == "no-store"
         page = html_tree.parse(response.text)
-        assert "noindex" in (page.find("meta", name="robots").attrs["content"] or "")
+        assert page.find("meta", name="robots").attrs["content"] == "noindex"
         assert page.find("title").text == "first words"
         assert [role for role, _ in said(page)] == ["user", "assistant"]
         assert page.find("article", data_role="assistant").find("strong").text == "words"

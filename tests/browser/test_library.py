@@ -57,7 +57,7 @@ def test_share_copy_the_link_and_open_it_in_a_fresh_profile(
         expect(viewer.get_by_role("textbox")).to_have_count(0)  # no composer
         expect(viewer.get_by_role("button")).to_have_count(0)
         expect(viewer.get_by_role("navigation")).to_have_count(0)
-        assert viewer.locator('meta[name="robots"]').get_attribute("content") == "noindex, nofollow"
+        assert viewer.locator('meta[name="robots"]').get_attribute("content") == "noindex"
 
         page.get_by_role("button", name="Stop sharing").click()
         expect(page.get_by_role("button", name="Share", exact=True)).to_be_visible()

@@ -30,7 +30,7 @@ router = APIRouter()
 
 NO_SUCH_SHARE = "There is no such shared conversation."
 SHARED_HEADERS = {
-    "X-Robots-Tag": "noindex, nofollow",
+    "X-Robots-Tag": "noindex",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
