@@ -138,8 +138,7 @@ def create_app(
             )
             app.state.signer = make_signer(key)
             await _open_accounts(app, settings, the_store, stack, key)
-            assert isinstance(the_store, SqlStore)  # as `_open_accounts` made sure
-            app.state.shares, app.state.feedback = ShareStore(the_store), FeedbackStore(the_store)
+            _open_library(app, the_store)
             runner = GenerationRunner(
                 store=the_store,
                 log=the_log,
@@ -224,3 +223,10 @@ async def _open_accounts(
     app.state.limits = limits
     app.state.identities = identities
     app.state.accounts = Accounts(account_store, settings, limits, identities)
+
+
+def _open_library(app: FastAPI, store: Store) -> None:
+    """Share links and feedback (#12), kept in hxchat's SQL store beside the conversations."""
+    if not isinstance(store, SqlStore):
+        raise ConfigError("HXCHAT_DATABASE_URL", "share links and feedback need hxchat's SQL store")
+    app.state.shares, app.state.feedback = ShareStore(store), FeedbackStore(store)
