@@ -23,6 +23,17 @@ class ConversationSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Feedback:
+    """What the owner said of an answer (#12)."""
+
+    rating: str | None  # "up", "down", or None (a comment alone)
+    comment: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"rating": self.rating, "comment": self.comment}
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: int
     conversation_id: str
@@ -38,6 +49,7 @@ class Message:
     # It and its siblings, oldest first (see `store/tree.py`); () when not known here.
     versions: tuple[int, ...] = ()
     model: str | None = None  # the model that wrote an answer (None: not recorded)
+    feedback: Feedback | None = None  # an answer's rating and comment, when it has one
 
 
 @dataclass(frozen=True, slots=True)

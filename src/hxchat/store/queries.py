@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Role, Turn
 from hxchat.errors import InvalidMessage, NothingToRetry
-from hxchat.store import leases, pieces, tree
+from hxchat.store import feedback, leases, pieces, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
 from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row
 from hxchat.store.tables import conversations, messages, utcnow
@@ -85,6 +85,7 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
     rows = tree.path_rows(conn, skeleton.path(head.current_leaf_id))
     streaming = {row.id: row.content for row in rows if row.status == leases.STREAMING}
     texts = pieces.texts(conn, streaming)  # the answer being written, with its checkpoints
+    rated = feedback.of(conn, [row.id for row in rows if row.role == Role.ASSISTANT.value])
     return Conversation(
         id=head.id,
         owner=head.owner,
@@ -92,7 +93,8 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
         created_at=head.created_at,
         updated_at=head.updated_at,
         messages=tuple(
-            message_from_row(row, texts.get(row.id), skeleton.versions(row.id)) for row in rows
+            message_from_row(row, texts.get(row.id), skeleton.versions(row.id), rated.get(row.id))
+            for row in rows
         ),
     )
 

@@ -36,6 +36,7 @@ from hxchat.web.deps import (
     StoreDep,
     TemplatesDep,
 )
+from hxchat.web.share_links import SharePanel, SharesDep, panel_for
 from hxchat.web.sse import EventStreamResponse
 
 router = APIRouter()
@@ -68,6 +69,7 @@ async def _page(
     conversation: Conversation | None,
     identity: Identity | None,
     editing: int | None = None,
+    share: SharePanel | None = None,
 ) -> HTMLResponse:
     current = (
         models.default_id if conversation is None else conversation_model(conversation, models)
@@ -82,6 +84,7 @@ async def _page(
         "messages": conversation.messages if conversation else (),
         "title": conversation.title if conversation and conversation.title else "hxchat",
         "streaming_generation": _streaming_generation(conversation),
+        "share": share,  # the Share controls' state (#12)
         "oob": False,
     }
     return HTMLResponse(templates.page(PAGE, **context), headers=VARY)
@@ -100,21 +103,28 @@ async def home(
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
 async def conversation_page(
+    request: Request,
     conversation_id: str,
     store: StoreDep,
     templates: TemplatesDep,
     models: ModelsDep,
     owner: OwnerDep,
     identity: IdentityDep,
+    shares: SharesDep,
     edit: str = "",
+    shared: str = "",
 ) -> HTMLResponse:
     """The conversation; `?edit=<message id>` shows that message of yours as a form to
-    edit it (the page's Edit button without JavaScript)."""
+    edit it (the page's Edit button without JavaScript); `?shared=<token>` shows the
+    link just made by the Share form (without JavaScript, `web/share_pages.py`)."""
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
     editing = int(edit) if edit.isascii() and edit.isdigit() and len(edit) <= 10 else None
-    return await _page(store, templates, models, owner, conversation, identity, editing)
+    share = None
+    if templates.env.globals.get("sharing"):
+        share = await panel_for(request, shares, conversation_id, shared)
+    return await _page(store, templates, models, owner, conversation, identity, editing, share)
 
 
 @router.post("/send")
@@ -187,6 +197,8 @@ async def _sent_fragment(
     headers = dict(VARY)
     if is_new:
         parts.append('<section id="welcome" hx-swap-oob="delete"></section>')
+        if templates.env.globals.get("sharing"):  # a new conversation can be shared now
+            parts.append(templates.macro("_share.html", "share_panel", conversation.id, None, True))
         headers["HX-Push-Url"] = f"/c/{conversation.id}"
     parts.append(str(Markup("<title>{}</title>").format(conversation.title or "hxchat")))
     return HTMLResponse("".join(parts), headers=headers)
