@@ -571,7 +571,7 @@ async def test_upgrade_from_0004_leaves_old_answers_without_a_model_and_records_
 
     await on_connection(database_url, rows_at_0004)
     await upgrade(database_url)
-    assert await on_connection(database_url, stored_revision) == head_revision() == "0005"
+    assert await on_connection(database_url, stored_revision) == head_revision()
     assert await on_connection(database_url, differences) == []
 
     store = await open_store(database_url)

@@ -34,6 +34,7 @@ from hxchat.providers.catalogue import Catalogue
 from hxchat.store.accounts import AccountStore
 from hxchat.store.base import Store
 from hxchat.store.directory import UserDirectory
+from hxchat.store.library import Library
 from hxchat.store.migrate import schema_is_current, upgrade
 from hxchat.store.sql import SqlStore, open_store
 from hxchat.supervision import LeaseSupervisor
@@ -43,6 +44,7 @@ from hxchat.web import (
     admin_pages,
     api,
     handlers,
+    library_api,
     oidc_pages,
     pages,
     version_pages,
@@ -171,6 +173,7 @@ def create_app(
     app.state.templates = templates
     handlers.install(app)
     app.include_router(api.router)
+    app.include_router(library_api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
     app.include_router(version_pages.router)
@@ -209,5 +212,6 @@ async def _open_accounts(
     app.state.directory = directory
     app.state.oidc = OidcSignIn(settings, key) if "oidc" in settings.auth_modes else None
     app.state.limits = limits
+    app.state.library = Library(store)
     app.state.identities = identities
     app.state.accounts = Accounts(account_store, settings, limits, identities)
