@@ -303,10 +303,14 @@ class ScriptedModel:
         self.hang = False
         self.pause = 0.0  # seconds between two words
         self.seen: list[list[Turn]] = []
+        self.instructions: list[str] = []  # the instructions of each answer, in turn
         self.closed = False
 
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, history: Sequence[Turn], *, instructions: str = ""
+    ) -> AsyncIterator[AgentEvent]:
         self.seen.append(list(history))
+        self.instructions.append(instructions)
         for index, word in enumerate(self.words):
             if self.fail_after is not None and index == self.fail_after:
                 raise ProviderError("The model's server failed (HTTP 500); please try again.")

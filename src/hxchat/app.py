@@ -38,6 +38,7 @@ from hxchat.store.library import Library
 from hxchat.store.migrate import schema_is_current, upgrade
 from hxchat.store.sql import SqlStore, open_store
 from hxchat.supervision import LeaseSupervisor
+from hxchat.titles import Titles
 from hxchat.web import (
     account_api,
     account_pages,
@@ -135,6 +136,9 @@ def create_app(
             )
             app.state.signer = make_signer(key)
             await _open_accounts(app, settings, the_store, stack, key)
+            titles = Titles(app.state.library) if settings.titles == "model" else None
+            if titles is not None:  # closed after the runner, whose answers start them
+                stack.push_async_callback(titles.close)
             runner = GenerationRunner(
                 store=the_store,
                 log=the_log,
@@ -142,6 +146,7 @@ def create_app(
                 settings=settings,
                 metrics=metrics,
                 models=catalogue,
+                titles=titles,
             )
             stack.push_async_callback(runner.close)
             supervisor = LeaseSupervisor(
