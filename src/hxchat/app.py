@@ -46,6 +46,7 @@ from hxchat.web import (
     api,
     handlers,
     library_api,
+    library_pages,
     oidc_pages,
     pages,
     version_pages,
@@ -182,6 +183,7 @@ def create_app(
     app.include_router(account_api.router)
     app.include_router(pages.router)
     app.include_router(version_pages.router)
+    app.include_router(library_pages.router)
     app.include_router(account_pages.router)
     app.include_router(oidc_pages.router)
     app.include_router(admin_pages.router)

@@ -68,6 +68,7 @@ async def _page(
     conversation: Conversation | None,
     identity: Identity | None,
     editing: int | None = None,
+    renaming: str | None = None,
 ) -> HTMLResponse:
     current = (
         models.default_id if conversation is None else conversation_model(conversation, models)
@@ -76,6 +77,7 @@ async def _page(
         "models": models.models,  # the composer's choice, when there is one
         "current_model": current,
         "editing": editing,  # the user's message shown as a form to edit it
+        "renaming": renaming,  # the conversation whose list item is a form to rename it
         "identity": identity,
         "conversations": await store.list_conversations(owner),
         "conversation": conversation,
@@ -94,8 +96,11 @@ async def home(
     models: ModelsDep,
     owner: OwnerDep,
     identity: IdentityDep,
+    rename: str = "",
 ) -> HTMLResponse:
-    return await _page(store, templates, models, owner, None, identity)
+    """The empty chat; `?rename=<id>` shows that conversation of the list as a form to
+    rename it (the list's Rename button without JavaScript)."""
+    return await _page(store, templates, models, owner, None, identity, renaming=rename or None)
 
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
@@ -107,14 +112,17 @@ async def conversation_page(
     owner: OwnerDep,
     identity: IdentityDep,
     edit: str = "",
+    rename: str = "",
 ) -> HTMLResponse:
     """The conversation; `?edit=<message id>` shows that message of yours as a form to
-    edit it (the page's Edit button without JavaScript)."""
+    edit it (the page's Edit button without JavaScript), `?rename=<id>` as on `/`."""
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
     editing = int(edit) if edit.isascii() and edit.isdigit() and len(edit) <= 10 else None
-    return await _page(store, templates, models, owner, conversation, identity, editing)
+    return await _page(
+        store, templates, models, owner, conversation, identity, editing, rename or None
+    )
 
 
 @router.post("/send")
@@ -181,7 +189,7 @@ async def _sent_fragment(
     if with_user and started.user_message_id in by_id:
         parts.append(templates.macro("_message.html", "user", by_id[started.user_message_id]))
     parts.append(templates.macro("_message.html", "assistant", by_id[started.assistant_message_id]))
-    for block in ("conversation_list", "heading", "actions", "conversation_field"):
+    for block in ("conversation_list", "heading", "actions", "conversation_field", "title_watch"):
         parts.append(templates.block(PAGE, block, **context))
     parts.append(templates.macro("_message.html", "stop_slot", started.generation_id))
     headers = dict(VARY)
