@@ -195,6 +195,7 @@ async def _sent_fragment(
     headers = dict(VARY)
     if is_new:
         parts.append('<section id="welcome" hx-swap-oob="delete"></section>')
+        parts.append(templates.block(PAGE, "instructions", **context))  # its form (#10)
         headers["HX-Push-Url"] = f"/c/{conversation.id}"
     parts.append(str(Markup("<title>{}</title>").format(conversation.title or "hxchat")))
     return HTMLResponse("".join(parts), headers=headers)
