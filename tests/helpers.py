@@ -323,6 +323,24 @@ class ScriptedModel:
         self.closed = True
 
 
+class TitlingModel(ScriptedModel):
+    """A scripted model that also writes titles (`TitleWriter`): `title_text`, after
+    `title_delay` seconds; records what it was asked to title."""
+
+    name = "titling"
+
+    def __init__(self, words: Sequence[str] = ("Hello ", "there."), title: str = "A title") -> None:
+        super().__init__(words)
+        self.title_text = title
+        self.title_delay = 0.0
+        self.titled: list[tuple[str, str]] = []
+
+    async def title(self, question: str, answer: str, timeout: float) -> str:
+        self.titled.append((question, answer))
+        await asyncio.sleep(self.title_delay)
+        return self.title_text
+
+
 async def run(  # every event of one answer, and the error that ended it (if any)
     model: ChatModel, history: Sequence[Turn]
 ) -> tuple[list[AgentEvent], ProviderError | None]:

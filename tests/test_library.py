@@ -3,12 +3,16 @@ answers, the order of the list, hostile input, and another owner's conversations
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import events, new_conversation, send
+from hxchat.app import create_app
+from hxchat.config import Settings
+from hxchat.store.migrate import upgrade
+from tests.helpers import TitlingModel, client_for, events, eventually, new_conversation, send
 
 
 async def patch(client: httpx.AsyncClient, cid: str, body: Any, **kw: Any) -> httpx.Response:
@@ -134,3 +138,43 @@ async def test_a_cross_site_patch_is_refused(
     response = await patch(client, cid, {"title": "Evil"}, headers=headers)
     assert response.status_code == 403
     assert (await client.get(f"/api/conversations/{cid}")).json()["title"] == "New chat"
+
+
+async def test_the_library_on_each_database(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    """The same on SQLite and PostgreSQL: the model titles a first answer, PATCH
+    renames, pins and steers, the list puts pinned first, another owner gets 404."""
+    await upgrade(database_url)
+    model = TitlingModel(["Fine."], title="Model's title")
+    app = create_app(make_settings(database_url=database_url), model=model)
+    async with (
+        app.router.lifespan_context(app),
+        client_for(app) as client,
+        client_for(app) as stranger,
+    ):
+        first, second = await new_conversation(client), await new_conversation(client)
+        await answered(client, first, "first question")
+        await answered(client, second, "second question")
+        owner = (await client.get("/api/me")).json()["id"]
+
+        async def settled() -> None:
+            state = await app.state.library.title_state(owner, first)
+            assert state is not None and not state.pending
+
+        await eventually(settled)
+        body = (await patch(client, first, {"pinned": True, "instructions": "Be brief."})).json()
+        assert (body["title"], body["pinned"], body["instructions"]) == (
+            "Model's title",
+            True,
+            "Be brief.",
+        )
+        await patch(client, second, {"title": "Second, renamed"})
+        listed = (await client.get("/api/conversations")).json()
+        assert [(c["title"], c["pinned"]) for c in listed] == [
+            ("Model's title", True),
+            ("Second, renamed", False),
+        ]
+        await answered(client, first, "again")
+        assert model.instructions == ["", "", "Be brief."]
+        assert (await patch(stranger, first, {"title": "Mine"})).status_code == 404

@@ -4,11 +4,15 @@ the model's title; through the real app on SQLite."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
+from hxchat.app import create_app
+from hxchat.config import Settings
 from tests import html_tree
-from tests.helpers import events, eventually, new_conversation, send
+from tests.helpers import TitlingModel, client_for, events, new_conversation, send
 
 HTMX = {"HX-Request": "true"}
 
@@ -202,38 +206,42 @@ async def test_a_cross_site_form_post_is_refused(client: httpx.AsyncClient) -> N
 
 
 async def test_the_page_waits_for_the_title_while_it_is_pending(
-    client: httpx.AsyncClient,
+    make_settings: Callable[..., Settings],
 ) -> None:
-    """With the echo model the title stays the first message's, but it is pending until
-    the answer has ended: the htmx answer to the first message carries a watcher, whose
-    request answers with the heading, the list and the page's title once it is settled."""
-    response = await client.post("/send", data={"content": "watch **me**"}, headers=HTMX)
-    fragment = html_tree.parse(response.text)
-    watch = fragment.find(id="title-watch")
-    cid = response.headers["hx-push-url"].removeprefix("/c/")
-    assert watch.attrs["hx-get"] == f"/c/{cid}/title?round=0"
-    assert watch.attrs["hx-swap-oob"] == "true"
+    """The htmx answer to a first message carries a watcher while the model writes the
+    title; its request waits for the title and answers with the heading, the list and
+    the page's title; then the page has nothing more to wait for."""
+    model = TitlingModel(["Fine."], title="**Watched** title")
+    model.title_delay = 0.5
+    app = create_app(make_settings(), model=model)
+    async with (
+        app.router.lifespan_context(app),
+        client_for(app) as client,
+        client_for(app) as stranger,
+    ):
+        response = await client.post("/send", data={"content": "watch me"}, headers=HTMX)
+        fragment = html_tree.parse(response.text)
+        watch = fragment.find(id="title-watch")
+        cid = response.headers["hx-push-url"].removeprefix("/c/")
+        assert watch.attrs["hx-get"] == f"/c/{cid}/title?round=0"
+        assert watch.attrs["hx-swap-oob"] == "true"
+        assert (await stranger.get(f"/c/{cid}/title", headers=HTMX)).status_code == 404
 
-    answer = await client.get(f"/c/{cid}/title?round=0", headers=HTMX)
+        answer = await client.get(f"/c/{cid}/title?round=0", headers=HTMX)
 
-    assert answer.status_code == 200
-    parts = html_tree.parse(answer.text)
-    assert parts.find("h1", id="conversation-title").text == "watch me"
-    assert parts.find("title").text == "watch me"
-    assert titles(parts) == ["watch me"]
-    assert "hx-get" not in parts.find(id="title-watch").attrs  # nothing more to wait for
-
-    async def settled_page() -> None:
+        assert answer.status_code == 200
+        parts = html_tree.parse(answer.text)
+        assert parts.find("h1", id="conversation-title").text == "Watched title"
+        assert parts.find("title").text == "Watched title"
+        assert titles(parts) == ["Watched title"]
+        assert "hx-get" not in parts.find(id="title-watch").attrs  # nothing more to wait for
         page = await page_of(client, f"/c/{cid}")
         assert "hx-get" not in page.find(id="title-watch").attrs
-
-    await eventually(settled_page)
-    other = await other_title(client, cid)
-    assert other == 404
+        assert model.titled == [("watch me", "Fine.")]
 
 
-async def other_title(client: httpx.AsyncClient, cid: str) -> int:
-    """Another owner waiting for this title gets 404 (a fresh client has another cookie)."""
-    transport = client._transport
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
-        return (await other.get(f"/c/{cid}/title")).status_code
+async def test_without_a_model_that_titles_the_page_waits_for_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/send", data={"content": "echo me"}, headers=HTMX)
+    assert "hx-get" not in html_tree.parse(response.text).find(id="title-watch").attrs

@@ -24,7 +24,7 @@ from hxchat.config import Settings
 from hxchat.domain import MessageStatus, ModelChoice
 from hxchat.errors import BrokerUnavailable, NotFound, ServiceUnavailable, UnknownModel
 from hxchat.metrics import Metrics
-from hxchat.providers.base import ChatModel
+from hxchat.providers.base import ChatModel, TitleWriter
 from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Checkpoint, Generation, Store, TurnStarted
 from hxchat.supervision import LEASE_SECONDS
@@ -145,7 +145,7 @@ class GenerationRunner:
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
                 choice=choice,
-                model_title=self.titles is not None,
+                model_title=self._titles_by(choice),
             ),
         )
 
@@ -222,6 +222,16 @@ class GenerationRunner:
                 raise UnknownModel(model)
             return None
         return self.models.choose(model)
+
+    def _titles_by(self, choice: ModelChoice | None) -> bool:
+        """Whether a first message's answer is to be titled by its model: titles are
+        on and that model can write one (the echo model cannot). A first message has no
+        earlier answer to inherit a model from: it is the one named, or the default."""
+        if self.titles is None:
+            return False
+        if self.models is None or choice is None:
+            return isinstance(self._writer.model, TitleWriter)
+        return isinstance(self.models.model(choice.requested or choice.default), TitleWriter)
 
     async def _start(
         self, owner: str, begin: Callable[[str], Awaitable[TurnStarted]]
