@@ -290,3 +290,14 @@ def test_a_model_title_is_cleaned(raw: str, title: str | None) -> None:
     cleaned = clean_title(raw)
     assert cleaned == (title.strip() if title else None)
     assert cleaned is None or len(cleaned) <= 60
+
+
+def test_an_unknown_titles_value_names_the_variable() -> None:
+    from hxchat.config import load_settings
+    from hxchat.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(titles="llm")
+    assert caught.value.variable == "HXCHAT_TITLES"
+    assert load_settings(titles="first-message").titles == "first-message"
+    assert load_settings().titles == "model"
