@@ -42,7 +42,7 @@ TABLES = {
     "feedback",
 }
 ACCOUNT_TABLES = {"users", "sessions", "api_tokens"}  # from 0003 on
-LIBRARY_TABLES = {"shares", "shared_messages", "feedback"}  # from 0009 on
+LIBRARY_TABLES = {"shares", "shared_messages", "feedback"}  # from 0006 on
 
 
 async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:

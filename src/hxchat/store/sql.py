@@ -159,6 +159,7 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        model_title: bool = False,
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming)."""
         return await self._write(
@@ -170,6 +171,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             choice,
+            model_title,
         )
 
     async def start_retry(
