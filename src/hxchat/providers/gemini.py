@@ -10,7 +10,9 @@ carrying only its new text, then one final event repeats the whole text (not sho
 twice here); on a fault ADK first yields an event with `error_code`/`error_message`
 and then raises. Sources come from the grounding metadata (`grounding_chunks`), and
 Google's Search Suggestions chip (`search_entry_point.rendered_content`) is passed
-on untouched for the web layer to sandbox.
+on untouched for the web layer to sandbox. Usage comes from the events'
+`usage_metadata` (`prompt_token_count`, `candidates_token_count`), the latest of each
+model turn, given when the turn ends.
 
 The client takes its configuration from google-genai's own environment
 (GOOGLE_API_KEY or GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, GOOGLE_GENAI_USE_VERTEXAI);
@@ -50,6 +52,7 @@ from hxchat.domain import (
     ToolCall,
     ToolResult,
     Turn,
+    Usage,
 )
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
 from hxchat.providers.history import trim_history
@@ -166,6 +169,8 @@ class GeminiModel:
         reader.check()
         for out in reader.flush():
             yield out
+        for out in reader.usage():
+            yield out
 
     async def close(self) -> None:
         """Close the runner (its toolsets, plugins and session service)."""
@@ -200,6 +205,7 @@ class EventReader:
         self._shown = 0  # how many of them have been yielded
         self._chip = ""
         self._chip_shown = ""
+        self._usage: Usage | None = None  # the current model turn's, latest reported
 
     def read(self, event: Event) -> list[AgentEvent]:
         """Our events for one ADK event (an error event is only remembered)."""
@@ -209,6 +215,9 @@ class EventReader:
             return []
         out: list[AgentEvent] = []
         self._ground(event.grounding_metadata, out)
+        metadata = event.usage_metadata
+        if metadata is not None:  # counts so far: a later event's replace an earlier's
+            self._usage = Usage(metadata.prompt_token_count, metadata.candidates_token_count)
         text = _text(event)
         if event.partial:
             if text:
@@ -220,7 +229,13 @@ class EventReader:
         self._streamed = ""
         if event.content is not None:  # the model's turn has ended
             out.extend(self.flush())
+            out.extend(self.usage())
         return out
+
+    def usage(self) -> list[AgentEvent]:
+        """The usage of the model turn that ended, if it was reported."""
+        usage, self._usage = self._usage, None
+        return [usage] if usage is not None else []
 
     def _ground(self, metadata: types.GroundingMetadata | None, out: list[AgentEvent]) -> None:
         if metadata is None:

@@ -7,6 +7,11 @@ every step shows up as an event. Our own timeouts (first token, then between
 chunks) hold because the SDK's retries are off. Every failure becomes a
 `ProviderError` that says which server, what happened and what to try; the API key
 never appears in it.
+
+Usage is asked for with `stream_options: {"include_usage": true}` (a last chunk with
+the call's tokens). Some servers refuse that option (a 4xx that names it): the request
+is then sent once more without it, and the model's client remembers not to ask its
+endpoint again; its answers then have no usage.
 """
 
 from __future__ import annotations
@@ -21,15 +26,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import openai
-from openai import AsyncOpenAI, AsyncStream, omit
+from openai import AsyncOpenAI, AsyncStream, Omit, omit
 from openai.types.chat import (
     ChatCompletionChunk,
     ChatCompletionMessageParam,
+    ChatCompletionStreamOptionsParam,
     ChatCompletionToolUnionParam,
 )
 
 from hxchat.config import Settings
-from hxchat.domain import AgentEvent, Role, Source, TextDelta, ToolCall, ToolResult, Turn
+from hxchat.domain import (
+    AgentEvent,
+    Role,
+    Source,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Turn,
+    Usage,
+)
 from hxchat.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from hxchat.providers.history import trim_history
 from hxchat.providers.openai_endpoint import endpoint
@@ -62,6 +77,7 @@ WEB_SEARCH_TOOL: ChatCompletionToolUnionParam = {
 }
 
 _KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-*.]{4,}")
+INCLUDE_USAGE: ChatCompletionStreamOptionsParam = {"include_usage": True}
 
 
 def build_openai_model(
@@ -115,6 +131,8 @@ class OpenAICompatModel:
         #: where the model lives, as shown to people: no path, never credentials.
         self.where = f"{parts.scheme}://{parts.hostname}{port}"
         self._api_key = api_key
+        #: the endpoint refused `stream_options` once: it is not asked for usage again
+        self.refuses_usage = False
         self._client = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
@@ -189,21 +207,21 @@ class OpenAICompatModel:
         offer_tools: bool,
         calls: dict[int, _PendingCall],
         text: list[str],
-    ) -> AsyncIterator[TextDelta]:
-        """One streamed completion: yields text, collects tool calls into `calls`."""
+    ) -> AsyncIterator[TextDelta | Usage]:
+        """One streamed completion: yields text, then its usage when the server reports
+        it; collects tool calls into `calls`."""
         stream: AsyncStream[ChatCompletionChunk] | None = None
         waited = self.first_token_timeout
+        usage: Usage | None = None
         try:
             async with asyncio.timeout(self.first_token_timeout):
-                stream = await self._client.chat.completions.create(
-                    model=self.model,
-                    messages=messages,
-                    stream=True,
-                    tools=[WEB_SEARCH_TOOL] if offer_tools else omit,
-                )
+                stream = await self._open(messages, offer_tools)
                 chunk = await _next_chunk(stream)
             waited = self.token_timeout
             while chunk is not None:
+                if chunk.usage is not None:
+                    reported = chunk.usage
+                    usage = Usage(reported.prompt_tokens, reported.completion_tokens)
                 for choice in chunk.choices[:1]:
                     if choice.delta.content:
                         text.append(choice.delta.content)
@@ -218,6 +236,8 @@ class OpenAICompatModel:
                             pending.arguments += function.arguments
                 async with asyncio.timeout(self.token_timeout):
                     chunk = await _next_chunk(stream)
+            if usage is not None:
+                yield usage
         except TimeoutError:
             raise ProviderTimeout(self._silent(waited, started=stream is not None)) from None
         except openai.APIStatusError as exc:
@@ -245,6 +265,30 @@ class OpenAICompatModel:
         finally:
             if stream is not None:
                 await stream.close()
+
+    async def _open(
+        self, messages: list[ChatCompletionMessageParam], offer_tools: bool
+    ) -> AsyncStream[ChatCompletionChunk]:
+        """Start the completion, asking for usage unless the endpoint refused that once;
+        when it refuses now, ask once more without it (and remember)."""
+        options: ChatCompletionStreamOptionsParam | Omit = (
+            omit if self.refuses_usage else INCLUDE_USAGE
+        )
+        while True:
+            try:
+                return await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,
+                    stream=True,
+                    stream_options=options,
+                    tools=[WEB_SEARCH_TOOL] if offer_tools else omit,
+                )
+            except openai.APIStatusError as exc:
+                if options is omit or not _refuses_stream_options(exc):
+                    raise
+                logger.info("%s: the server refuses stream_options; not asked again", self.name)
+                self.refuses_usage = True
+                options = omit
 
     def _silent(self, seconds: float, *, started: bool) -> str:
         what = "sent nothing for" if started else "did not answer within"
@@ -310,6 +354,12 @@ async def _next_chunk(stream: AsyncStream[ChatCompletionChunk]) -> ChatCompletio
         return await stream.__anext__()
     except StopAsyncIteration:
         return None
+
+
+def _refuses_stream_options(exc: openai.APIStatusError) -> bool:
+    """A client error (4xx) that names `stream_options`: the server does not know it."""
+    said = f"{exc.message} {exc.body}".lower()
+    return 400 <= exc.status_code < 500 and "stream_options" in said
 
 
 def _query(call: _PendingCall) -> str | None:

@@ -56,6 +56,8 @@ def _message_json(m: Message) -> dict[str, Any]:
         "parent_id": m.parent_id,
         "versions": list(m.versions),
         "model": m.model,
+        "usage": m.usage.as_json() if m.usage is not None else None,
+        "timing": m.timing.as_json() if m.timing is not None else None,
     }
 
 

@@ -39,6 +39,18 @@ def status_note(message: Message) -> str:
     return ""
 
 
+def answer_cost(message: Message) -> list[str]:
+    """What the answer's footer says after its model: its output tokens and the seconds
+    it took ("312 tokens", "4.2 s"), each when known."""
+    parts = []
+    tokens = message.usage.output_tokens if message.usage is not None else None
+    if tokens is not None:
+        parts.append(f"{tokens:,} token{'' if tokens == 1 else 's'}")
+    if message.timing is not None:
+        parts.append(f"{message.timing.total_ms / 1000:.1f} s")
+    return parts
+
+
 def site(url: str) -> str:
     """The host a source link points to, shown beside its title."""
     return urlsplit(url).hostname or url
@@ -57,6 +69,7 @@ class Templates:
             version=__version__,
             answer_html=answer_html,
             status_note=status_note,
+            answer_cost=answer_cost,
             wire=BrowserEvent,  # the browser stream's event names: {{ wire.BODY }}
         )
         self.env.filters["site"] = site
