@@ -6,6 +6,7 @@ first page load and the live updates use the same markup.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from markupsafe import Markup
 
 from hxchat import __version__
 from hxchat.domain import MessageStatus
-from hxchat.providers.catalogue import label_of
+from hxchat.providers.catalogue import ModelInfo, label_of
 from hxchat.render import render_markdown
 from hxchat.store.base import Message
 from hxchat.web.wire import BrowserEvent
@@ -72,8 +73,14 @@ class Templates:
             answer_cost=answer_cost,
             wire=BrowserEvent,  # the browser stream's event names: {{ wire.BODY }}
         )
+        self.offer(tuple)
         self.env.filters["site"] = site
         self.env.filters["model_label"] = label_of  # "gpt-4o-mini (openai)"
+
+    def offer(self, models: Callable[[], Sequence[ModelInfo]]) -> None:
+        """Where the templates read the models offered now (the catalogue's, which an
+        endpoint's list changes): an answer's `Regenerate` offers them."""
+        self.env.globals["offered_models"] = models
 
     def page(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
