@@ -17,16 +17,11 @@ from markupsafe import Markup
 from hxchat import __version__
 from hxchat.domain import MessageStatus
 from hxchat.providers.catalogue import ModelInfo, label_of
-from hxchat.render import render_markdown
+from hxchat.render.cache import RenderedAnswers
 from hxchat.store.base import Message
 from hxchat.web.wire import BrowserEvent
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
-
-def answer_html(message: Message) -> Markup:
-    """A stored answer as sanitised HTML (rendered once per page view)."""
-    return Markup(render_markdown(message.content))  # noqa: S704 - nh3-sanitised
 
 
 def status_note(message: Message) -> str:
@@ -59,6 +54,7 @@ def site(url: str) -> str:
 
 class Templates:
     def __init__(self) -> None:
+        self.rendered = RenderedAnswers()
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(["html"]),
@@ -68,7 +64,7 @@ class Templates:
         )
         self.env.globals.update(
             version=__version__,
-            answer_html=answer_html,
+            answer_html=self.answer_html,
             status_note=status_note,
             answer_cost=answer_cost,
             wire=BrowserEvent,  # the browser stream's event names: {{ wire.BODY }}
@@ -76,6 +72,10 @@ class Templates:
         self.offer(tuple)
         self.env.filters["site"] = site
         self.env.filters["model_label"] = label_of  # "gpt-4o-mini (openai)"
+
+    def answer_html(self, message: Message) -> Markup:
+        """A stored answer as sanitised HTML (rendered once, then remembered)."""
+        return Markup(self.rendered(message.content))  # noqa: S704 - nh3-sanitised
 
     def offer(self, models: Callable[[], Sequence[ModelInfo]]) -> None:
         """Where the templates read the models offered now (the catalogue's, which an
