@@ -5,6 +5,7 @@ where the choice is a plain field of the composer's form."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,6 +108,10 @@ def test_regenerate_with_another_model(chat: Chat, page: Page) -> None:
     expect(answer).to_have_attribute("data-model", OTHER)
     expect(answer.locator(".answer")).to_have_text(f"Answered by {OTHER.split(':')[1]}.")
     expect(answer.locator(".versions")).to_contain_text("2 / 2")
+    # Its footer as the stream's end shows it: model, tokens, seconds.
+    expect(answer.locator("footer .model")).to_have_text(
+        re.compile(r"^scripted \(openai\) · 3 tokens · \d+\.\d s$")
+    )
     page.reload()
     expect(page.get_by_role("combobox", name="Model")).to_have_value(OTHER)
     expect(chat.answers.first.get_by_role("combobox", name="Regenerate with")).to_have_value(OTHER)
