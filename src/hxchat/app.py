@@ -134,6 +134,7 @@ def create_app(
             catalogue = Catalogue(settings, model, built=models)
             stack.push_async_callback(catalogue.close)
             await catalogue.open()
+            templates.offer(lambda: catalogue.models)
             chat_model = catalogue.default
             key = (
                 settings.secret_key.get_secret_value()
