@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     secret_key: SecretStr | None = None
     max_message_chars: int = Field(default=16_000, ge=1)
+    max_import_mb: int = Field(default=32, ge=1, le=4_096)
 
     # -- tuning, documented in the README --
     first_token_timeout: float = Field(default=60.0, gt=0)
