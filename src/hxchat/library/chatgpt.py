@@ -36,6 +36,7 @@ from hxchat.library.imported import (
     NewConversation,
     NewMessage,
     check_message_count,
+    clean,
     model_of,
     newest_leaf,
     parents_first,
@@ -181,7 +182,7 @@ def _step(node: dict[str, Any]) -> _Step | None:
         return _Step(Role.USER if role == "user" else Role.ASSISTANT, text, node)
     name = author.get("name") if role == "tool" else message.get("recipient")
     label = _LABEL.sub("", name if isinstance(name, str) and name != "all" else kind)
-    note = f"*(A step of ChatGPT's {label or 'tools'} was not imported.)*"
+    note = f"*(A {label or 'tool'} tool step from ChatGPT was not imported.)*"
     return _Step(Role.USER if role == "user" else Role.ASSISTANT, note, node)
 
 
@@ -192,7 +193,7 @@ def _text(parts: object) -> str:
     for part in parts:
         if isinstance(part, str):
             if part.strip():
-                texts.append(part)
+                texts.append(clean(part))
         elif part is not None:
             texts.append(ATTACHMENT_NOTE)
     return "\n\n".join(texts).strip()

@@ -19,6 +19,7 @@ from hxchat.library.imported import (
     NewConversation,
     NewMessage,
     check_message_count,
+    clean,
     model_of,
     newest_leaf,
     parents_first,
@@ -122,11 +123,11 @@ def _message(message: dict[str, Any], parent: int | None, where: str) -> NewMess
     error = message.get("error")
     return NewMessage(
         role=role,
-        content=content,
+        content=clean(content),
         parent=parent,
         status=status if role is Role.ASSISTANT else MessageStatus.COMPLETE,
         sources=web_sources(message.get("sources")),
         model=model_of(message.get("model")) if role is Role.ASSISTANT else None,
-        error=error if isinstance(error, str) and status is MessageStatus.ERROR else None,
+        error=clean(error) if isinstance(error, str) and status is MessageStatus.ERROR else None,
         created_at=time_from_iso(message.get("created_at")),
     )

@@ -67,16 +67,23 @@ class NewConversation:
     updated_at: datetime | None = None
 
 
+def clean(text: str) -> str:
+    """Text as both databases keep it: PostgreSQL refuses the NUL character."""
+    return text.replace("\x00", "")
+
+
 def title_of(value: object, fallback: str = DEFAULT_TITLE) -> str:
     """A title that fits the column: one line, at most 200 characters."""
-    text = " ".join(value.split()) if isinstance(value, str) else ""
+    text = " ".join(clean(value).split()) if isinstance(value, str) else ""
     if not text:
         return fallback
     return text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1] + ELLIPSIS
 
 
 def model_of(value: object) -> str | None:
-    return value[:MODEL_LIMIT] if isinstance(value, str) and value else None
+    if not isinstance(value, str):
+        return None
+    return clean(value)[:MODEL_LIMIT] or None
 
 
 def time_from_epoch(value: object) -> datetime | None:
@@ -110,7 +117,8 @@ def web_sources(value: object) -> tuple[Source, ...]:
             continue
         url, title = item.get("url"), item.get("title")
         if isinstance(url, str) and url.lower().startswith(("https://", "http://")):
-            found.append(Source(title=title if isinstance(title, str) else "", url=url))
+            title = clean(title) if isinstance(title, str) else ""
+            found.append(Source(title=title, url=clean(url)))
     return tuple(found)
 
 
