@@ -81,10 +81,10 @@ async def test_markdown_has_the_title_then_each_message_with_role_model_and_sour
     )
     assert response.text == (
         "# Where SQLite came from\n\n"
-        "## You\n\nWho wrote SQLite?\n\n"
+        "## User\n\nWho wrote SQLite?\n\n"
         "## Assistant · openai:gpt-4o-mini\n\nD. Richard Hipp, in 2000.\n\n"
         "Sources:\n\n1. [SQLite \\[history\\]](<https://sqlite.org/history.html>)\n\n"
-        "## You\n\nAnd why?\n\n"
+        "## User\n\nAnd why?\n\n"
         "## Assistant · openai:gpt-4o-mini\n\nFor a warship's\n\n*Stopped before the end.*\n"
     )
 

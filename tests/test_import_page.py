@@ -50,7 +50,7 @@ async def test_the_settings_page_offers_export_all_and_an_import_form(
     assert (form.attrs["method"], form.attrs["enctype"]) == ("post", "multipart/form-data")
     field = form.find("input", type="file")
     assert field.attrs["name"] == "file"
-    assert form.find("label", for_=field.attrs["id"]).text == "File to import"
+    assert form.find("label", for_=field.attrs["id"]).text == "Conversations file"
     assert form.find("button", type="submit").text == "Import"
 
 

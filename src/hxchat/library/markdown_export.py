@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_ROLE_NAMES = {"user": "You", "assistant": "Assistant"}
+_ROLE_NAMES = {"user": "User", "assistant": "Assistant"}
 _NOTES = {
     "stopped": "Stopped before the end.",
     "interrupted": "Interrupted by a restart.",
