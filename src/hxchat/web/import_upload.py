@@ -76,8 +76,20 @@ async def import_upload(request: Request, store: Store, owner: str, settings: Se
     if not isinstance(store, SqlStore):
         raise HxchatError("Importing needs hxchat's SQL store.")
     data = await read_upload(request, import_limit(settings))
-    # Parsing and checking a file of many megabytes is CPU work: off the event loop.
-    conversations = await asyncio.to_thread(importing.conversations_from, data)
-    del data
-    ids = await store.run(True, writing.write, owner, conversations)
+    # A file is parsed whole: its objects take several times its size, so a worker
+    # checks and writes one import at a time (the others wait their turn).
+    async with _import_turn(request):
+        # Parsing and checking many megabytes is CPU work: off the event loop.
+        conversations = await asyncio.to_thread(importing.conversations_from, data)
+        del data
+        ids = await store.run(True, writing.write, owner, conversations)
     return len(ids)
+
+
+def _import_turn(request: Request) -> asyncio.Lock:
+    """This app's one lock for imports (made on first use, in the app's event loop)."""
+    state = request.app.state
+    if getattr(state, "import_turn", None) is None:
+        state.import_turn = asyncio.Lock()
+    lock: asyncio.Lock = state.import_turn
+    return lock
