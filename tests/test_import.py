@@ -137,6 +137,21 @@ async def test_a_chatgpt_export_becomes_conversations_with_versions_and_the_show
     assert len(picture[1]["versions"]) == 1  # the answer without parts was skipped
 
 
+async def test_a_voice_message_arrives_as_its_transcript(api: httpx.AsyncClient) -> None:
+    voice = ChatGptConversation("Voice chat")
+    said = voice.say(
+        voice.root,
+        "user",
+        {"content_type": "audio_transcription", "text": "Is it going to rain?", "direction": "in"},
+        {"content_type": "audio_asset_pointer", "asset_pointer": "sediment://file_1"},
+        content_type="multimodal_text",
+    )
+    answer = voice.say(said, "assistant", "Take an umbrella.", model="gpt-4o")
+    assert (await import_json(api, [voice.as_json(answer)])).status_code == 201
+    messages = await shown(api, (await listed(api))[0]["id"])
+    assert [m["content"] for m in messages] == ["Is it going to rain?", "Take an umbrella."]
+
+
 async def test_another_version_of_an_imported_chatgpt_conversation_can_be_shown(
     api: httpx.AsyncClient,
 ) -> None:

@@ -9,7 +9,8 @@ a regenerated answer), oldest first by their `create_time`, and the path to
 What is taken, and what is not (docs/api.md, "Import"):
 
 - the text parts of user and assistant messages (`text`, `multimodal_text`), joined
-  by blank lines; an image or other file among the parts becomes a short note;
+  by blank lines, and the transcript of a voice message (`audio_transcription`; its
+  sound is left out); an image or other file among the parts becomes a short note;
 - skipped without a trace: empty nodes (`message: null`, the root), system messages,
   nodes ChatGPT hides (`is_visually_hidden_from_conversation`), the custom
   instructions and memory (`user_editable_context`, `model_editable_context`), the
@@ -49,6 +50,7 @@ _SKIPPED_TYPES = frozenset(
 )
 _TEXT_TYPES = frozenset({"text", "multimodal_text"})
 ATTACHMENT_NOTE = "*(An image or file from ChatGPT was not imported.)*"
+_AUDIO = ("audio_", "real_time_user_audio")  # a voice message's sound: its transcript is taken
 _LABEL = re.compile(r"[^\w.-]+")
 
 
@@ -194,7 +196,13 @@ def _text(parts: object) -> str:
         if isinstance(part, str):
             if part.strip():
                 texts.append(clean(part))
-        elif part is not None:
+            continue
+        kind = _name(part.get("content_type")) if isinstance(part, dict) else ""
+        if kind == "audio_transcription":  # voice mode: what was said, as text
+            said = part.get("text")
+            if isinstance(said, str) and said.strip():
+                texts.append(clean(said))
+        elif not kind.startswith(_AUDIO) and part is not None:
             texts.append(ATTACHMENT_NOTE)
     return "\n\n".join(texts).strip()
 
