@@ -321,6 +321,15 @@ async def test_100000_nested_levels_are_refused_readably(api: httpx.AsyncClient)
     assert "64 levels" in await refused(api, await api.post("/api/import", content=objects), 422)
 
 
+async def test_an_open_string_before_many_escaped_quotes_is_refused_at_once(
+    api: httpx.AsyncClient,
+) -> None:
+    """A quote left open before a million escaped quotes: the depth check once tried
+    every escaped quote again to the end of the file (hours for a few megabytes)."""
+    body = b'[{"mapping": {"a": "' + b'\\"' * 1_000_000
+    assert "cut off" in await refused(api, await api.post("/api/import", content=body), 422)
+
+
 async def test_duplicated_ids_are_refused(api: httpx.AsyncClient) -> None:
     documents, _ = chatgpt_export()
     text = json.dumps(documents)
