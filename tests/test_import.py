@@ -137,6 +137,20 @@ async def test_a_chatgpt_export_becomes_conversations_with_versions_and_the_show
     assert len(picture[1]["versions"]) == 1  # the answer without parts was skipped
 
 
+async def test_an_untitled_chatgpt_conversation_is_named_after_its_first_question(
+    api: httpx.AsyncClient,
+) -> None:
+    untitled = ChatGptConversation(None)
+    question = untitled.say(untitled.root, "user", "What is a **B-tree**, in short?")
+    answer = untitled.say(question, "assistant", "A balanced search tree.")
+    response = await api.post(  # a form whose file field has another name
+        "/api/import",
+        files={"upload": ("c.json", json.dumps([untitled.as_json(answer)]), "application/json")},
+    )
+    assert response.status_code == 201
+    assert [c["title"] for c in await listed(api)] == ["What is a B-tree, in short?"]
+
+
 async def test_a_voice_message_arrives_as_its_transcript(api: httpx.AsyncClient) -> None:
     voice = ChatGptConversation("Voice chat")
     said = voice.say(
@@ -395,7 +409,8 @@ async def test_the_counts_are_limited(
 
 
 async def test_a_form_without_a_file_is_refused(api: httpx.AsyncClient) -> None:
-    response = await api.post("/api/import", files={"other": ("x.json", b"[]", "text/plain")})
+    form_without_a_file = {"note": (None, b"only a text field")}
+    response = await api.post("/api/import", files=form_without_a_file)
     assert "Choose a file" in await refused(api, response, 422)
 
 

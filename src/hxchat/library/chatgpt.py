@@ -44,11 +44,13 @@ from hxchat.library.imported import (
     time_from_epoch,
     title_of,
 )
+from hxchat.store.records import make_title
 
 _SKIPPED_TYPES = frozenset(
     {"user_editable_context", "model_editable_context", "thoughts", "reasoning_recap"}
 )
 _TEXT_TYPES = frozenset({"text", "multimodal_text"})
+UNTITLED = "Imported from ChatGPT"
 ATTACHMENT_NOTE = "*(An image or file from ChatGPT was not imported.)*"
 _AUDIO = ("audio_", "real_time_user_audio")  # a voice message's sound: its transcript is taken
 _LABEL = re.compile(r"[^\w.-]+")
@@ -106,7 +108,7 @@ def _conversation(item: dict[str, Any], where: str) -> NewConversation:
 
     # Each kept node's message position; `anchor` is where a node's children attach.
     conversation = NewConversation(
-        title=title_of(item.get("title"), "Imported from ChatGPT"),
+        title=title_of(item.get("title"), ""),
         created_at=time_from_epoch(item.get("create_time")),
         updated_at=time_from_epoch(item.get("update_time")),
     )
@@ -151,6 +153,9 @@ def _conversation(item: dict[str, Any], where: str) -> NewConversation:
                 created_at=time_from_epoch(step.node["message"].get("create_time")),
             )
         )
+    if not conversation.title:  # untitled: named after its first question, as hxchat does
+        first = next((m for m in conversation.messages if m.role is Role.USER), None)
+        conversation.title = make_title(first.content) if first else UNTITLED
     current = item.get("current_node")
     end = anchor.get(current) if isinstance(current, str) else None
     conversation.leaf = position[end] if end is not None else newest_leaf(conversation)

@@ -3,7 +3,8 @@ then checked in a thread and written in one transaction.
 
 Two ways in, so that both a plain HTML form and a program can import: a
 `multipart/form-data` body with the file in the field `file` (the settings page's
-form, `curl -F file=@conversations.json`), or the file itself as the body
+form, `curl -F file=@conversations.json`; a form with one file under another name
+works too), or the file itself as the body
 (`curl --data-binary @conversations.json -H 'Content-Type: application/json'`).
 
 A file over `HXCHAT_MAX_IMPORT_MB` is refused with 413 before it is read whole: at
@@ -61,7 +62,9 @@ async def read_upload(request: Request, limit: int) -> bytes:
 async def _from_form(request: Request, limit: int) -> bytes:
     async with request.form(max_files=1, max_fields=8) as form:
         upload = form.get(FORM_FIELD)
-        if not isinstance(upload, UploadFile):
+        if not isinstance(upload, UploadFile):  # a program that named its field otherwise
+            upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
+        if upload is None:
             raise ImportRefused(f"Choose a file to import (the form field {FORM_FIELD!r}).")
         data = bytearray()
         while chunk := await upload.read(_CHUNK):
