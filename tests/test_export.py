@@ -170,6 +170,16 @@ async def test_export_all_has_every_conversation_once_across_batches(
     assert all(len(c["messages"]) == 2 for c in document["conversations"])
 
 
+async def test_a_batch_holds_few_messages_when_conversations_are_long(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "BATCH_MESSAGES", 3)  # two messages each: one a batch
+    made = [await talk(api, f"talk {n}", "and more") for n in range(3)]
+    document = (await api.get("/api/export")).json()
+    assert [c["id"] for c in document["conversations"]] == made
+    assert all(len(c["messages"]) == 4 for c in document["conversations"])
+
+
 async def test_an_owner_with_no_conversations_exports_an_empty_list(
     api: httpx.AsyncClient,
 ) -> None:

@@ -1,7 +1,8 @@
 """Conversations as hxchat's JSON export: every version of every message.
 
 One conversation is read in one transaction (`conversation`); everything an owner
-has (`everything`) is read in batches of `BATCH` conversations, one short read
+has (`everything`) is read in batches of `BATCH` conversations holding at most
+`BATCH_MESSAGES` messages (or one conversation that holds more), one short read
 transaction each, and sent as it is read, so a worker's memory holds one batch
 whatever the number of conversations. Batches go by (created_at, id), which never
 change: a conversation that is written to while the export runs is neither skipped
@@ -22,7 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
 from hxchat.library.hxchat_format import FORMAT, VERSION
@@ -34,7 +35,8 @@ from hxchat.store.tree import Tree
 if TYPE_CHECKING:
     from hxchat.store.sql import SqlStore
 
-BATCH = 100  # conversations per read transaction of a streamed export
+BATCH = 100  # conversations per read transaction of a streamed export, at most
+BATCH_MESSAGES = 5_000  # and the messages they hold, at most (unless one has more)
 
 _CONVERSATION = select(conversations).where(leases.OWNED)
 _FIRST_BATCH = (
@@ -51,6 +53,11 @@ _NEXT_BATCH = _FIRST_BATCH.where(
             conversations.c.id > bindparam("after_id"),
         ),
     )
+)
+_COUNTS = (
+    select(messages.c.conversation_id, func.count().label("messages"))
+    .where(messages.c.conversation_id.in_(bindparam("conversation_ids", expanding=True)))
+    .group_by(messages.c.conversation_id)
 )
 _MESSAGES = (
     select(
@@ -90,7 +97,22 @@ def batch(conn: Connection, owner: str, after: tuple[datetime, str] | None) -> l
     else:
         values = {"owned_by": owner, "batch": BATCH, "after_time": after[0], "after_id": after[1]}
         heads = conn.execute(_NEXT_BATCH, values).all()
-    return _shaped(conn, heads)
+    return _shaped(conn, _within_budget(conn, heads))
+
+
+def _within_budget(conn: Connection, heads: Sequence[Any]) -> Sequence[Any]:
+    """The first of `heads` whose messages fit in `BATCH_MESSAGES` (at least one), so
+    that a batch of long conversations stays as small as one of short ones."""
+    if not heads:
+        return heads
+    rows = conn.execute(_COUNTS, {"conversation_ids": [h.id for h in heads]})
+    counts: dict[str, int] = {row.conversation_id: row.messages for row in rows}
+    total = 0
+    for taken, head in enumerate(heads):
+        total += counts.get(head.id, 0)
+        if total > BATCH_MESSAGES and taken > 0:
+            return heads[:taken]
+    return heads
 
 
 async def everything(store: SqlStore, owner: str) -> AsyncIterator[bytes]:
@@ -108,8 +130,6 @@ async def everything(store: SqlStore, owner: str) -> AsyncIterator[bytes]:
         first = False
         last = shaped[-1]
         after = (datetime.fromisoformat(last["created_at"]), last["id"])
-        if len(shaped) < BATCH:
-            break
     yield b"]}\n"
 
 
