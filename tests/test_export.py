@@ -93,7 +93,9 @@ async def test_json_has_every_version_of_every_message_and_the_path(
     api: httpx.AsyncClient,
 ) -> None:
     cid = await talk(api, "one", "two")
-    first = (await api.get(f"/api/conversations/{cid}")).json()["messages"][0]
+    first, answer, *_ = (await api.get(f"/api/conversations/{cid}")).json()["messages"]
+    rated = await api.put(f"/api/messages/{answer['id']}/feedback", json={"rating": "down"})
+    assert rated.status_code == 204
     edit = await api.post(f"/api/messages/{first['id']}/edit", json={"content": "one, again"})
     await events(api, edit.json()["events_url"])
 
@@ -113,6 +115,7 @@ async def test_json_has_every_version_of_every_message_and_the_path(
         "one, again",
         "one, again",
     ]
+    assert messages[answer["id"]]["feedback"] == {"rating": "down", "comment": None}
     path = [messages[i]["content"] for i in document["path"]]
     assert path == ["one, again", "one, again"]
     assert document["current_message_id"] == document["path"][-1]
@@ -120,7 +123,8 @@ async def test_json_has_every_version_of_every_message_and_the_path(
     shown = (await api.get(f"/api/conversations/{cid}")).json()["messages"]
     for message in shown:  # the same facts as the conversation's own JSON
         exported = messages[message["id"]]
-        for key in ("role", "content", "status", "sources", "parent_id", "versions", "model"):
+        keys = ("role", "content", "status", "sources", "parent_id", "versions", "model")
+        for key in (*keys, "feedback"):
             assert exported[key] == message[key], key
 
 

@@ -233,7 +233,11 @@ async def test_hxchat_export_then_import_gives_the_same_conversations(
         await events(api, edit.json()["events_url"])
         retry = await api.post(f"/api/conversations/{cid}/retry")
         await events(api, retry.json()["events_url"])
+        answer = (await api.get(f"/api/conversations/{cid}")).json()["messages"][-1]["id"]
+        rated = {"rating": "up", "comment": f"good for {question}"}
+        assert (await api.put(f"/api/messages/{answer}/feedback", json=rated)).status_code == 204
     exported = (await api.get("/api/export")).content
+    assert b'"rating": "up"' in exported
 
     async with client_for(db_app) as someone_else:
         response = await someone_else.post(
@@ -255,7 +259,7 @@ async def test_one_exported_conversation_imports_too(api: httpx.AsyncClient) -> 
     assert len(copies) == 2
 
 
-async def test_a_nul_character_and_a_javascript_source_are_not_stored(
+async def test_a_nul_character_a_javascript_source_and_an_odd_rating_are_not_stored(
     api: httpx.AsyncClient,
 ) -> None:
     document = hxchat_document(
@@ -270,6 +274,7 @@ async def test_a_nul_character_and_a_javascript_source_are_not_stored(
                     {"title": "ok", "url": "https://example.org/a"},
                     {"title": "bad", "url": "javascript:alert(1)"},
                 ],
+                "feedback": {"rating": "sideways", "comment": "fine\u0000"},
             },
         ]
     )
@@ -277,6 +282,7 @@ async def test_a_nul_character_and_a_javascript_source_are_not_stored(
     messages = await shown(api, (await listed(api))[0]["id"])
     assert messages[0]["content"] == "nulhere"
     assert messages[1]["sources"] == [{"title": "ok", "url": "https://example.org/a"}]
+    assert messages[1]["feedback"] == {"rating": None, "comment": "fine"}
 
 
 def hxchat_document(messages: list[dict[str, Any]], **conversation: Any) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
 from hxchat.library.hxchat_format import FORMAT, VERSION
-from hxchat.store import leases, pieces
+from hxchat.store import feedback, leases, pieces
+from hxchat.store.base import Feedback
 from hxchat.store.records import sources_from_json
 from hxchat.store.tables import conversations, messages, utcnow
 from hxchat.store.tree import Tree
@@ -146,10 +147,14 @@ def _shaped(conn: Connection, heads: Sequence[Any]) -> list[dict[str, Any]]:
         if row.status == leases.STREAMING
     }
     texts = pieces.texts(conn, streaming)  # an answer being written, so far
-    return [_conversation_json(head, rows[head.id], texts) for head in heads]
+    answers = [row.id for found in rows.values() for row in found if row.role == "assistant"]
+    rated = feedback.of(conn, answers)
+    return [_conversation_json(head, rows[head.id], texts, rated) for head in heads]
 
 
-def _conversation_json(head: Any, rows: list[Any], texts: dict[int, str]) -> dict[str, Any]:
+def _conversation_json(
+    head: Any, rows: list[Any], texts: dict[int, str], rated: dict[int, Feedback]
+) -> dict[str, Any]:
     tree = Tree()
     for row in rows:
         tree.parents[row.id] = row.parent_id
@@ -165,11 +170,15 @@ def _conversation_json(head: Any, rows: list[Any], texts: dict[int, str]) -> dic
         "model": model,
         "current_message_id": path[-1] if path else None,
         "path": path,
-        "messages": [_message_json(row, tree, texts.get(row.id)) for row in rows],
+        "messages": [
+            _message_json(row, tree, texts.get(row.id), rated.get(row.id)) for row in rows
+        ],
     }
 
 
-def _message_json(row: Any, tree: Tree, content: str | None) -> dict[str, Any]:
+def _message_json(
+    row: Any, tree: Tree, content: str | None, rating: Feedback | None
+) -> dict[str, Any]:
     return {
         "id": row.id,
         "parent_id": row.parent_id,
@@ -181,4 +190,5 @@ def _message_json(row: Any, tree: Tree, content: str | None) -> dict[str, Any]:
         "model": row.model,
         "error": row.error,
         "created_at": row.created_at.isoformat(),
+        "feedback": rating.as_json() if rating else None,
     }

@@ -3,9 +3,9 @@ or of `GET /api/conversations/{id}/export?format=json` (one).
 
 The ids in the file only link messages to their parents; the import gives everything
 new ids. Only what a person wrote or read is taken: text, roles, versions, sources,
-models, statuses and times. Nothing that steers the server is (generation ids, leases,
-Google's search-suggestion HTML). An answer that was still being written when the file
-was made arrives `interrupted`, as after a restart.
+models, statuses, times and the feedback on answers. Nothing that steers the server
+is (generation ids, leases, Google's search-suggestion HTML). An answer that was still
+being written when the file was made arrives `interrupted`, as after a restart.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from hxchat.library.imported import (
     NewMessage,
     check_message_count,
     clean,
+    feedback_of,
     model_of,
     newest_leaf,
     parents_first,
@@ -130,4 +131,5 @@ def _message(message: dict[str, Any], parent: int | None, where: str) -> NewMess
         model=model_of(message.get("model")) if role is Role.ASSISTANT else None,
         error=clean(error) if isinstance(error, str) and status is MessageStatus.ERROR else None,
         created_at=time_from_iso(message.get("created_at")),
+        feedback=feedback_of(message.get("feedback")) if role is Role.ASSISTANT else None,
     )

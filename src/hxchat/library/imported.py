@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 from hxchat.domain import MessageStatus, Role, Source
 from hxchat.errors import BodyTooLarge, HxchatError
+from hxchat.store.base import Feedback
+from hxchat.store.feedback import COMMENT_CHARS, RATINGS
 from hxchat.store.records import DEFAULT_TITLE, ELLIPSIS
 
 # Counts an import may hold (the file's size is bounded by HXCHAT_MAX_IMPORT_MB).
@@ -56,6 +58,7 @@ class NewMessage:
     model: str | None = None
     error: str | None = None
     created_at: datetime | None = None
+    feedback: Feedback | None = None  # an answer's rating and comment
 
 
 @dataclass(slots=True)
@@ -178,3 +181,14 @@ def check_message_count(count: int, where: str) -> None:
             f"{where} has {count:,} messages; a conversation may have at most "
             f"{MAX_MESSAGES_PER_CONVERSATION:,}."
         )
+
+
+def feedback_of(value: object) -> Feedback | None:
+    """An answer's feedback as `GET /api/conversations/{id}` gives it; anything that is
+    not a rating (up, down) or a comment is left out."""
+    if not isinstance(value, dict):
+        return None
+    rating = value.get("rating") if value.get("rating") in RATINGS else None
+    said = value.get("comment")
+    comment = clean(said)[:COMMENT_CHARS] if isinstance(said, str) else ""
+    return Feedback(rating, comment or None) if rating or comment else None

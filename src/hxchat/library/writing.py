@@ -21,10 +21,11 @@ from sqlalchemy.engine import Connection
 
 from hxchat.library.imported import NewConversation
 from hxchat.store.records import sources_to_json
-from hxchat.store.tables import conversations, messages, utcnow
+from hxchat.store.tables import conversations, feedback, messages, utcnow
 
 _INSERT_CONVERSATIONS = insert(conversations)
 _INSERT_MESSAGES = insert(messages)
+_INSERT_FEEDBACK = insert(feedback)
 _SQLITE_COUNTER = text("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")
 _SQLITE_HIGHEST = select(func.max(messages.c.id))
 _PG_IDS = text(
@@ -38,6 +39,7 @@ def write(conn: Connection, owner: str, imported: Sequence[NewConversation]) -> 
     now = utcnow()
     heads: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    ratings: list[dict[str, Any]] = []
     for conversation in imported:
         conversation_id = uuid.uuid4().hex
         new_ids = [next(ids) for _ in conversation.messages]
@@ -45,6 +47,15 @@ def write(conn: Connection, owner: str, imported: Sequence[NewConversation]) -> 
         created = conversation.created_at or min(times, default=now)
         for message, message_id in zip(conversation.messages, new_ids, strict=True):
             when = message.created_at or created
+            if message.feedback is not None:
+                ratings.append(
+                    {
+                        "message_id": message_id,
+                        "rating": message.feedback.rating,
+                        "comment": message.feedback.comment,
+                        "updated_at": now,
+                    }
+                )
             rows.append(
                 {
                     "id": message_id,
@@ -80,6 +91,8 @@ def write(conn: Connection, owner: str, imported: Sequence[NewConversation]) -> 
     conn.execute(_INSERT_CONVERSATIONS, heads)
     if rows:
         conn.execute(_INSERT_MESSAGES, rows)
+    if ratings:
+        conn.execute(_INSERT_FEEDBACK, ratings)
     return [head["id"] for head in heads]
 
 
