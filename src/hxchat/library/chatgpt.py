@@ -94,6 +94,8 @@ def _conversation(item: dict[str, Any], where: str) -> NewConversation:
         raise ImportRefused(f"{where} has no 'mapping' of messages.")
     check_message_count(len(mapping), where)
     parent_of: dict[Hashable, Hashable | None] = {}
+    message_ids: set[str] = set()
+    listed: set[str] = set()
     for key, node in mapping.items():
         if not isinstance(node, dict):
             raise ImportRefused(f"{where}: node {key} is not an object.")
@@ -103,6 +105,17 @@ def _conversation(item: dict[str, Any], where: str) -> NewConversation:
         if parent is not None and not isinstance(parent, str):
             raise ImportRefused(f"{where}: node {key} has a parent that is not a node id.")
         parent_of[key] = parent
+        message_id = _object(node.get("message")).get("id")
+        if isinstance(message_id, str):
+            if message_id in message_ids:
+                raise ImportRefused(f"{where}: the message id {message_id} appears twice.")
+            message_ids.add(message_id)
+        children = node.get("children")
+        for child in children if isinstance(children, list) else ():
+            if isinstance(child, str):
+                if child in listed:
+                    raise ImportRefused(f"{where}: node {child} is listed as a child twice.")
+                listed.add(child)
     by_time = sorted(mapping, key=lambda key: _time_key(mapping[key]))
     order = parents_first(by_time, parent_of, where)
 
