@@ -221,6 +221,36 @@ async def test_a_nul_character_a_javascript_source_and_an_odd_rating_are_not_sto
     assert messages[1]["feedback"] == {"rating": None, "comment": "fine"}
 
 
+async def test_an_answer_still_written_when_exported_arrives_interrupted(
+    api: httpx.AsyncClient,
+) -> None:
+    document = hxchat_document(
+        [
+            {"id": 7, "parent_id": None, "role": "user", "content": "Tell me a story"},
+            {
+                "id": 9,
+                "parent_id": 7,
+                "role": "assistant",
+                "content": "Once upon",
+                "status": "streaming",
+            },
+        ],
+        current_message_id=9,
+    )
+    assert (await import_json(api, document)).status_code == 201
+    messages = await shown(api, (await listed(api))[0]["id"])
+    assert [(m["content"], m["status"]) for m in messages] == [
+        ("Tell me a story", "complete"),
+        ("Once upon", "interrupted"),
+    ]
+    cid = (await listed(api))[0]["id"]
+    retried = await api.post(f"/api/conversations/{cid}/retry")
+    assert retried.status_code == 202  # it goes on like any interrupted answer
+    await events(api, retried.json()["events_url"])
+    again = await shown(api, cid)
+    assert again[1]["content"] == "Tell me a story" and len(again[1]["versions"]) == 2
+
+
 async def test_imports_belong_to_the_caller(db_app: FastAPI, api: httpx.AsyncClient) -> None:
     documents, _ = chatgpt_export()
     assert (await import_json(api, documents)).status_code == 201
