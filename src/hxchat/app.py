@@ -46,8 +46,10 @@ from hxchat.web import (
     account_pages,
     admin_pages,
     api,
+    export_api,
     feedback,
     handlers,
+    import_pages,
     library_api,
     library_pages,
     oidc_pages,
@@ -57,6 +59,7 @@ from hxchat.web import (
     version_pages,
 )
 from hxchat.web.compression import CompressionMiddleware
+from hxchat.web.import_upload import import_body_limits
 from hxchat.web.security import SecurityMiddleware, make_signer
 from hxchat.web.templating import Templates
 
@@ -189,11 +192,13 @@ def create_app(
     handlers.install(app)
     app.include_router(api.router)
     app.include_router(library_api.router)
+    app.include_router(export_api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
     app.include_router(version_pages.router)
     app.include_router(library_pages.router)
     app.include_router(account_pages.router)
+    app.include_router(import_pages.router)
     app.include_router(oidc_pages.router)
     app.include_router(admin_pages.router)
     app.include_router(feedback.router)
@@ -211,6 +216,7 @@ def create_app(
         state=app.state,
         max_body_bytes=settings.max_message_chars * 4 + 65_536,
         anonymous=not settings.accounts,
+        larger_bodies=import_body_limits(settings),
     )
     return app
 
