@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hxchat.backoff import Backoff, retrying
 from hxchat.broker.base import EventLog
@@ -31,6 +31,9 @@ from hxchat.domain import (
     Turn,
     merge_sources,
 )
+
+if TYPE_CHECKING:
+    from hxchat.files.service import Files
 from hxchat.errors import (
     AnswerTooLong,
     AppendUncertain,
@@ -120,7 +123,9 @@ class AnswerWriter:
         settings: Settings,
         metrics: Metrics,
         worker_id: str,
+        files: Files | None = None,
     ) -> None:
+        self.files = files  # where the history's attachments are read from
         self.store = store
         self.log = log
         self.model = model
@@ -140,7 +145,7 @@ class AnswerWriter:
         pending = PendingText()
         tasks: list[asyncio.Task[None]] = []
         try:
-            history = list(answer.started.history)  # read when the turn was stored
+            history = await self._history(answer.started)
             work = asyncio.create_task(self._consume(gid, history, answer, pending))
             flush = asyncio.create_task(self._flush_when_due(gid, answer, pending))
             stop = asyncio.create_task(self.log.wait_cancelled(gid))
@@ -171,6 +176,13 @@ class AnswerWriter:
             await self._finalize(gid, answer, status, error)
         if cancelled_from_outside:
             raise asyncio.CancelledError
+
+    async def _history(self, started: TurnStarted) -> list[Turn]:
+        """What the model sees, read when the turn was stored; the files of its
+        messages are read from the file storage here, outside that transaction."""
+        if self.files is None or not started.history_files:
+            return list(started.history)
+        return await self.files.attach(started.history, started.history_files)
 
     async def _consume(
         self, gid: str, history: list[Turn], answer: Answer, pending: PendingText

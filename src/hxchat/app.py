@@ -27,6 +27,7 @@ from hxchat.broker.base import EventLog
 from hxchat.broker.factory import build_event_log
 from hxchat.config import Settings, load_settings
 from hxchat.errors import ConfigError, SchemaOutOfDate
+from hxchat.files.service import Files
 from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
 from hxchat.providers.base import ChatModel
@@ -42,6 +43,7 @@ from hxchat.web import (
     account_pages,
     admin_pages,
     api,
+    files_api,
     handlers,
     oidc_pages,
     pages,
@@ -133,7 +135,9 @@ def create_app(
             )
             app.state.signer = make_signer(key)
             await _open_accounts(app, settings, the_store, stack, key)
+            files = app.state.files = Files.open(_sql_store(the_store), settings)
             runner = GenerationRunner(
+                files=files,
                 store=the_store,
                 log=the_log,
                 model=chat_model,
@@ -148,6 +152,7 @@ def create_app(
                 metrics=metrics,
                 answers=runner,
                 sweep_live_on_start=settings.redis_url is None,
+                housekeeping=files.sweep,
             )
             app.state.store, app.state.log, app.state.runner = the_store, the_log, runner
             app.state.models = catalogue
@@ -171,6 +176,7 @@ def create_app(
     app.state.templates = templates
     handlers.install(app)
     app.include_router(api.router)
+    app.include_router(files_api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
     app.include_router(version_pages.router)
@@ -188,8 +194,18 @@ def create_app(
         state=app.state,
         max_body_bytes=settings.max_message_chars * 4 + 65_536,
         anonymous=not settings.accounts,
+        upload_paths=files_api.UPLOAD_PATHS,
+        max_upload_bytes=files_api.max_upload_bytes(settings),
     )
     return app
+
+
+def _sql_store(store: Store) -> SqlStore:
+    if not isinstance(store, SqlStore):
+        raise ConfigError(
+            "HXCHAT_DATABASE_URL", "accounts, limits and files need hxchat's SQL store"
+        )
+    return store
 
 
 async def _open_accounts(
@@ -197,12 +213,10 @@ async def _open_accounts(
 ) -> None:
     """The accounts, their sign-ins and the per-owner limits (in every mode: in `none`
     the limits count per anonymous owner)."""
-    if not isinstance(store, SqlStore):
-        raise ConfigError("HXCHAT_DATABASE_URL", "accounts and limits need hxchat's SQL store")
-    account_store = AccountStore(store)
+    account_store = AccountStore(_sql_store(store))
     limits = Limits(settings, account_store)
     stack.push_async_callback(limits.close)
-    directory = UserDirectory(store)
+    directory = UserDirectory(_sql_store(store))
     identities = (
         Identities(account_store, settings.session_days, directory) if settings.accounts else None
     )

@@ -23,6 +23,22 @@ class ConversationSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file of an owner (#11): its metadata; its bytes are in the file storage under
+    (`owner`, `sha256`), see `hxchat.files`."""
+
+    id: str
+    owner: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.name, "type": self.media_type, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: int
     conversation_id: str
@@ -38,6 +54,7 @@ class Message:
     # It and its siblings, oldest first (see `store/tree.py`); () when not known here.
     versions: tuple[int, ...] = ()
     model: str | None = None  # the model that wrote an answer (None: not recorded)
+    files: tuple[StoredFile, ...] = ()  # a user's message's attachments, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +114,9 @@ class TurnStarted:
     # transaction, so that the answer starts without another trip to the database.
     history: tuple[Turn, ...] = ()
     model: str | None = None  # the model chosen for the answer (None: no choice given)
+    # The files of each turn of `history`, in the same order (() when none has any):
+    # `hxchat.files.Files.attach` reads their contents into `Turn.attachments`.
+    history_files: tuple[tuple[StoredFile, ...], ...] = ()
 
 
 class Store(Protocol):
@@ -134,9 +154,11 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        files: Sequence[str] = (),
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming) at once,
-        and return them with the history the model sees (`history`).
+        and return them with the history the model sees (`history`). `files` are ids of
+        the owner's files that the message carries, in order (`NotFound` for any other).
 
         Sets the conversation's title from its first message. Raises `NotFound`, or
         `Busy` while another generation of the conversation is streaming (atomic: two

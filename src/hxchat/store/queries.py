@@ -9,13 +9,14 @@ those about values (titles, sources as JSON) in `records`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Role, Turn
 from hxchat.errors import InvalidMessage, NothingToRetry
-from hxchat.store import leases, pieces, tree
+from hxchat.store import files, leases, pieces, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
 from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row
 from hxchat.store.tables import conversations, messages, utcnow
@@ -85,6 +86,7 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
     rows = tree.path_rows(conn, skeleton.path(head.current_leaf_id))
     streaming = {row.id: row.content for row in rows if row.status == leases.STREAMING}
     texts = pieces.texts(conn, streaming)  # the answer being written, with its checkpoints
+    attached = files.of_messages(conn, [row.id for row in rows if row.role == Role.USER.value])
     return Conversation(
         id=head.id,
         owner=head.owner,
@@ -92,7 +94,10 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
         created_at=head.created_at,
         updated_at=head.updated_at,
         messages=tuple(
-            message_from_row(row, texts.get(row.id), skeleton.versions(row.id)) for row in rows
+            message_from_row(
+                row, texts.get(row.id), skeleton.versions(row.id), attached.get(row.id, ())
+            )
+            for row in rows
         ),
     )
 
@@ -103,7 +108,9 @@ def delete_conversation(conn: Connection, owner: str, conversation_id: str) -> s
     ).first()
     if row is None:
         return None
+    used = files.release_conversation(conn, conversation_id)
     conn.execute(_DELETE_CONVERSATION, {"conversation": conversation_id})
+    files.forget_unlinked(conn, used)  # their contents: `files.take_orphans`
     return str(row.active_generation_id or "")
 
 
@@ -116,6 +123,7 @@ def start_turn(
     worker_id: str,
     lease_seconds: float,
     choice: ModelChoice | None = None,
+    file_ids: Sequence[str] = (),
 ) -> TurnStarted:
     leases.lock(conn, owner, conversation_id, generation_id)
     if conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None:
@@ -125,6 +133,7 @@ def start_turn(
     parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
     model = _chosen(conn, choice, parent_id)
     user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
+    files.link(conn, owner, user_message_id, file_ids)
     return _answer_placeholder(
         conn,
         conversation_id,
@@ -156,6 +165,7 @@ def start_edit(
     leases.lock(conn, owner, row.conversation_id, generation_id)
     model = _chosen(conn, choice, row.conversation_id)
     user_message_id = _insert_user_message(conn, row.conversation_id, content, row.parent_id)
+    files.copy_links(conn, message_id, user_message_id)  # the new version keeps its files
     return _answer_placeholder(
         conn,
         row.conversation_id,
@@ -271,14 +281,16 @@ def _answer_placeholder(
         conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id, model
     )
     tree.set_leaf(conn, conversation_id, assistant_message_id)
+    seen = tree.seen_with_files(conn, conversation_id, parent_id)
     return TurnStarted(
         conversation_id=conversation_id,
         generation_id=generation_id,
         assistant_message_id=assistant_message_id,
         user_message_id=parent_id if after_user_message else None,
         # Only ended answers: their checkpoints' pieces are merged into `content` already.
-        history=tuple(tree.seen_above(conn, conversation_id, parent_id)),
+        history=tuple(turn for turn, _ in seen),
         model=model,
+        history_files=tuple(f for _, f in seen) if any(f for _, f in seen) else (),
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hxchat.domain import MessageStatus, Role, Source
-from hxchat.store.base import Generation, Message
+from hxchat.store.base import Generation, Message, StoredFile
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,10 @@ def sources_from_json(raw: str | None) -> tuple[Source, ...]:
 
 
 def message_from_row(
-    row: Any, content: str | None = None, versions: tuple[int, ...] = ()
+    row: Any,
+    content: str | None = None,
+    versions: tuple[int, ...] = (),
+    files: tuple[StoredFile, ...] = (),
 ) -> Message:
     """A `Message` from a row of the `messages` table (with `content` as its text, when
     given: a streaming answer's checkpoints are joined to it, see `pieces`; and the ids
@@ -86,6 +89,7 @@ def message_from_row(
         search_suggestions=row.search_suggestions,
         created_at=row.created_at,
         model=row.model,
+        files=files,
     )
 
 

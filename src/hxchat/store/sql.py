@@ -159,8 +159,9 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        files: Sequence[str] = (),
     ) -> TurnStarted:
-        """Store the user's message and an assistant placeholder (status streaming)."""
+        """Store the user's message (with its `files`) and an assistant placeholder."""
         return await self._write(
             queries.start_turn,
             owner,
@@ -170,6 +171,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             choice,
+            files,
         )
 
     async def start_retry(

@@ -193,8 +193,11 @@ async def _sent_fragment(
 
 
 @router.delete("/c/{conversation_id}")
-async def delete_page(conversation_id: str, runner: RunnerDep, owner: OwnerDep) -> Response:
+async def delete_page(
+    conversation_id: str, runner: RunnerDep, owner: OwnerDep, request: Request
+) -> Response:
     await runner.delete_conversation(owner, conversation_id)
+    await request.app.state.files.purge(owner)  # the contents only its messages used
     return Response(status_code=204, headers={"HX-Redirect": "/"})
 
 

@@ -13,7 +13,9 @@ through untouched and cheaply.
   request with `Authorization: Bearer` (a browser cannot add that header to a
   cross-site request, and such a request is judged by its token alone).
 - Body size: a request body larger than the limit is refused with 413 before it is
-  read whole, whatever its framing.
+  read whole, whatever its framing. The routes that take files (`upload_paths`) have
+  a larger limit (the files a message may carry); they check each file's own size as
+  it arrives (`hxchat.files.uploads`).
 - Every answer carries a strict Content-Security-Policy unless a route set its own.
 """
 
@@ -44,12 +46,21 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class SecurityMiddleware:
     def __init__(
-        self, app: ASGIApp, *, state: State, max_body_bytes: int, anonymous: bool = True
+        self,
+        app: ASGIApp,
+        *,
+        state: State,
+        max_body_bytes: int,
+        anonymous: bool = True,
+        upload_paths: frozenset[str] = frozenset(),
+        max_upload_bytes: int = 0,
     ) -> None:
         self.app = app
         self.anonymous = anonymous
         self.state = state  # the lifespan puts the session `signer` there (see `make_signer`)
         self.max_body_bytes = max_body_bytes
+        self.upload_paths = upload_paths
+        self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,8 +74,9 @@ class SecurityMiddleware:
         ):
             await _refuse(send, CrossSiteRequest.status_code, CrossSiteRequest.default_detail)
             return
+        limit = self.max_upload_bytes if scope["path"] in self.upload_paths else self.max_body_bytes
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body_bytes:
+        if length.isdigit() and int(length) > limit:
             await _refuse(send, 413, BodyTooLarge.default_detail)
             return
 
@@ -92,7 +104,7 @@ class SecurityMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise BodyTooLarge()
             return message
 

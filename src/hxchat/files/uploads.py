@@ -1,0 +1,126 @@
+"""A multipart body read as it arrives, one part at a time, under limits.
+
+Starlette's form parser spools every file to disk before the route sees any of it;
+here the route gets each part as soon as it is complete, and a file that grows past
+the limit is refused (413) at that moment, with the rest of the body never read. So
+a worker holds at most one file's bytes (up to the limit) plus the form's small text
+fields, however large the body a client sends.
+
+An empty file input of a browser form (a part with `filename=""` and no bytes) is no
+file and is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from hxchat.errors import FileRefused, InvalidMessage
+
+
+@dataclass
+class Part:
+    """One field of the form: a file (`filename` is not None) or a text field."""
+
+    name: str
+    filename: str | None = None
+    data: bytearray = field(default_factory=bytearray)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_file_bytes: int
+    max_files: int
+    max_field_bytes: int
+
+
+def too_large(limit_bytes: int) -> FileRefused:
+    return FileRefused(f"The file is larger than {limit_bytes // 1_048_576} MB.", 413)
+
+
+def too_many(max_files: int) -> FileRefused:
+    return FileRefused(f"At most {max_files} files can be attached to one message.", 413)
+
+
+class _Reader:
+    """The parser's callbacks: they fill the current part, and check the limits."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.current = Part("")
+        self.header_field = bytearray()
+        self.header_value = bytearray()
+        self.disposition = b""
+        self.done: list[Part] = []
+        self.files = 0
+
+    def on_part_begin(self) -> None:
+        self.current = Part("")
+        self.disposition = b""
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        if self.header_field.lower() == b"content-disposition":
+            self.disposition = bytes(self.header_value)
+        self.header_field.clear()
+        self.header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.disposition.decode("latin-1"))
+        self.current.name = options.get(b"name", b"").decode("latin-1")
+        filename = options.get(b"filename")
+        if filename is not None:
+            self.current.filename = filename.decode("utf-8", errors="replace")
+            if self.current.filename:  # "" is a browser's empty file input
+                self.files += 1
+                if self.files > self.limits.max_files:
+                    raise too_many(self.limits.max_files)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.current
+        part.data += data[start:end]
+        if part.filename is not None:
+            if len(part.data) > self.limits.max_file_bytes:
+                raise too_large(self.limits.max_file_bytes)
+        elif len(part.data) > self.limits.max_field_bytes:
+            raise FileRefused(f"The field {part.name!r} is too long.", 413)
+
+    def on_part_end(self) -> None:
+        part = self.current
+        if part.filename == "" and not part.data:
+            return
+        self.done.append(part)
+
+
+async def read_parts(request: Request, limits: Limits) -> AsyncIterator[Part]:
+    """The parts of a `multipart/form-data` body, each as soon as it has arrived whole."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise InvalidMessage("Send the file as multipart/form-data.")
+    reader = _Reader(limits)
+    callbacks = {
+        "on_part_begin": reader.on_part_begin,
+        "on_header_field": reader.on_header_field,
+        "on_header_value": reader.on_header_value,
+        "on_header_end": reader.on_header_end,
+        "on_headers_finished": reader.on_headers_finished,
+        "on_part_data": reader.on_part_data,
+        "on_part_end": reader.on_part_end,
+    }
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    async for chunk in request.stream():
+        parser.write(chunk)
+        while reader.done:
+            yield reader.done.pop(0)
+    parser.finalize()
+    while reader.done:
+        yield reader.done.pop(0)
