@@ -199,6 +199,18 @@ async def test_a_body_far_over_the_limit_is_refused_before_it_is_read(
     assert sent < 10  # refused as the file passed its limit, not at the body's end
 
 
+async def test_a_malformed_body_is_a_readable_refusal(client: httpx.AsyncClient) -> None:
+    broken = await client.post(
+        "/api/files",
+        content=b"--b\r\nContent-Disposition: form-data; name=file\r\n\r\nabc\r\n--x-- junk",
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert broken.status_code == 422
+    as_json = await client.post("/api/files", json={"file": "abc"})
+    assert as_json.status_code == 422
+    assert as_json.json()["detail"] == "Send the file as multipart/form-data."
+
+
 # -- names ---------------------------------------------------------------------------------
 
 

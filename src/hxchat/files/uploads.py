@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -117,10 +118,13 @@ async def read_parts(request: Request, limits: Limits) -> AsyncIterator[Part]:
         "on_part_end": reader.on_part_end,
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
-    async for chunk in request.stream():
-        parser.write(chunk)
-        while reader.done:
-            yield reader.done.pop(0)
-    parser.finalize()
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            while reader.done:
+                yield reader.done.pop(0)
+        parser.finalize()
+    except FormParserError:
+        raise InvalidMessage("The form is malformed.") from None
     while reader.done:
         yield reader.done.pop(0)
