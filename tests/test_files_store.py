@@ -5,7 +5,7 @@ and migration 0006 from 0005 with real rows on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import io
-import socket
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,35 +28,17 @@ from hxchat.store.sql import open_store
 from hxchat.store.tables import conversations, files, messages, utcnow
 from tests import hostile_files as hostile
 from tests.helpers import ScriptedModel, client_for, events, new_conversation
-
-BUCKET = "hxchat-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.s3_server import BUCKET, s3_environment, s3_server
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """A real S3 API: moto's standalone server, on loopback, for this module."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    httpx.put(f"{endpoint}/{BUCKET}").raise_for_status()  # make the bucket
-    try:
+    with s3_server() as endpoint:
         yield endpoint
-    finally:
-        server.stop()
 
 
 def storage_endpoint() -> str:
-    import os
-
     return os.environ["AWS_ENDPOINT_URL"]
 
 
@@ -66,13 +48,7 @@ def files_url(
 ) -> str:
     if request.param == "folder":
         return f"file:{tmp_path / 'files'}"
-    endpoint = request.getfixturevalue("s3_endpoint")
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }.items():
+    for name, value in s3_environment(request.getfixturevalue("s3_endpoint")).items():
         monkeypatch.setenv(name, value)
     return f"s3://{BUCKET}/{tmp_path.name}"
 

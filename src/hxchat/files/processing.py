@@ -74,7 +74,7 @@ def cannot_read(what: str) -> Refused:
     return Refused(415, f"hxchat cannot read {what} files.")
 
 
-def process(raw: bytes) -> Processed | Refused:
+def process(raw: bytes | bytearray) -> Processed | Refused:
     """The stored form of an uploaded file, or why it is refused."""
     if not raw:
         return Refused(422, "The file is empty.")
@@ -92,7 +92,7 @@ def _stored(media_type: str, data: bytes, text: str | None) -> Processed:
     return Processed(media_type, data, hashlib.sha256(data).hexdigest(), text)
 
 
-def _image(raw: bytes, output_format: str, media_type: str) -> Processed | Refused:
+def _image(raw: bytes | bytearray, output_format: str, media_type: str) -> Processed | Refused:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -136,7 +136,7 @@ def _plain_mode(image: Image.Image, output_format: str) -> Image.Image:
     return image.convert("RGBA" if has_alpha else "RGB")
 
 
-def _pdf(raw: bytes) -> Processed | Refused:
+def _pdf(raw: bytes | bytearray) -> Processed | Refused:
     try:
         reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted:
@@ -151,10 +151,10 @@ def _pdf(raw: bytes) -> Processed | Refused:
                 break
     except Exception:  # pypdf raises many kinds on a broken file; all mean "unreadable"
         return Refused(422, "The PDF is damaged: hxchat cannot read it.")
-    return _stored(PDF, raw, "\n\n".join(parts)[:MAX_PDF_TEXT_CHARS])
+    return _stored(PDF, bytes(raw), "\n\n".join(parts)[:MAX_PDF_TEXT_CHARS])
 
 
-def _text(raw: bytes) -> Processed | Refused:
+def _text(raw: bytes | bytearray) -> Processed | Refused:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return cannot_read("UTF-16 text")
     try:

@@ -49,7 +49,7 @@ def _processes() -> ProcessPoolExecutor:
     return _pool
 
 
-async def judge(raw: bytes) -> processing.Processed:
+async def judge(raw: bytes | bytearray) -> processing.Processed:
     """The stored form of `raw`, worked out off the event loop; `FileRefused` else."""
     global _pool
     loop = asyncio.get_running_loop()
@@ -84,7 +84,7 @@ class Files:
 
     async def keep(self, owner: str, part: Part) -> StoredFile:
         """An uploaded file, judged, stored and described; `FileRefused` otherwise."""
-        done = await judge(bytes(part.data))
+        done = await judge(part.data)  # pickled to the pool as it is: no extra copy here
         part.data.clear()  # the raw bytes are not needed any more
         await self.storage.put(content_key(owner, done.sha256), done.data)
         if done.media_type == processing.PDF and done.text is not None:
