@@ -4,7 +4,9 @@ who may see it, and the hostile corpus (tests/hostile_files.py), each a test."""
 from __future__ import annotations
 
 import io
+import tempfile
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -197,6 +199,11 @@ async def test_a_body_far_over_the_limit_is_refused_before_it_is_read(
     )
     assert response.status_code == 413
     assert sent < 10  # refused as the file passed its limit, not at the body's end
+    assert not uploads_on_disk()  # its temporary file went with it
+
+
+def uploads_on_disk() -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob("hxchat-upload-*"))
 
 
 async def test_a_malformed_body_is_a_readable_refusal(client: httpx.AsyncClient) -> None:

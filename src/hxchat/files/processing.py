@@ -74,6 +74,13 @@ def cannot_read(what: str) -> Refused:
     return Refused(415, f"hxchat cannot read {what} files.")
 
 
+def process_file(path: str) -> Processed | Refused:
+    """`process` of the bytes in the file at `path` (an upload's temporary file): what
+    the process pool runs, so that the upload never travels through a pipe."""
+    with open(path, "rb") as file:
+        return process(file.read())
+
+
 def process(raw: bytes | bytearray) -> Processed | Refused:
     """The stored form of an uploaded file, or why it is refused."""
     if not raw:

@@ -49,13 +49,14 @@ def _processes() -> ProcessPoolExecutor:
     return _pool
 
 
-async def judge(raw: bytes | bytearray) -> processing.Processed:
-    """The stored form of `raw`, worked out off the event loop; `FileRefused` else."""
+async def judge(path: str) -> processing.Processed:
+    """The stored form of the file at `path`, worked out off the event loop (in the
+    process pool, which reads it there); `FileRefused` else."""
     global _pool
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(PROCESS_TIMEOUT):
-            outcome = await loop.run_in_executor(_processes(), processing.process, raw)
+            outcome = await loop.run_in_executor(_processes(), processing.process_file, path)
     except TimeoutError:
         raise FileRefused("The file took too long to read: hxchat cannot read it.") from None
     except BrokenProcessPool:  # a worker died (out of memory on a hostile file)
@@ -84,8 +85,10 @@ class Files:
 
     async def keep(self, owner: str, part: Part) -> StoredFile:
         """An uploaded file, judged, stored and described; `FileRefused` otherwise."""
-        done = await judge(part.data)  # pickled to the pool as it is: no extra copy here
-        part.data.clear()  # the raw bytes are not needed any more
+        try:
+            done = await judge(part.path)
+        finally:
+            part.discard()
         await self.storage.put(content_key(owner, done.sha256), done.data)
         if done.media_type == processing.PDF and done.text is not None:
             await self.storage.put(content_key(owner, done.sha256, TEXT_SUFFIX), done.text.encode())

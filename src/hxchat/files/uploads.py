@@ -1,10 +1,11 @@
 """A multipart body read as it arrives, one part at a time, under limits.
 
-Starlette's form parser spools every file to disk before the route sees any of it;
-here the route gets each part as soon as it is complete, and a file that grows past
-the limit is refused (413) at that moment, with the rest of the body never read. So
-a worker holds at most one file's bytes (up to the limit) plus the form's small text
-fields, however large the body a client sends.
+Starlette's form parser hands the route the whole form only once the body has been
+read; here the route gets each part as soon as it is complete, and a file that grows
+past the limit is refused (413) at that moment, with the rest of the body never read.
+A file's bytes go to a temporary file as they arrive (the process pool that judges it
+reads it from there), so the worker's memory holds only the form's small text fields,
+however large the files.
 
 An empty file input of a browser form (a part with `filename=""` and no bytes) is no
 file and is skipped.
@@ -12,8 +13,12 @@ file and is skipped.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from typing import IO
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -24,11 +29,34 @@ from hxchat.errors import FileRefused, InvalidMessage
 
 @dataclass
 class Part:
-    """One field of the form: a file (`filename` is not None) or a text field."""
+    """One field of the form: a file (`filename` is not None, its bytes in `spool`) or
+    a text field (its bytes in `data`). Whoever takes a file part calls `discard`."""
 
     name: str
     filename: str | None = None
     data: bytearray = field(default_factory=bytearray)
+    spool: IO[bytes] | None = None
+    size: int = 0
+
+    @property
+    def path(self) -> str:
+        """Where a file part's bytes are (an empty file: a file with nothing in it)."""
+        if self.spool is None:
+            self.spool = _new_spool()
+        self.spool.flush()
+        return self.spool.name
+
+    def discard(self) -> None:
+        """Remove a file part's temporary file."""
+        if self.spool is not None:
+            self.spool.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.spool.name)
+            self.spool = None
+
+
+def _new_spool() -> IO[bytes]:
+    return tempfile.NamedTemporaryFile(prefix="hxchat-upload-", delete=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,21 +115,34 @@ class _Reader:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self.current
-        part.data += data[start:end]
         if part.filename is not None:
-            if len(part.data) > self.limits.max_file_bytes:
+            part.size += end - start
+            if part.size > self.limits.max_file_bytes:
                 raise too_large(self.limits.max_file_bytes)
-        elif len(part.data) > self.limits.max_field_bytes:
+            if part.spool is None:
+                part.spool = _new_spool()
+            part.spool.write(data[start:end])
+            return
+        part.data += data[start:end]
+        if len(part.data) > self.limits.max_field_bytes:
             raise FileRefused(f"The field {part.name!r} is too long.", 413)
 
     def on_part_end(self) -> None:
         part = self.current
-        if part.filename == "" and not part.data:
+        if part.filename == "" and not part.size:
+            part.discard()
             return
         self.done.append(part)
 
+    def discard_all(self) -> None:
+        """The parts nobody took: their temporary files go."""
+        self.current.discard()
+        for part in self.done:
+            part.discard()
+        self.done.clear()
 
-async def read_parts(request: Request, limits: Limits) -> AsyncIterator[Part]:
+
+async def read_parts(request: Request, limits: Limits) -> AsyncGenerator[Part, None]:
     """The parts of a `multipart/form-data` body, each as soon as it has arrived whole."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -119,12 +160,15 @@ async def read_parts(request: Request, limits: Limits) -> AsyncIterator[Part]:
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
-        async for chunk in request.stream():
-            parser.write(chunk)
-            while reader.done:
-                yield reader.done.pop(0)
-        parser.finalize()
-    except FormParserError:
-        raise InvalidMessage("The form is malformed.") from None
-    while reader.done:
-        yield reader.done.pop(0)
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+                while reader.done:
+                    yield reader.done.pop(0)
+            parser.finalize()
+        except FormParserError:
+            raise InvalidMessage("The form is malformed.") from None
+        while reader.done:
+            yield reader.done.pop(0)
+    finally:  # refused, or the caller stopped reading: nothing is left on disk
+        reader.discard_all()

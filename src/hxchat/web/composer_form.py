@@ -13,6 +13,7 @@ file is kept. Only a file over the size limit, or one too many, stops the readin
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from starlette.requests import ClientDisconnect, Request
@@ -56,22 +57,23 @@ async def read_composer(request: Request, files: Files, owner: str) -> ComposerF
         await _add_kept(form, files, owner, [str(v) for v in fields.getlist("files")])
         return form
     try:
-        async for part in read_parts(request, files.limits):
-            if part.filename is not None:
-                try:
-                    form.files.append(await files.keep(owner, part))
-                except FileRefused as exc:
-                    form.refused.append(_named(exc, part.filename))
-                continue
-            value = part.data.decode("utf-8", errors="replace")
-            if part.name == "content":
-                form.content = value.replace("\r\n", "\n")
-            elif part.name == "conversation_id":
-                form.conversation_id = value
-            elif part.name == "model":
-                form.model = value
-            elif part.name == "files":
-                await _add_kept(form, files, owner, [value])
+        async with aclosing(read_parts(request, files.limits)) as parts:
+            async for part in parts:
+                if part.filename is not None:
+                    try:
+                        form.files.append(await files.keep(owner, part))
+                    except FileRefused as exc:
+                        form.refused.append(_named(exc, part.filename))
+                    continue
+                value = part.data.decode("utf-8", errors="replace")
+                if part.name == "content":
+                    form.content = value.replace("\r\n", "\n")
+                elif part.name == "conversation_id":
+                    form.conversation_id = value
+                elif part.name == "model":
+                    form.model = value
+                elif part.name == "files":
+                    await _add_kept(form, files, owner, [value])
     except FileRefused as exc:  # too large, or too many: the rest is not read
         form.refused.append(exc)
         await _drain(request)

@@ -8,6 +8,7 @@ everything else as a download, always `nosniff` and a sandboxing policy.
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Annotated, Any, cast
 from urllib.parse import quote
 
@@ -45,10 +46,12 @@ FilesDep = Annotated[Files, Depends(get_files)]
 
 @router.post("/api/files", status_code=201)
 async def upload(request: Request, files: FilesDep, owner: OwnerDep) -> dict[str, Any]:
-    async for part in read_parts(request, files.limits):
-        if part.name == "file" and part.filename is not None:
-            stored = await files.keep(owner, part)
-            return stored.as_json()
+    async with aclosing(read_parts(request, files.limits)) as parts:
+        async for part in parts:
+            if part.name == "file" and part.filename is not None:
+                stored = await files.keep(owner, part)
+                return stored.as_json()
+            part.discard()  # another field: not read
     raise InvalidMessage("The field 'file' is required.")
 
 
