@@ -15,9 +15,19 @@ from fastapi import FastAPI
 from PIL import ExifTags, Image
 
 from hxchat.config import Settings
+from hxchat.errors import NotFound
 from hxchat.files.names import clean_name
+from hxchat.files.storage import content_key
 from tests import hostile_files as hostile
-from tests.helpers import events, new_conversation, running_app
+from tests.helpers import (
+    add_user,
+    cheap_password_hashing,
+    client_for,
+    events,
+    new_conversation,
+    running_app,
+    sign_in,
+)
 
 FILE_POLICY = "sandbox; default-src 'none'"
 
@@ -345,3 +355,35 @@ async def test_deleting_a_conversation_removes_its_files_but_shared_contents_sta
     from pathlib import Path
 
     assert not [p for p in Path(folder).rglob("*") if p.is_file()]
+
+
+async def test_an_edited_message_keeps_its_files(client: httpx.AsyncClient) -> None:
+    notes = await uploaded(client, "notes.txt", b"notes")
+    cid = await new_conversation(client)
+    sent = await client.post(
+        f"/api/conversations/{cid}/messages", json={"content": "first", "files": [notes["id"]]}
+    )
+    await events(client, sent.json()["events_url"])
+    edited = await client.post(
+        f"/api/messages/{sent.json()['message_id']}/edit", json={"content": "second"}
+    )
+    assert edited.status_code == 202, edited.text
+    await events(client, edited.json()["events_url"])
+    question = (await client.get(f"/api/conversations/{cid}")).json()["messages"][0]
+    assert question["content"] == "second" and question["files"] == [notes]
+
+
+async def test_deleting_a_user_deletes_their_files(make_settings: Callable[..., Settings]) -> None:
+    async with running_app(make_settings(auth="password")) as app, client_for(app) as client:
+        with cheap_password_hashing():
+            user = await add_user(app, "ann")
+            assert (await sign_in(client, "ann")).status_code == 303
+        body = await uploaded(client, "a.txt", b"ann's notes")
+        stored = await app.state.files.find(user.id, body["id"])
+
+        assert await app.state.accounts.store.delete_user("ann")
+        await app.state.files.sweep()  # the next housekeeping round
+
+        with pytest.raises(NotFound):
+            await app.state.files.find(user.id, body["id"])
+        assert await app.state.files.storage.get(content_key(user.id, stored.sha256)) is None
