@@ -3,7 +3,8 @@
 The real `openai` SDK talks to it over HTTP, so tests cover the wire protocol, the
 SDK's errors and our timeouts. Each `POST /v1/chat/completions` gets the next reply
 of a script (streamed text or `tool_calls`, an HTTP error, a cut, a stall); every
-request is recorded (`server.requests`, `server.bodies`, `GET /_requests`).
+request is recorded (`server.requests`, `server.bodies`, `GET /_requests`), and
+`received_parts` reads a recorded message the way the model does (text, images).
 
     with ScriptedOpenAI([Text(["Hel", "lo"]), Status(500)]) as server:  # in a thread
         ...  # OPENAI_BASE_URL=server.base_url
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import threading
@@ -50,13 +52,21 @@ class Writer:
     def __init__(self, stream: asyncio.StreamWriter) -> None:
         self._stream = stream
 
-    async def send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self._head(status, content_type, {"Content-Length": str(len(body))})
+    async def send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._head(status, content_type, {"Content-Length": str(len(body)), **(headers or {})})
         self._stream.write(body)
         await self._stream.drain()
 
-    async def send_json(self, status: int, value: Any) -> None:
-        await self.send(status, json.dumps(value).encode())
+    async def send_json(
+        self, status: int, value: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
+        await self.send(status, json.dumps(value).encode(), headers=headers)
 
     async def start_chunks(self, status: int = 200, kind: str = "text/event-stream") -> None:
         self._head(status, kind, {"Transfer-Encoding": "chunked"})
@@ -309,11 +319,36 @@ class Respond:
         await self.choose(request.json()).send(request, writer)
 
 
+# -- what the model received ---------------------------------------------------------
+
+
+def received_parts(message: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """A recorded message's content as the model reads it: `("text", str)` for text
+    (a plain string content is one text part) and `("image", media_type, bytes)` for
+    an `image_url` data URL, decoded."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return [("text", content)]
+    parts: list[tuple[Any, ...]] = []
+    for part in content or ():
+        if part["type"] == "text":
+            parts.append(("text", part["text"]))
+        elif part["type"] == "image_url":
+            head, _, data = part["image_url"]["url"].partition(",")
+            media_type = head.removeprefix("data:").removesuffix(";base64")
+            parts.append(("image", media_type, base64.b64decode(data, validate=True)))
+        else:
+            parts.append((part["type"], part))
+    return parts
+
+
 # -- replies that read the conversation (for end-to-end tests and demos) -----------
 
 
 def _echo(body: dict[str, Any]) -> Reply:
-    words = str(body["messages"][-1].get("content") or "").split(" ")
+    """The newest message's text back, word by word (with content parts: their text)."""
+    parts = received_parts(body["messages"][-1])
+    words = "".join(part[1] for part in parts if part[0] == "text").split(" ")
     return Text([word + " " for word in words[:-1]] + words[-1:], delay=0.02)
 
 

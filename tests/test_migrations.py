@@ -37,11 +37,15 @@ TABLES = {
     "users",
     "sessions",
     "api_tokens",
+    "shares",
+    "shared_messages",
+    "feedback",
     "files",
     "file_contents",
     "message_files",
 }
 ACCOUNT_TABLES = {"users", "sessions", "api_tokens"}  # from 0003 on
+LIBRARY_TABLES = {"shares", "shared_messages", "feedback"}  # from 0009 on
 FILE_TABLES = {"files", "file_contents", "message_files"}  # from 0006 on
 
 
@@ -284,6 +288,7 @@ async def test_downgrade_to_0001_merges_the_pieces_of_running_answers(database_u
     assert await on_connection(database_url, table_names) == TABLES - {
         "answer_pieces",
         *ACCOUNT_TABLES,
+        *LIBRARY_TABLES,
         *FILE_TABLES,
     }
     assert await on_connection(database_url, contents) == [
@@ -361,7 +366,10 @@ async def test_accounts_arrive_over_a_schema_with_conversations(database_url: st
 
     await on_connection(database_url, at("0002"))
     assert await on_connection(database_url, contents) == before
-    assert await on_connection(database_url, table_names) == TABLES - ACCOUNT_TABLES - FILE_TABLES
+    assert (
+        await on_connection(database_url, table_names)
+        == TABLES - ACCOUNT_TABLES - LIBRARY_TABLES - FILE_TABLES
+    )
 
 
 def stored_revision_or_none(connection: Connection) -> str | None:

@@ -35,7 +35,9 @@ from hxchat.providers.catalogue import Catalogue
 from hxchat.store.accounts import AccountStore
 from hxchat.store.base import Store
 from hxchat.store.directory import UserDirectory
+from hxchat.store.feedback import FeedbackStore
 from hxchat.store.migrate import schema_is_current, upgrade
+from hxchat.store.shares import ShareStore
 from hxchat.store.sql import SqlStore, open_store
 from hxchat.supervision import LeaseSupervisor
 from hxchat.web import (
@@ -43,10 +45,13 @@ from hxchat.web import (
     account_pages,
     admin_pages,
     api,
+    feedback,
     files_api,
     handlers,
     oidc_pages,
     pages,
+    share_api,
+    share_pages,
     version_pages,
 )
 from hxchat.web.compression import CompressionMiddleware
@@ -136,6 +141,7 @@ def create_app(
             app.state.signer = make_signer(key)
             await _open_accounts(app, settings, the_store, stack, key)
             files = app.state.files = Files.open(_sql_store(the_store), settings)
+            _open_library(app, the_store)
             runner = GenerationRunner(
                 files=files,
                 store=the_store,
@@ -174,6 +180,8 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.templates = templates
+    sharing = settings.share_mode != "off"
+    templates.env.globals["sharing"] = sharing  # the page offers Share (#12)
     handlers.install(app)
     app.include_router(api.router)
     app.include_router(files_api.router)
@@ -183,6 +191,10 @@ def create_app(
     app.include_router(account_pages.router)
     app.include_router(oidc_pages.router)
     app.include_router(admin_pages.router)
+    app.include_router(feedback.router)
+    if sharing:  # HXCHAT_SHARE=off: every share route is a 404, as if it never existed
+        app.include_router(share_api.router)
+        app.include_router(share_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Inside the security middleware, which adds its headers to whatever these send.
@@ -225,3 +237,10 @@ async def _open_accounts(
     app.state.limits = limits
     app.state.identities = identities
     app.state.accounts = Accounts(account_store, settings, limits, identities)
+
+
+def _open_library(app: FastAPI, store: Store) -> None:
+    """Share links and feedback (#12), kept in hxchat's SQL store beside the conversations."""
+    if not isinstance(store, SqlStore):
+        raise ConfigError("HXCHAT_DATABASE_URL", "share links and feedback need hxchat's SQL store")
+    app.state.shares, app.state.feedback = ShareStore(store), FeedbackStore(store)

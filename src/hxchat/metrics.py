@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -39,6 +41,20 @@ class Metrics:
             "Generations found without a live worker and marked interrupted.",
             registry=self.registry,
         )
+
+        self.ratings = Gauge(
+            "hxchat_answer_ratings",
+            "Answers rated by their owners, by model and rating (from the database).",
+            ["model", "rating"],
+            registry=self.registry,
+        )
+
+    def set_ratings(self, counts: Iterable[tuple[str | None, str, int]]) -> None:
+        """The ratings as the database counts them now: (model, rating, answers); an
+        answer whose model was not recorded counts as `unknown`."""
+        self.ratings.clear()
+        for model, rating, answers in counts:
+            self.ratings.labels(model=model or "unknown", rating=rating).set(answers)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

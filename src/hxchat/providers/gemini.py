@@ -52,6 +52,7 @@ from hxchat.domain import (
     Turn,
 )
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
+from hxchat.providers.gemini_files import INLINE_BUDGET_BYTES, FilesApi, RequestContents
 from hxchat.providers.history import trim_history
 from hxchat.providers.search import connection_reason
 
@@ -82,13 +83,25 @@ class GeminiModel:
     """A Gemini ADK agent; `llm` is a model name or any ADK `BaseLlm` (tests script one).
 
     `env` holds the provider's variables (see `build_gemini_model`); none by default.
+    Files too big to go inline go through `files`: by default the Files API of the
+    Gemini client (none on Vertex AI, nor for a scripted `llm`).
     """
 
     def __init__(
-        self, settings: Settings, *, llm: BaseLlm | str, env: Mapping[str, str] | None = None
+        self,
+        settings: Settings,
+        *,
+        llm: BaseLlm | str,
+        env: Mapping[str, str] | None = None,
+        files: FilesApi | None = None,
+        inline_budget: int = INLINE_BUDGET_BYTES,
     ) -> None:
         env = env or {}
         model = Gemini(model=llm) if isinstance(llm, str) else llm
+        if files is None and isinstance(model, Gemini) and not _vertex(env):
+            files = FilesApi(lambda: model.api_client)
+        self.files = files
+        self.inline_budget = inline_budget
         self.llm: BaseLlm = model  # what ADK calls: Google's API, or a scripted stand-in
         self.model = model.model
         self.name = f"gemini:{self.model}"
@@ -119,16 +132,17 @@ class GeminiModel:
         turns = trim_history(history, self.history_budget)
         if not turns or turns[-1].role is not Role.USER:
             return
+        contents = await self._contents(turns)
         session = await self._sessions.create_session(
             app_name=APP_NAME, user_id=USER_ID, session_id=f"answer-{uuid.uuid4().hex}"
         )
         try:
-            for turn in turns[:-1]:
-                await self._sessions.append_event(session, _history_event(turn))
+            for content in contents[:-1]:
+                await self._sessions.append_event(session, _history_event(content))
             events = self._runner.run_async(
                 user_id=USER_ID,
                 session_id=session.id,
-                new_message=types.Content(role="user", parts=[types.Part(text=turns[-1].content)]),
+                new_message=contents[-1],
                 # StreamingMode.SSE, by its value: ADK exports the enum from no public module.
                 run_config=RunConfig.model_validate({"streaming_mode": "sse"}),
             )
@@ -138,6 +152,16 @@ class GeminiModel:
             await self._sessions.delete_session(
                 app_name=APP_NAME, user_id=USER_ID, session_id=session.id
             )
+
+    async def _contents(self, turns: Sequence[Turn]) -> list[types.Content]:
+        """The turns as Gemini contents, files included (uploaded where they must be)."""
+        request = RequestContents(self.files, self.inline_budget)
+        try:
+            return [await request.content(turn) for turn in turns]
+        except Exception as exc:  # an upload that failed, as one readable sentence
+            raise gemini_failure(
+                exc, None, model=self.model, where=self.where, waited=0, keys=self._keys
+            ) from None
 
     async def _read(self, events: AsyncGenerator[Event, None]) -> AsyncIterator[AgentEvent]:
         """ADK events -> our events, with the timeouts and errors mapped."""
@@ -172,14 +196,11 @@ class GeminiModel:
         await self._runner.close()
 
 
-def _history_event(turn: Turn) -> Event:
-    user = turn.role is Role.USER
+def _history_event(content: types.Content) -> Event:
     return Event(
         invocation_id="history",
-        author="user" if user else AGENT_NAME,
-        content=types.Content(
-            role="user" if user else "model", parts=[types.Part(text=turn.content)]
-        ),
+        author="user" if content.role == "user" else AGENT_NAME,
+        content=content,
     )
 
 

@@ -31,7 +31,9 @@ from openai.types.chat import (
 from hxchat.config import Settings
 from hxchat.domain import AgentEvent, Role, Source, TextDelta, ToolCall, ToolResult, Turn
 from hxchat.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from hxchat.providers.catalogue import takes_images
 from hxchat.providers.history import trim_history
+from hxchat.providers.openai_content import user_content
 from hxchat.providers.openai_endpoint import endpoint
 from hxchat.providers.search import (
     SearchHit,
@@ -70,13 +72,15 @@ def build_openai_model(
     """The `openai:`/`ollama:` model the settings and the variables in `env` describe
     (given by the providers' registry; see `endpoint`)."""
     where = endpoint(settings, provider, env)
+    name = f"{provider}:{model}"
     return OpenAICompatModel(
         model,
         base_url=where.base_url,
         api_key=where.api_key,
         settings=settings,
         search=build_search(settings),
-        name=f"{provider}:{model}",
+        name=name,
+        sees_images=takes_images(name, settings.vision_patterns),
     )
 
 
@@ -90,7 +94,8 @@ class _PendingCall:
 
 
 class OpenAICompatModel:
-    """A Chat Completions model with hxchat's `web_search` tool loop."""
+    """A Chat Completions model with hxchat's `web_search` tool loop; a user's files
+    go as `openai_content` makes them (images only when `sees_images`)."""
 
     def __init__(
         self,
@@ -101,9 +106,12 @@ class OpenAICompatModel:
         settings: Settings,
         search: WebSearch | None = None,
         name: str | None = None,
+        sees_images: bool = False,
     ) -> None:
         self.name = name or f"openai:{model}"
         self.model = model
+        #: images go to it as images (HXCHAT_VISION_MODELS), else as a note
+        self.sees_images = sees_images
         self.search = search
         self.system_prompt = settings.system_prompt
         self.history_budget = settings.history_budget_chars
@@ -129,7 +137,8 @@ class OpenAICompatModel:
         ]
         for turn in trim_history(history, self.history_budget):
             if turn.role is Role.USER:
-                messages.append({"role": "user", "content": turn.content})
+                content = user_content(turn, sees_images=self.sees_images)
+                messages.append({"role": "user", "content": content})
             else:
                 messages.append({"role": "assistant", "content": turn.content})
         numbers: dict[str, int] = {}  # url -> the [n] the model was given

@@ -55,10 +55,17 @@
     var copy = target.closest("button.copy");
     if (copy) {
       var code = copy.closest(".codeblock").querySelector("pre");
-      navigator.clipboard.writeText(code ? code.innerText : "").then(function () {
-        copy.textContent = "Copied";
-        setTimeout(function () { copy.textContent = "Copy"; }, 1500);
-      }, function () { copy.textContent = "Copy failed"; });
+      copyText(copy, code ? code.innerText : "");
+      return;
+    }
+    // An answer's Markdown (kept in a <template>) or a share link (in its field).
+    var copySource = target.closest("button.copy-answer, button.copy-link");
+    if (copySource) {
+      var source = document.getElementById(copySource.getAttribute("data-source") || "");
+      var text = "";
+      if (source instanceof HTMLTemplateElement) text = source.content.textContent;
+      else if (source instanceof HTMLInputElement) text = source.value;
+      copyText(copySource, text);
       return;
     }
     var menu = target.closest("button.menu");
@@ -91,6 +98,14 @@
     var e = $("#composer-error");
     if (e) e.textContent = "The server could not be reached. Your message is still here; try again.";
   });
+
+  function copyText(button, text) {
+    var label = button.textContent;
+    navigator.clipboard.writeText(text).then(function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    }, function () { button.textContent = "Copy failed"; });
+  }
 
   // -- attachments (#11): chips with Remove, drop and paste, upload progress ------
   // The file input is the one truth: chips show its files, Remove and drop and
@@ -226,9 +241,18 @@
       blocks[i].setAttribute("data-copy-ready", "");
       blocks[i].insertBefore(button, blocks[i].firstChild);
     }
+    // Copy buttons need this script (the clipboard): hidden until it runs.
+    var copies = (root || document).querySelectorAll("button.copy-answer[hidden], button.copy-link[hidden]");
+    for (var j = 0; j < copies.length; j++) copies[j].hidden = false;
   }
 
+  // New content outside the transcript (the Share panel): its Copy link button.
+  document.addEventListener("htmx:load", function (event) {
+    if (event.detail && event.detail.elt instanceof Element) decorate(event.detail.elt);
+  });
+
   function observe() {
+    decorate(document); // the Share panel, and a shared page's code blocks
     var el = transcript();
     if (!el) return;
     el.addEventListener("scroll", function () {

@@ -23,6 +23,17 @@ class ConversationSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Feedback:
+    """What the owner said of an answer (#12)."""
+
+    rating: str | None  # "up", "down", or None (a comment alone)
+    comment: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"rating": self.rating, "comment": self.comment}
+
+
+@dataclass(frozen=True, slots=True)
 class StoredFile:
     """A file of an owner (#11): its metadata; its bytes are in the file storage under
     (`owner`, `sha256`), see `hxchat.files`."""
@@ -55,6 +66,7 @@ class Message:
     versions: tuple[int, ...] = ()
     model: str | None = None  # the model that wrote an answer (None: not recorded)
     files: tuple[StoredFile, ...] = ()  # a user's message's attachments, in order
+    feedback: Feedback | None = None  # an answer's rating and comment, when it has one
 
 
 @dataclass(frozen=True, slots=True)

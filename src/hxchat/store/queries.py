@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Role, Turn
 from hxchat.errors import InvalidMessage, NothingToRetry
-from hxchat.store import files, leases, pieces, tree
+from hxchat.store import feedback, files, leases, pieces, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
 from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row
 from hxchat.store.tables import conversations, messages, utcnow
@@ -87,6 +87,7 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
     streaming = {row.id: row.content for row in rows if row.status == leases.STREAMING}
     texts = pieces.texts(conn, streaming)  # the answer being written, with its checkpoints
     attached = files.of_messages(conn, [row.id for row in rows if row.role == Role.USER.value])
+    rated = feedback.of(conn, [row.id for row in rows if row.role == Role.ASSISTANT.value])
     return Conversation(
         id=head.id,
         owner=head.owner,
@@ -95,7 +96,11 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
         updated_at=head.updated_at,
         messages=tuple(
             message_from_row(
-                row, texts.get(row.id), skeleton.versions(row.id), attached.get(row.id, ())
+                row,
+                texts.get(row.id),
+                skeleton.versions(row.id),
+                rated.get(row.id),
+                attached.get(row.id, ()),
             )
             for row in rows
         ),

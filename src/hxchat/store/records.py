@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hxchat.domain import MessageStatus, Role, Source
-from hxchat.store.base import Generation, Message, StoredFile
+from hxchat.store.base import Feedback, Generation, Message, StoredFile
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +70,12 @@ def message_from_row(
     row: Any,
     content: str | None = None,
     versions: tuple[int, ...] = (),
+    feedback: Feedback | None = None,
     files: tuple[StoredFile, ...] = (),
 ) -> Message:
     """A `Message` from a row of the `messages` table (with `content` as its text, when
-    given: a streaming answer's checkpoints are joined to it, see `pieces`; and the ids
-    of its `versions`, see `tree`)."""
+    given: a streaming answer's checkpoints are joined to it, see `pieces`; the ids
+    of its `versions`, see `tree`; and its `feedback`, see `store.feedback`)."""
     return Message(
         id=row.id,
         parent_id=row.parent_id,
@@ -89,6 +90,7 @@ def message_from_row(
         search_suggestions=row.search_suggestions,
         created_at=row.created_at,
         model=row.model,
+        feedback=feedback,
         files=files,
     )
 

@@ -201,6 +201,63 @@ api_tokens = Table(
     Column("expires_at", UtcDateTime(), nullable=True),
 )
 
+# -- the library: share links and feedback (#12) ---------------------------------------
+# A share is a snapshot: its messages are copies, so what the conversation says later
+# never reaches the link. The link's token is kept only as its SHA-256, like sessions.
+
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the link's token, hex
+    Column(
+        "conversation_id",
+        String(32),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("title", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+shared_messages = Table(
+    "shared_messages",
+    metadata,
+    Column(
+        "share_id",
+        String(64),
+        ForeignKey("shares.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    # The message this is a copy of: the files a shared message carries are those of
+    # this message (no foreign key: the copy outlives nothing, the share goes with
+    # its conversation).
+    Column("message_id", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("sources", Text, nullable=False),  # a JSON list of {"title", "url"}
+    Column("error", Text, nullable=True),
+    Column("model", String(255), nullable=True),
+)
+
+# One row per rated answer: its rating ("up", "down", or None with only a comment).
+feedback = Table(
+    "feedback",
+    metadata,
+    Column(
+        "message_id",
+        Integer,
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("rating", String(8), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
 # -- attachments (#11): metadata here, contents in the file storage (`hxchat.files`) ---
 # A file is one upload of one owner; its bytes are a content, kept once per owner and
 # SHA-256 (two uploads of the same bytes share it). A message's files are its links, in

@@ -8,18 +8,20 @@ with `POST /api/conversations` and keeps the cookie it gets.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from hxchat.errors import HxchatError, NotFound
+from hxchat.errors import HxchatError, NotFound, StoreUnavailable
 from hxchat.metrics import CONTENT_TYPE
 from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Conversation, Message, TurnStarted
 from hxchat.web.checks import checked_message, parse_message_id
 from hxchat.web.deps import (
+    FeedbackDep,
     LimitsDep,
     LogDep,
     MetricsDep,
@@ -31,6 +33,7 @@ from hxchat.web.deps import (
 )
 from hxchat.web.json_stream import json_events
 
+logger = logging.getLogger(__name__)
 router = APIRouter()
 HEALTH_TIMEOUT = 3.0
 
@@ -61,6 +64,7 @@ def _message_json(m: Message) -> dict[str, Any]:
         "versions": list(m.versions),
         "model": m.model,
         "files": [f.as_json() for f in m.files],
+        "feedback": m.feedback.as_json() if m.feedback else None,
     }
 
 
@@ -242,5 +246,9 @@ async def healthz(store: StoreDep, log: LogDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics_endpoint(metrics: MetricsDep) -> Response:
+async def metrics_endpoint(metrics: MetricsDep, feedback: FeedbackDep) -> Response:
+    try:  # ratings by model, counted by the database, so every worker agrees (#12)
+        metrics.set_ratings(await feedback.counts())
+    except StoreUnavailable as exc:  # the last figures stay; the scrape still answers
+        logger.warning("ratings not counted for /metrics: %s", exc.detail)
     return Response(metrics.render(), media_type=CONTENT_TYPE)

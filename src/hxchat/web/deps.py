@@ -20,6 +20,7 @@ from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
 from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Store
+from hxchat.store.feedback import FeedbackStore
 from hxchat.web.templating import Templates
 
 
@@ -60,6 +61,10 @@ async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
+async def get_feedback(request: Request) -> FeedbackStore:
+    return cast(FeedbackStore, request.app.state.feedback)
+
+
 async def get_templates(request: Request) -> Templates:
     return cast(Templates, request.app.state.templates)
 
@@ -79,3 +84,4 @@ ModelsDep = Annotated[Catalogue, Depends(get_models)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemplatesDep = Annotated[Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback)]

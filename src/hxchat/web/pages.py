@@ -38,6 +38,7 @@ from hxchat.web.deps import (
     TemplatesDep,
 )
 from hxchat.web.files_api import FilesDep
+from hxchat.web.share_links import SharePanel, SharesDep, panel_for
 from hxchat.web.sse import EventStreamResponse
 
 router = APIRouter()
@@ -70,6 +71,7 @@ async def _page(
     conversation: Conversation | None,
     identity: Identity | None,
     editing: int | None = None,
+    share: SharePanel | None = None,
     draft: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     current = (
@@ -85,6 +87,7 @@ async def _page(
         "messages": conversation.messages if conversation else (),
         "title": conversation.title if conversation and conversation.title else "hxchat",
         "streaming_generation": _streaming_generation(conversation),
+        "share": share,  # the Share controls' state (#12)
         "oob": False,
         "draft": draft or {},  # after a refused file: the text, kept files and error
     }
@@ -104,21 +107,28 @@ async def home(
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
 async def conversation_page(
+    request: Request,
     conversation_id: str,
     store: StoreDep,
     templates: TemplatesDep,
     models: ModelsDep,
     owner: OwnerDep,
     identity: IdentityDep,
+    shares: SharesDep,
     edit: str = "",
+    shared: str = "",
 ) -> HTMLResponse:
     """The conversation; `?edit=<message id>` shows that message of yours as a form to
-    edit it (the page's Edit button without JavaScript)."""
+    edit it (the page's Edit button without JavaScript); `?shared=<token>` shows the
+    link just made by the Share form (without JavaScript, `web/share_pages.py`)."""
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
     editing = int(edit) if edit.isascii() and edit.isdigit() and len(edit) <= 10 else None
-    return await _page(store, templates, models, owner, conversation, identity, editing)
+    share = None
+    if templates.env.globals.get("sharing"):
+        share = await panel_for(request, shares, conversation_id, shared)
+    return await _page(store, templates, models, owner, conversation, identity, editing, share)
 
 
 @router.post("/send")
@@ -207,6 +217,8 @@ async def _sent_fragment(
     headers = dict(VARY)
     if is_new:
         parts.append('<section id="welcome" hx-swap-oob="delete"></section>')
+        if templates.env.globals.get("sharing"):  # a new conversation can be shared now
+            parts.append(templates.macro("_share.html", "share_panel", conversation.id, None, True))
         headers["HX-Push-Url"] = f"/c/{conversation.id}"
     parts.append(str(Markup("<title>{}</title>").format(conversation.title or "hxchat")))
     return HTMLResponse("".join(parts), headers=headers)

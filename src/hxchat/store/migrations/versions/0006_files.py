@@ -9,8 +9,10 @@ user's message to its files, in order. The bytes are never in the database.
 Existing conversations are untouched: their messages simply have no files. The
 downgrade drops the three tables (the contents in the storage stay where they are).
 
+It follows 0009 (share links and feedback, #12), which reached main first.
+
 Revision ID: 0006
-Revises: 0005
+Revises: 0009
 Create Date: 2026-12-04 00:00:00
 """
 
@@ -22,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
