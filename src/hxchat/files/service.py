@@ -103,6 +103,17 @@ class Files:
             raise NotFound(queries.NO_SUCH_FILE)
         return stored
 
+    async def in_share(self, share_key: str, file_id: str) -> StoredFile:
+        """A file a share link shows (#12); `NotFound` for any other."""
+        stored = await self.store.run(False, queries.in_share, share_key, file_id)
+        if stored is None:
+            raise NotFound(queries.NO_SUCH_FILE)
+        return stored
+
+    async def of_messages(self, message_ids: Sequence[int]) -> dict[int, tuple[StoredFile, ...]]:
+        """The files of these messages (a share's page shows them)."""
+        return await self.store.run(False, queries.of_messages, message_ids)
+
     async def content(self, stored: StoredFile) -> bytes:
         data = await self.storage.get(content_key(stored.owner, stored.sha256))
         if data is None:

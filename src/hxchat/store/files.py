@@ -25,7 +25,14 @@ from sqlalchemy.engine import Connection
 
 from hxchat.errors import Busy, NotFound
 from hxchat.store.base import StoredFile
-from hxchat.store.tables import file_contents, files, message_files, messages, utcnow
+from hxchat.store.tables import (
+    file_contents,
+    files,
+    message_files,
+    messages,
+    shared_messages,
+    utcnow,
+)
 
 NO_SUCH_FILE = "There is no such file."
 FILE_IN_USE = "The file belongs to a message; delete the conversation to delete it."
@@ -153,6 +160,19 @@ def of_messages(conn: Connection, message_ids: Sequence[int]) -> dict[int, tuple
     for row in rows:
         found.setdefault(row.message_id, []).append(_stored(row))
     return {message_id: tuple(stored) for message_id, stored in found.items()}
+
+
+def in_share(conn: Connection, share_key: str, file_id: str) -> StoredFile | None:
+    """A file of one of the messages a share link copies (#12), or None: whoever may
+    open the link may fetch these, and no other file."""
+    row = conn.execute(
+        select(*_COLUMNS)
+        .join(message_files, message_files.c.file_id == files.c.id)
+        .join(shared_messages, shared_messages.c.message_id == message_files.c.message_id)
+        .where(shared_messages.c.share_id == share_key, files.c.id == file_id)
+        .limit(1)
+    ).first()
+    return None if row is None else _stored(row)
 
 
 def release_conversation(conn: Connection, conversation_id: str) -> list[str]:

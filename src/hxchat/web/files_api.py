@@ -19,6 +19,7 @@ from hxchat.config import Settings
 from hxchat.errors import InvalidMessage, NotFound
 from hxchat.files.service import Files
 from hxchat.files.uploads import read_parts
+from hxchat.store.base import StoredFile
 from hxchat.store.files import NO_SUCH_FILE
 from hxchat.web.deps import OwnerDep
 
@@ -59,7 +60,13 @@ async def upload(request: Request, files: FilesDep, owner: OwnerDep) -> dict[str
 async def download(request: Request, file_id: str, files: FilesDep, owner: OwnerDep) -> Response:
     if len(file_id) > FILE_ID_CHARS:
         raise NotFound(NO_SUCH_FILE)
-    stored = await files.find(owner, file_id)
+    return await file_response(request, files, await files.find(owner, file_id))
+
+
+async def file_response(
+    request: Request, files: Files, stored: StoredFile, **extra_headers: str
+) -> Response:
+    """A stored file as it is served, wherever from (here, or a share link's)."""
     etag = f'"{stored.sha256}"'
     headers = {
         "ETag": etag,
@@ -68,6 +75,7 @@ async def download(request: Request, file_id: str, files: FilesDep, owner: Owner
         "Content-Security-Policy": FILE_POLICY,
         "Cross-Origin-Resource-Policy": "same-origin",
         "Content-Disposition": _disposition(stored.media_type, stored.name),
+        **extra_headers,
     }
     if etag in _etags(request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers=headers)
