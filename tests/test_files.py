@@ -289,7 +289,9 @@ async def test_a_message_with_files_only_shows_them_and_the_model_gets_them(
     assert response.status_code == 202, response.text
     await events(client, response.json()["events_url"])
 
-    messages = (await client.get(f"/api/conversations/{cid}")).json()["messages"]
+    shown = (await client.get(f"/api/conversations/{cid}")).json()
+    assert shown["title"] == "chart.png, notes.txt"  # no text: titled by its files
+    messages = shown["messages"]
     assert messages[0]["files"] == [image, notes]
     assert messages[1]["files"] == []
     # The history the next answer is written from carries them, contents read back.

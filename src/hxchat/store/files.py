@@ -108,16 +108,17 @@ def remove(conn: Connection, owner: str, file_id: str) -> None:
     conn.execute(delete(files).where(files.c.id == file_id))
 
 
-def link(conn: Connection, owner: str, message_id: int, file_ids: Sequence[str]) -> None:
-    """The message carries these files of `owner`, in order; `NotFound` (rolling the
-    whole turn back) when any is not the owner's."""
+def link(conn: Connection, owner: str, message_id: int, file_ids: Sequence[str]) -> list[str]:
+    """The message carries these files of `owner`, in order; their names. `NotFound`
+    (rolling the whole turn back) when any is not the owner's."""
     if not file_ids:
-        return
-    found = set(
-        conn.scalars(
-            select(files.c.id).where(files.c.id.in_(set(file_ids)), files.c.owner == owner)
+        return []
+    rows = conn.execute(
+        select(files.c.id, files.c.name).where(
+            files.c.id.in_(set(file_ids)), files.c.owner == owner
         )
     )
+    found = {row.id: row.name for row in rows}
     if any(file_id not in found for file_id in file_ids):
         raise NotFound(NO_SUCH_FILE)
     conn.execute(
@@ -127,6 +128,7 @@ def link(conn: Connection, owner: str, message_id: int, file_ids: Sequence[str])
             for position, file_id in enumerate(file_ids)
         ],
     )
+    return [found[file_id] for file_id in file_ids]
 
 
 def copy_links(conn: Connection, from_message: int, to_message: int) -> None:

@@ -131,14 +131,14 @@ def start_turn(
     file_ids: Sequence[str] = (),
 ) -> TurnStarted:
     leases.lock(conn, owner, conversation_id, generation_id)
-    if conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None:
-        conn.execute(
-            _SET_TITLE, {"conversation": conversation_id, "new_title": make_title(content)}
-        )
+    first = conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None
     parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
     model = _chosen(conn, choice, parent_id)
     user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
-    files.link(conn, owner, user_message_id, file_ids)
+    names = files.link(conn, owner, user_message_id, file_ids)
+    if first:  # a message of files only is titled by their names
+        title = make_title(content if content.strip() else ", ".join(names))
+        conn.execute(_SET_TITLE, {"conversation": conversation_id, "new_title": title})
     return _answer_placeholder(
         conn,
         conversation_id,
