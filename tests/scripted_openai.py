@@ -239,6 +239,23 @@ class Text:
 
 
 @dataclass
+class Completion:
+    """A whole chat completion as one JSON answer (a request without `stream`), after
+    `delay` seconds: what a title request gets."""
+
+    text: str
+    delay: float = 0.0
+
+    async def send(self, request: Request, writer: Writer) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        message = {"role": "assistant", "content": self.text}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        payload = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0}
+        await writer.send_json(200, payload | {"model": "scripted", "choices": [choice]})
+
+
+@dataclass
 class ToolCalls:
     """Streamed `tool_calls`: each call's arguments split over `pieces` chunks."""
 

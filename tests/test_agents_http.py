@@ -69,6 +69,9 @@ def openai_settings(make_settings: Callable[..., Settings], searx: ScriptedSearx
         searxng_url=searx.base_url,
         first_token_timeout=2.0,
         token_timeout=1.0,
+        # The scripts here are the answers' requests, in turn; a title request after a
+        # first answer would take one of them (titles: tests/test_titles.py).
+        titles="first-message",
     )
 
 

@@ -1,6 +1,6 @@
 """Attachments below the API (#11): the same storage code on a local folder and on a
 real S3 API (moto's standalone server on loopback), what the model gets, the sweep,
-and migration 0006 from 0005 with real rows on SQLite and PostgreSQL."""
+and migration 0009 (files) from 0005 with real rows on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def _owner(app: FastAPI, client: httpx.AsyncClient) -> str:
     return str(app.state.signer.unsign(client.cookies["hxchat_session"]).decode())
 
 
-# -- migration 0006 ---------------------------------------------------------------------
+# -- migration 0009 (files)----------------------------------------------------------------
 
 
 async def test_upgrade_from_0005_keeps_the_rows_and_files_work_on_them(
@@ -196,7 +196,7 @@ async def test_upgrade_from_0005_keeps_the_rows_and_files_work_on_them(
         from hxchat.store import files as file_queries
 
         added = await store.run(True, file_queries.add, "u1", "a.txt", "text/plain", 3, "ab" * 32)
-        started = await store.start_turn("u1", "c1", "with a file", "g1", "w", 60, None, [added.id])
+        started = await store.start_turn("u1", "c1", "with a file", "g1", "w", 60, files=[added.id])
         assert started.history_files[-1] == (added,)
         shown = await store.get_conversation("u1", "c1")
         assert shown is not None and shown.messages[-2].files == (added,)

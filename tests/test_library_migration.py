@@ -1,30 +1,28 @@
-"""Migration 0009 (#12): shares and feedback arrive over a database of revision 0005
-that holds real conversations, on SQLite and PostgreSQL; the app shares and rates them;
-the downgrade takes only the new tables away."""
+"""Migration 0007 (#12, #10) from 0006, with real rows, on SQLite and PostgreSQL:
+existing conversations become unpinned, without instructions, titled by their first
+message; the app renames, pins and lists them; the downgrade takes the columns away."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect
 from sqlalchemy.engine import Connection
 
-from hxchat.auth.secrets import digest
 from hxchat.store.engine import make_engine
-from hxchat.store.feedback import FeedbackStore
-from hxchat.store.migrate import alembic_config, upgrade
-from hxchat.store.shares import ShareStore
+from hxchat.store.library import Changes, Library
+from hxchat.store.migrate import alembic_config, schema_is_current, upgrade
 from hxchat.store.sql import open_store
-from hxchat.store.tables import metadata
+from hxchat.store.tables import conversations, messages, metadata
 
 T = TypeVar("T")
-OLD = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
-NEW_TABLES = {"shares", "shared_messages", "feedback"}
+OLD = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
+NEW_COLUMNS = {"pinned", "title_source", "instructions"}
 
 
 async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
@@ -36,120 +34,93 @@ async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T
         await engine.dispose()
 
 
-def rows_at_0005(connection: Connection) -> None:
-    """Revision 0005 with an account's conversation: a question, an answer with a
-    source and a model, and a second question whose answer failed."""
-    command.upgrade(alembic_config(connection), "0005")
-    connection.execute(
-        text(
-            "INSERT INTO users (id, name, auth, admin, disabled, created_at) "
-            "VALUES ('u1', 'alice', 'password', false, false, :now)"
-        ),
-        {"now": OLD},
-    )
-    connection.execute(
-        text(
-            "INSERT INTO conversations (id, owner, title, created_at, updated_at) "
-            "VALUES ('c1', 'u1', 'Alembic', :now, :now)"
-        ),
-        {"now": OLD},
-    )
-    parent = None
-    for role, content, status, model, sources in (
-        ("user", "How do I migrate?", "complete", None, "[]"),
-        (
-            "assistant",
-            "Use **Alembic**.",
-            "complete",
-            "openai:b",
-            '[{"title": "A", "url": "https://a.example/"}]',
-        ),
-        ("user", "And back?", "complete", None, "[]"),
-        ("assistant", "", "error", "openai:b", "[]"),
-    ):
-        parent = connection.execute(
-            text(
-                "INSERT INTO messages (conversation_id, parent_id, role, content, status, "
-                "sources, model, error, created_at, updated_at) VALUES ('c1', :parent, :role, "
-                ":content, :status, :sources, :model, :error, :now, :now) RETURNING id"
-            ),
-            {
-                "parent": parent,
-                "role": role,
-                "content": content,
-                "status": status,
-                "sources": sources,
-                "model": model,
-                "error": "The model failed." if status == "error" else None,
-                "now": OLD,
-            },
-        ).scalar_one()
-    connection.execute(text("UPDATE conversations SET current_leaf_id = :leaf"), {"leaf": parent})
-
-
-def snapshot_of_rows(connection: Connection) -> tuple[Any, ...]:
-    return (
-        connection.execute(text("SELECT id, owner, title FROM conversations")).all(),
+def rows_at_0006(connection: Connection) -> None:
+    """Three conversations of two owners with a message each, as 0006 keeps them (only
+    the columns it has are named)."""
+    command.upgrade(alembic_config(connection), "0006")
+    rows = [("c1", "alice", "Older one"), ("c2", "alice", "Newer one"), ("c3", "bob", "Bob's")]
+    for number, (cid, owner, title) in enumerate(rows):
+        when = OLD + timedelta(hours=number)
         connection.execute(
-            text("SELECT id, parent_id, role, content, status, model FROM messages ORDER BY id")
-        ).all(),
-    )
+            insert(conversations).values(
+                id=cid, owner=owner, title=title, created_at=when, updated_at=when
+            )
+        )
+        message: dict[str, Any] = {
+            "conversation_id": cid,
+            "role": "user",
+            "content": title.lower(),
+            "status": "complete",
+            "sources": "[]",
+            "created_at": when,
+            "updated_at": when,
+        }
+        connection.execute(insert(messages).values(**message))
 
 
-def table_names(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names())
+def columns(connection: Connection) -> set[str]:
+    return {c["name"] for c in inspect(connection).get_columns("conversations")}
 
 
 def differences(connection: Connection) -> list[Any]:
     return list(compare_metadata(MigrationContext.configure(connection), metadata))
 
 
-def downgrade_to_0005(connection: Connection) -> None:
-    command.downgrade(alembic_config(connection), "0005")
-
-
-async def test_upgrade_from_0005_keeps_the_rows_and_shares_and_rates_them(
+async def test_upgrade_from_0006_keeps_the_conversations_and_the_library_works_on_them(
     database_url: str,
 ) -> None:
-    await on_connection(database_url, rows_at_0005)
-    before = await on_connection(database_url, snapshot_of_rows)
-    await upgrade(database_url)
-    assert await on_connection(database_url, differences) == []
-    assert await on_connection(database_url, snapshot_of_rows) == before
+    await on_connection(database_url, rows_at_0006)
+    assert not NEW_COLUMNS & await on_connection(database_url, columns)
 
+    await upgrade(database_url)
+
+    assert await schema_is_current(database_url)
+    assert await on_connection(database_url, differences) == []
     store = await open_store(database_url)
     try:
-        conversation = await store.get_conversation("u1", "c1")
-        assert conversation is not None
-        assert [m.feedback for m in conversation.messages] == [None] * 4
-        answer = conversation.messages[1]
-        feedback, shares = FeedbackStore(store), ShareStore(store)
-        await feedback.rate("u1", answer.id, "up", "Just right.")
-        await shares.create("u1", "c1", digest("old-rows-link"))
-        shown = await shares.snapshot(digest("old-rows-link"))
-        assert shown is not None and shown.title == "Alembic"
-        assert [(m.role.value, m.content, m.status.value) for m in shown.messages] == [
-            ("user", "How do I migrate?", "complete"),
-            ("assistant", "Use **Alembic**.", "complete"),
-            ("user", "And back?", "complete"),
-            ("assistant", "", "error"),
+        listed = await store.list_conversations("alice")
+        assert [(c.id, c.title, c.pinned) for c in listed] == [
+            ("c2", "Newer one", False),
+            ("c1", "Older one", False),
         ]
-        assert shown.messages[1].sources[0].url == "https://a.example/"
-        assert shown.messages[3].error == "The model failed."
-        assert await feedback.counts() == [("openai:b", "up", 1)]
-        rated = await store.get_conversation("u1", "c1")
-        assert rated is not None and rated.messages[1].feedback is not None
-        assert rated.messages[1].feedback.as_json() == {"rating": "up", "comment": "Just right."}
+        old = await store.get_conversation("alice", "c1")
+        assert old is not None
+        assert (old.instructions, old.title_source, old.pinned) == ("", "message", False)
+        assert [m.content for m in old.messages] == ["older one"]
+
+        library = Library(store)
+        assert await library.change("alice", "c1", Changes(pinned=True, title="Pinned"))
+        assert await library.change("alice", "c1", Changes(instructions="Be brief."))
+        assert not await library.change("alice", "c3", Changes(title="Not hers"))
+        listed = await store.list_conversations("alice")
+        assert [(c.id, c.title, c.pinned) for c in listed] == [
+            ("c1", "Pinned", True),
+            ("c2", "Newer one", False),
+        ]
+        renamed = await store.get_conversation("alice", "c1")
+        assert renamed is not None
+        assert (renamed.instructions, renamed.title_source) == ("Be brief.", "user")
+        bobs = await store.get_conversation("bob", "c3")
+        assert bobs is not None and bobs.title == "Bob's"
+        # A new turn in an old conversation reads its instructions for the model.
+        started = await store.start_turn("alice", "c1", "and now?", "gen-1", "w", 60)
+        assert started.instructions == "Be brief."
+        assert not started.wants_title  # not its first message
     finally:
         await store.close()
 
-    await on_connection(database_url, downgrade_to_0005)
-    assert not await on_connection(database_url, table_names) & NEW_TABLES
-    assert await on_connection(database_url, snapshot_of_rows) == before
-    await upgrade(database_url)  # and up again: empty, working tables
+    def downgrade_to_0006(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "0006")
+
+    await on_connection(database_url, downgrade_to_0006)
+    assert not NEW_COLUMNS & await on_connection(database_url, columns)
+    await upgrade(database_url)  # and back: what was renamed keeps its title
     store = await open_store(database_url)
     try:
-        assert await ShareStore(store).snapshot(digest("old-rows-link")) is None
-        assert await FeedbackStore(store).counts() == []
+        listed = await store.list_conversations("alice")
+        assert [(c.id, c.title, c.pinned) for c in listed] == [
+            ("c1", "Pinned", False),
+            ("c2", "Newer one", False),
+        ]
     finally:
         await store.close()

@@ -45,8 +45,8 @@ TABLES = {
     "message_files",
 }
 ACCOUNT_TABLES = {"users", "sessions", "api_tokens"}  # from 0003 on
-LIBRARY_TABLES = {"shares", "shared_messages", "feedback"}  # from 0009 on
-FILE_TABLES = {"files", "file_contents", "message_files"}  # from 0006 on
+LIBRARY_TABLES = {"shares", "shared_messages", "feedback"}  # from 0006 on
+FILE_TABLES = {"files", "file_contents", "message_files"}  # from 0009 on
 
 
 async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:

@@ -74,6 +74,7 @@ class Answer:
     model: ChatModel | None = None  # who writes it, chosen when it started (else the default)
     lost: bool = False  # another worker swept it: stop without writing anything
     finishing: bool = False  # its end is being stored: no more checkpoints
+    status: MessageStatus = MessageStatus.STREAMING  # how it ended, once it has
     # What the store has confirmed: the text up to this character, this many sources.
     stored_chars: int = 0
     stored_sources: int = 0
@@ -189,7 +190,8 @@ class AnswerWriter:
     ) -> None:
         loop = asyncio.get_running_loop()
         began = loop.time()
-        events = (answer.model or self.model).stream(history)
+        model = answer.model or self.model
+        events = model.stream(history, instructions=answer.started.instructions)
         try:
             async for event in events:
                 first = answer.chars + pending.chars == 0
@@ -317,6 +319,7 @@ class AnswerWriter:
         """Store the outcome first, then tell the readers: a client that sees `done`
         can send its next message at once (the conversation is already free)."""
         answer.finishing = True  # storing the end releases the lease: not "taken over"
+        answer.status = status
         self.metrics.generations.labels(status=status.value).inc()
         await self.store_final(
             gid, answer.text(), status, answer.sources, error, answer.suggestions, None

@@ -36,10 +36,12 @@ from hxchat.store.accounts import AccountStore
 from hxchat.store.base import Store
 from hxchat.store.directory import UserDirectory
 from hxchat.store.feedback import FeedbackStore
+from hxchat.store.library import Library
 from hxchat.store.migrate import schema_is_current, upgrade
 from hxchat.store.shares import ShareStore
 from hxchat.store.sql import SqlStore, open_store
 from hxchat.supervision import LeaseSupervisor
+from hxchat.titles import Titles
 from hxchat.web import (
     account_api,
     account_pages,
@@ -48,6 +50,8 @@ from hxchat.web import (
     feedback,
     files_api,
     handlers,
+    library_api,
+    library_pages,
     oidc_pages,
     pages,
     share_api,
@@ -142,6 +146,9 @@ def create_app(
             await _open_accounts(app, settings, the_store, stack, key)
             files = app.state.files = Files.open(_sql_store(the_store), settings)
             _open_library(app, the_store)
+            titles = Titles(app.state.library) if settings.titles == "model" else None
+            if titles is not None:  # closed after the runner, whose answers start them
+                stack.push_async_callback(titles.close)
             runner = GenerationRunner(
                 files=files,
                 store=the_store,
@@ -150,6 +157,7 @@ def create_app(
                 settings=settings,
                 metrics=metrics,
                 models=catalogue,
+                titles=titles,
             )
             stack.push_async_callback(runner.close)
             supervisor = LeaseSupervisor(
@@ -184,10 +192,12 @@ def create_app(
     templates.env.globals["sharing"] = sharing  # the page offers Share (#12)
     handlers.install(app)
     app.include_router(api.router)
+    app.include_router(library_api.router)
     app.include_router(files_api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
     app.include_router(version_pages.router)
+    app.include_router(library_pages.router)
     app.include_router(account_pages.router)
     app.include_router(oidc_pages.router)
     app.include_router(admin_pages.router)
@@ -240,7 +250,11 @@ async def _open_accounts(
 
 
 def _open_library(app: FastAPI, store: Store) -> None:
-    """Share links and feedback (#12), kept in hxchat's SQL store beside the conversations."""
+    """The library (#12): titles, pins and instructions, share links and feedback, kept
+    in hxchat's SQL store beside the conversations."""
     if not isinstance(store, SqlStore):
-        raise ConfigError("HXCHAT_DATABASE_URL", "share links and feedback need hxchat's SQL store")
+        raise ConfigError(
+            "HXCHAT_DATABASE_URL", "the conversation library needs hxchat's SQL store"
+        )
+    app.state.library = Library(store)
     app.state.shares, app.state.feedback = ShareStore(store), FeedbackStore(store)

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     secret_key: SecretStr | None = None
     max_message_chars: int = Field(default=16_000, ge=1)
+    # Who titles a conversation after its first answer (#12): its model, or the core
+    # (the first message, shortened).
+    titles: Literal["model", "first-message"] = "model"
     # -- attachments (#11), documented in the README --
     files_url: str = "file:./hxchat-files"
     max_file_mb: int = Field(default=20, ge=1, le=1_024)

@@ -29,7 +29,11 @@ class EchoModel:
     def __init__(self, delay: float = 0.03) -> None:
         self.delay = delay
 
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, history: Sequence[Turn], *, instructions: str = ""
+    ) -> AsyncIterator[AgentEvent]:
+        """The user's last message again, word by word (instructions change nothing;
+        nor does the echo model write titles: the first message stays the title)."""
         prompt = next((t.content for t in reversed(history) if t.role is Role.USER), "")
         loop = asyncio.get_running_loop()
         start = loop.time()

@@ -52,6 +52,7 @@ from hxchat.domain import (
     Turn,
 )
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
+from hxchat.providers.base import system_prompt
 from hxchat.providers.gemini_files import INLINE_BUDGET_BYTES, FilesApi, RequestContents
 from hxchat.providers.history import trim_history
 from hxchat.providers.search import connection_reason
@@ -61,6 +62,7 @@ logger = logging.getLogger(__name__)
 APP_NAME = "hxchat"
 AGENT_NAME = "hxchat"  # ADK reads events by this author as the model's own turns
 USER_ID = "hxchat"
+INSTRUCTIONS = "hxchat_instructions"  # the session state's key for the instructions
 
 
 #: the variables that may hold a Gemini API key
@@ -125,16 +127,23 @@ class GeminiModel:
         self._runner = Runner(app_name=APP_NAME, agent=agent, session_service=self._sessions)
 
     def _instruction(self, context: ReadonlyContext) -> str:
-        return self.system_prompt
+        """The system prompt of this answer: the conversation's instructions (#10) ride
+        in its session's state, since the agent is shared by every answer."""
+        return system_prompt(self.system_prompt, str(context.state.get(INSTRUCTIONS, "")))
 
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, history: Sequence[Turn], *, instructions: str = ""
+    ) -> AsyncIterator[AgentEvent]:
         """Answer the last user turn of `history`, grounded in Google Search."""
         turns = trim_history(history, self.history_budget)
         if not turns or turns[-1].role is not Role.USER:
             return
         contents = await self._contents(turns)
         session = await self._sessions.create_session(
-            app_name=APP_NAME, user_id=USER_ID, session_id=f"answer-{uuid.uuid4().hex}"
+            app_name=APP_NAME,
+            user_id=USER_ID,
+            session_id=f"answer-{uuid.uuid4().hex}",
+            state={INSTRUCTIONS: instructions},
         )
         try:
             for content in contents[:-1]:
@@ -190,6 +199,12 @@ class GeminiModel:
         reader.check()
         for out in reader.flush():
             yield out
+
+    async def title(self, question: str, answer: str, timeout: float) -> str:
+        """A title for the conversation (#12): `gemini_title.write_title`."""
+        from hxchat.providers.gemini_title import write_title
+
+        return await write_title(self, question, answer, timeout)
 
     async def close(self) -> None:
         """Close the runner (its toolsets, plugins and session service)."""

@@ -31,6 +31,7 @@ from openai.types.chat import (
 from hxchat.config import Settings
 from hxchat.domain import AgentEvent, Role, Source, TextDelta, ToolCall, ToolResult, Turn
 from hxchat.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from hxchat.providers.base import TITLE_PROMPT, system_prompt, title_request
 from hxchat.providers.catalogue import takes_images
 from hxchat.providers.history import trim_history
 from hxchat.providers.openai_content import user_content
@@ -130,10 +131,12 @@ class OpenAICompatModel:
             timeout=max(self.first_token_timeout, self.token_timeout) + 5,
         )
 
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, history: Sequence[Turn], *, instructions: str = ""
+    ) -> AsyncIterator[AgentEvent]:
         """Answer the last user turn, searching the web when the model asks to."""
         messages: list[ChatCompletionMessageParam] = [
-            {"role": "system", "content": self.system_prompt}
+            {"role": "system", "content": system_prompt(self.system_prompt, instructions)}
         ]
         for turn in trim_history(history, self.history_budget):
             if turn.role is Role.USER:
@@ -254,6 +257,29 @@ class OpenAICompatModel:
         finally:
             if stream is not None:
                 await stream.close()
+
+    async def title(self, question: str, answer: str, timeout: float) -> str:
+        """A title for the conversation (#12): one normal, non-streamed chat completion
+        without tools, bounded by `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                completion = await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=[
+                        {"role": "system", "content": TITLE_PROMPT},
+                        {"role": "user", "content": title_request(question, answer)},
+                    ],
+                    timeout=timeout,
+                )
+        except (TimeoutError, openai.APITimeoutError):
+            raise ProviderTimeout(self._silent(timeout, started=False)) from None
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        except openai.APIError as exc:
+            logger.info("%s: title request failed: %s", self.name, type(exc).__name__)
+            raise ProviderUnavailable(f"The model at {self.where} could not be asked.") from None
+        choices = completion.choices
+        return (choices[0].message.content or "") if choices else ""
 
     def _silent(self, seconds: float, *, started: bool) -> str:
         what = "sent nothing for" if started else "did not answer within"

@@ -20,6 +20,7 @@ class ConversationSummary:
     id: str
     title: str
     updated_at: datetime
+    pinned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,16 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
     messages: tuple[Message, ...] = ()  # the path it shows, first message first
+    pinned: bool = False
+    instructions: str = ""  # added to the system prompt of its answers ("" for none)
+    # Who wrote the title: "message", "pending" (the model is writing one), "model",
+    # "user" (see `store/library.py`).
+    title_source: str = "message"
+
+    @property
+    def title_pending(self) -> bool:
+        """The model is writing this conversation's title (the page waits for it)."""
+        return self.title_source == "pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +137,10 @@ class TurnStarted:
     # transaction, so that the answer starts without another trip to the database.
     history: tuple[Turn, ...] = ()
     model: str | None = None  # the model chosen for the answer (None: no choice given)
+    instructions: str = ""  # the conversation's, for the system prompt (#10)
+    # The first answer of a conversation whose title the model is to write once it has
+    # ended (`titles.py`): the conversation's title is "pending" until then.
+    wants_title: bool = False
     # The files of each turn of `history`, in the same order (() when none has any):
     # `hxchat.files.Files.attach` reads their contents into `Turn.attachments`.
     history_files: tuple[tuple[StoredFile, ...], ...] = ()
@@ -166,13 +181,16 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        model_title: bool = False,
         files: Sequence[str] = (),
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming) at once,
         and return them with the history the model sees (`history`). `files` are ids of
         the owner's files that the message carries, in order (`NotFound` for any other).
 
-        Sets the conversation's title from its first message. Raises `NotFound`, or
+        Sets the conversation's title from its first message, unless the user named it;
+        with `model_title`, that title is marked "pending" (the model writes one once
+        the answer has ended: `TurnStarted.wants_title`). Raises `NotFound`, or
         `Busy` while another generation of the conversation is streaming (atomic: two
         concurrent calls never both succeed).
         """

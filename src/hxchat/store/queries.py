@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Role, Turn
 from hxchat.errors import InvalidMessage, NothingToRetry
-from hxchat.store import feedback, files, leases, pieces, tree
+from hxchat.store import feedback, files, leases, library, pieces, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
 from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row
 from hxchat.store.tables import conversations, messages, utcnow
@@ -24,10 +25,15 @@ from hxchat.store.tables import conversations, messages, utcnow
 # The statements are built once (see `leases`); their values are bound at execution.
 
 _INSERT_CONVERSATION = insert(conversations)  # values: a dict of columns
-_CONVERSATIONS_OF = (
-    select(conversations.c.id, conversations.c.title, conversations.c.updated_at)
+_CONVERSATIONS_OF = (  # pinned ones first, each group by last activity (#12)
+    select(
+        conversations.c.id,
+        conversations.c.title,
+        conversations.c.updated_at,
+        conversations.c.pinned,
+    )
     .where(conversations.c.owner == bindparam("owned_by"))
-    .order_by(conversations.c.updated_at.desc(), conversations.c.id)
+    .order_by(conversations.c.pinned.desc(), conversations.c.updated_at.desc(), conversations.c.id)
     .limit(bindparam("limit"))
 )
 _CONVERSATION = select(conversations).where(leases.OWNED)
@@ -49,10 +55,16 @@ _ROLE_AND_PARENT = select(messages.c.role, messages.c.parent_id).where(
     messages.c.id == bindparam("message")
 )
 _MODEL_OF = select(messages.c.model).where(messages.c.id == bindparam("message"))
-_SET_TITLE = (
+_SET_TITLE = (  # from the first message: never over a title the user chose (#12)
     update(conversations)
-    .where(conversations.c.id == bindparam("conversation"))
-    .values(title=bindparam("new_title"))
+    .where(
+        conversations.c.id == bindparam("conversation"),
+        conversations.c.title_source != library.USER,
+    )
+    .values(title=bindparam("new_title"), title_source=bindparam("source"))
+)
+_INSTRUCTIONS = select(conversations.c.instructions).where(
+    conversations.c.id == bindparam("conversation")
 )
 
 
@@ -75,7 +87,10 @@ def create_conversation(conn: Connection, owner: str) -> str:
 
 def list_conversations(conn: Connection, owner: str, limit: int) -> list[ConversationSummary]:
     rows = conn.execute(_CONVERSATIONS_OF, {"owned_by": owner, "limit": limit}).all()
-    return [ConversationSummary(id=r.id, title=r.title, updated_at=r.updated_at) for r in rows]
+    return [
+        ConversationSummary(id=r.id, title=r.title, updated_at=r.updated_at, pinned=r.pinned)
+        for r in rows
+    ]
 
 
 def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conversation | None:
@@ -104,6 +119,9 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
             )
             for row in rows
         ),
+        pinned=head.pinned,
+        instructions=head.instructions,
+        title_source=head.title_source,
     )
 
 
@@ -128,6 +146,7 @@ def start_turn(
     worker_id: str,
     lease_seconds: float,
     choice: ModelChoice | None = None,
+    model_title: bool = False,
     file_ids: Sequence[str] = (),
 ) -> TurnStarted:
     leases.lock(conn, owner, conversation_id, generation_id)
@@ -136,10 +155,18 @@ def start_turn(
     model = _chosen(conn, choice, parent_id)
     user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
     names = files.link(conn, owner, user_message_id, file_ids)
-    if first:  # a message of files only is titled by their names
-        title = make_title(content if content.strip() else ", ".join(names))
-        conn.execute(_SET_TITLE, {"conversation": conversation_id, "new_title": title})
-    return _answer_placeholder(
+    wants_title = False
+    if first:  # a message of files only is titled by their names (until the model's title)
+        titled = conn.execute(
+            _SET_TITLE,
+            {
+                "conversation": conversation_id,
+                "new_title": make_title(content if content.strip() else ", ".join(names)),
+                "source": library.PENDING if model_title else library.MESSAGE,
+            },
+        )
+        wants_title = model_title and titled.rowcount == 1
+    started = _answer_placeholder(
         conn,
         conversation_id,
         generation_id,
@@ -149,6 +176,7 @@ def start_turn(
         True,
         model,
     )
+    return replace(started, wants_title=wants_title)
 
 
 def start_edit(
@@ -296,6 +324,7 @@ def _answer_placeholder(
         history=tuple(turn for turn, _ in seen),
         model=model,
         history_files=tuple(f for _, f in seen) if any(f for _, f in seen) else (),
+        instructions=conn.scalar(_INSTRUCTIONS, {"conversation": conversation_id}) or "",
     )
 
 

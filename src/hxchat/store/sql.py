@@ -159,6 +159,7 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        model_title: bool = False,
         files: Sequence[str] = (),
     ) -> TurnStarted:
         """Store the user's message (with its `files`) and an assistant placeholder."""
@@ -171,6 +172,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             choice,
+            model_title,
             files,
         )
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 # Stable constraint names, so that later migrations can refer to them on both databases.
@@ -85,6 +86,13 @@ conversations = Table(
     # The end of the path the conversation shows (`store/tree.py`): its messages are
     # this one and its ancestors. None only while the conversation is empty.
     Column("current_leaf_id", Integer, nullable=True),
+    # The library (#12): pinned ones are listed first; `title_source` says who wrote the
+    # title (`store/library.py`): "message" (the first message, or "New chat"),
+    # "pending" (the model is writing one), "model", "user" (renamed: never overwritten).
+    Column("pinned", Boolean, nullable=False, server_default=false()),
+    Column("title_source", String(16), nullable=False, server_default="message"),
+    # Added to the system prompt of the conversation's answers (#10); "" for none.
+    Column("instructions", Text, nullable=False, server_default=""),
     Index("ix_conversations_owner_updated_at", "owner", "updated_at"),
 )
 

@@ -74,11 +74,13 @@ def conversation_model(conversation: Conversation, models: Catalogue) -> str:
     return models.current(last)
 
 
-def _conversation_json(conversation: Conversation, models: Catalogue) -> dict[str, Any]:
+def conversation_json(conversation: Conversation, models: Catalogue) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "title": conversation.title,
         "model": conversation_model(conversation, models),
+        "pinned": conversation.pinned,
+        "instructions": conversation.instructions,
         "messages": [_message_json(m) for m in conversation.messages],
     }
 
@@ -101,9 +103,10 @@ async def create_conversation(store: StoreDep, owner: OwnerDep) -> dict[str, str
 
 
 @router.get("/api/conversations")
-async def list_conversations(store: StoreDep, owner: OwnerDep) -> list[dict[str, str]]:
+async def list_conversations(store: StoreDep, owner: OwnerDep) -> list[dict[str, Any]]:
+    """Pinned ones first, each group by last activity (#12)."""
     return [
-        {"id": c.id, "title": c.title, "updated_at": c.updated_at.isoformat()}
+        {"id": c.id, "title": c.title, "updated_at": c.updated_at.isoformat(), "pinned": c.pinned}
         for c in await store.list_conversations(owner)
     ]
 
@@ -121,7 +124,7 @@ async def get_conversation(
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
-    return _conversation_json(conversation, models)
+    return conversation_json(conversation, models)
 
 
 @router.delete("/api/conversations/{conversation_id}", status_code=204)
@@ -199,7 +202,7 @@ async def select_version(
 ) -> dict[str, Any]:
     selected = parse_message_id(message_id)
     await limits.check_message(owner, starts_answer=False)
-    return _conversation_json(await store.select_version(owner, selected), models)
+    return conversation_json(await store.select_version(owner, selected), models)
 
 
 @router.get("/api/generations/{generation_id}/events")

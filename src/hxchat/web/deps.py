@@ -21,6 +21,7 @@ from hxchat.metrics import Metrics
 from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Store
 from hxchat.store.feedback import FeedbackStore
+from hxchat.store.library import Library
 from hxchat.web.templating import Templates
 
 
@@ -43,6 +44,10 @@ async def get_accounts(request: Request) -> Accounts:
 
 async def get_store(request: Request) -> Store:
     return cast(Store, request.app.state.store)
+
+
+async def get_library(request: Request) -> Library:
+    return cast(Library, request.app.state.library)
 
 
 async def get_log(request: Request) -> EventLog:
@@ -78,6 +83,7 @@ IdentityDep = Annotated["Identity | None", Depends(get_identity)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 StoreDep = Annotated[Store, Depends(get_store)]
+LibraryDep = Annotated[Library, Depends(get_library)]
 LogDep = Annotated[EventLog, Depends(get_log)]
 RunnerDep = Annotated[GenerationRunner, Depends(get_runner)]
 ModelsDep = Annotated[Catalogue, Depends(get_models)]

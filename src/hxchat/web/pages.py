@@ -71,6 +71,7 @@ async def _page(
     conversation: Conversation | None,
     identity: Identity | None,
     editing: int | None = None,
+    renaming: str | None = None,
     share: SharePanel | None = None,
     draft: dict[str, Any] | None = None,
 ) -> HTMLResponse:
@@ -81,6 +82,7 @@ async def _page(
         "models": models.models,  # the composer's choice, when there is one
         "current_model": current,
         "editing": editing,  # the user's message shown as a form to edit it
+        "renaming": renaming,  # the conversation whose list item is a form to rename it
         "identity": identity,
         "conversations": await store.list_conversations(owner),
         "conversation": conversation,
@@ -101,8 +103,11 @@ async def home(
     models: ModelsDep,
     owner: OwnerDep,
     identity: IdentityDep,
+    rename: str = "",
 ) -> HTMLResponse:
-    return await _page(store, templates, models, owner, None, identity)
+    """The empty chat; `?rename=<id>` shows that conversation of the list as a form to
+    rename it (the list's Rename button without JavaScript)."""
+    return await _page(store, templates, models, owner, None, identity, renaming=rename or None)
 
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
@@ -116,11 +121,13 @@ async def conversation_page(
     identity: IdentityDep,
     shares: SharesDep,
     edit: str = "",
+    rename: str = "",
     shared: str = "",
 ) -> HTMLResponse:
     """The conversation; `?edit=<message id>` shows that message of yours as a form to
-    edit it (the page's Edit button without JavaScript); `?shared=<token>` shows the
-    link just made by the Share form (without JavaScript, `web/share_pages.py`)."""
+    edit it (the page's Edit button without JavaScript), `?rename=<id>` as on `/`;
+    `?shared=<token>` shows the link just made by the Share form (without JavaScript,
+    `web/share_pages.py`)."""
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
@@ -128,7 +135,9 @@ async def conversation_page(
     share = None
     if templates.env.globals.get("sharing"):
         share = await panel_for(request, shares, conversation_id, shared)
-    return await _page(store, templates, models, owner, conversation, identity, editing, share)
+    return await _page(
+        store, templates, models, owner, conversation, identity, editing, rename or None, share
+    )
 
 
 @router.post("/send")
@@ -211,7 +220,7 @@ async def _sent_fragment(
     if with_user and started.user_message_id in by_id:
         parts.append(templates.macro("_message.html", "user", by_id[started.user_message_id]))
     parts.append(templates.macro("_message.html", "assistant", by_id[started.assistant_message_id]))
-    for block in ("conversation_list", "heading", "actions", "conversation_field"):
+    for block in ("conversation_list", "heading", "actions", "conversation_field", "title_watch"):
         parts.append(templates.block(PAGE, block, **context))
     parts.append(templates.macro("_message.html", "stop_slot", started.generation_id))
     headers = dict(VARY)
@@ -219,6 +228,7 @@ async def _sent_fragment(
         parts.append('<section id="welcome" hx-swap-oob="delete"></section>')
         if templates.env.globals.get("sharing"):  # a new conversation can be shared now
             parts.append(templates.macro("_share.html", "share_panel", conversation.id, None, True))
+        parts.append(templates.block(PAGE, "instructions", **context))  # its form (#10)
         headers["HX-Push-Url"] = f"/c/{conversation.id}"
     parts.append(str(Markup("<title>{}</title>").format(conversation.title or "hxchat")))
     return HTMLResponse("".join(parts), headers=headers)

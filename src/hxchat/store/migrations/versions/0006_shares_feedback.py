@@ -7,7 +7,7 @@ answer's rating and comment. All three go with their conversation or message (fo
 keys with ON DELETE CASCADE). Existing rows are untouched: nothing is shared or rated
 yet. The downgrade drops the three tables.
 
-Revision ID: 0009
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-04 00:00:00
 """
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
+revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
