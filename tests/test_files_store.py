@@ -27,8 +27,9 @@ from hxchat.store.migrate import alembic_config, upgrade
 from hxchat.store.sql import open_store
 from hxchat.store.tables import conversations, files, messages, utcnow
 from tests import hostile_files as hostile
-from tests.helpers import ScriptedModel, client_for, events, new_conversation
+from tests.helpers import ScriptedModel, client_for, events, new_conversation, running_app
 from tests.s3_server import BUCKET, s3_environment, s3_server
+from tests.servers import free_port
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,21 @@ async def test_the_storage_puts_gets_and_deletes(files_url: str, tmp_path: Path)
         assert (tmp_path / "files" / "owner" / "abc").read_bytes() == b"bytes"
     await storage.delete(["owner/abc", "owner/never-there"])
     assert await storage.get("owner/abc") is None
+
+
+async def test_an_unreachable_store_is_a_readable_503(
+    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+) -> None:
+    for name, value in s3_environment(f"http://127.0.0.1:{free_port()}").items():
+        monkeypatch.setenv(name, value)  # nothing listens there
+    settings = make_settings(files_url=f"s3://{BUCKET}/away")
+    async with running_app(settings) as app, client_for(app) as client:
+        response = await client.post("/api/files", files={"file": ("a.txt", b"text")})
+    assert response.status_code == 503
+    assert response.json()["detail"] == (
+        f"The file storage (bucket {BUCKET}) cannot be reached right now; "
+        "please try again in a moment."
+    )
 
 
 async def test_the_model_gets_the_files_of_every_user_message_on_the_path(
