@@ -33,7 +33,7 @@ from sqlalchemy.pool import NullPool
 from hxchat.app import create_app
 from hxchat.broker.base import EventLog
 from hxchat.config import Settings
-from hxchat.domain import AgentEvent, Role, TextDelta, Turn
+from hxchat.domain import AgentEvent, Role, TextDelta, Turn, Usage
 from hxchat.errors import ProviderError
 from hxchat.providers.base import ChatModel
 from tests import html_tree, sse
@@ -351,6 +351,11 @@ async def run(  # every event of one answer, and the error that ended it (if any
     except ProviderError as exc:
         return events, exc
     return events, None
+
+
+def without_usage(events: Sequence[AgentEvent]) -> list[AgentEvent]:
+    """The events but the `Usage` ones (for tests about something else)."""
+    return [event for event in events if not isinstance(event, Usage)]
 
 
 def text_of(events: Sequence[AgentEvent]) -> str:

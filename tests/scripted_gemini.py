@@ -163,9 +163,7 @@ class ScriptedGemini(BaseLlm):
                         partial=False,
                         turn_complete=True,
                         finish_reason=types.FinishReason.STOP,
-                        usage_metadata=types.GenerateContentResponseUsageMetadata(
-                            prompt_token_count=10, candidates_token_count=10, total_token_count=20
-                        ),
+                        usage_metadata=usage_of(prompt_words(llm_request), text),
                     )
                 case Raise(error):
                     raise error
@@ -173,6 +171,22 @@ class ScriptedGemini(BaseLlm):
                     yield LlmResponse(error_code=code, error_message=message)
                 case Sleep(seconds):
                     await asyncio.sleep(seconds)
+
+
+def prompt_words(request: LlmRequest) -> int:
+    """What the scripted model reports as its input tokens: the words it was sent."""
+    return sum(len(text.split()) for _role, text in request_texts(request))
+
+
+def usage_of(prompt: int, text: str) -> types.GenerateContentResponseUsageMetadata:
+    """Usage metadata as Gemini reports it, with words as tokens: the prompt's, and the
+    answer's so far."""
+    answered = len(text.split())
+    return types.GenerateContentResponseUsageMetadata(
+        prompt_token_count=prompt,
+        candidates_token_count=answered,
+        total_token_count=prompt + answered,
+    )
 
 
 def _model_text(text: str) -> types.Content:
@@ -300,14 +314,15 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
             await writer.send_json(reply.code, {"error": error})
             return
         await writer.start_chunks()
+        sent = _Sent(prompt=_body_words(request.json()))
         if isinstance(reply, ApiCut):
             for part in reply.parts:
-                await writer.chunk(_sse({"content": _content(part), "index": 0}))
+                await writer.chunk(sent.sse({"content": _content(part), "index": 0}, part))
             await asyncio.sleep(0.05)  # let the client read what was sent
             writer.cut()
             return
         for step in reply:
-            await self._send_step(step, writer)
+            await self._send_step(step, writer, sent)
         await writer.end_chunks()
 
     async def _upload(self, request: Request, writer: Writer) -> None:
@@ -346,10 +361,10 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
             "state": self.file_states[min(upload.looked_at, len(self.file_states) - 1)],
         }
 
-    async def _send_step(self, step: Step, writer: Writer) -> None:
+    async def _send_step(self, step: Step, writer: Writer, sent: _Sent) -> None:
         match step:
             case Partial(text):
-                await writer.chunk(_sse({"content": _content(text), "index": 0}))
+                await writer.chunk(sent.sse({"content": _content(text), "index": 0}, text))
             case Final(_text, grounding):
                 candidate: dict[str, Any] = {
                     "content": _content(""),
@@ -360,11 +375,11 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
                     candidate["groundingMetadata"] = grounding.model_dump(
                         mode="json", by_alias=True, exclude_none=True
                     )
-                await writer.chunk(_sse(candidate))
+                await writer.chunk(sent.sse(candidate))
             case Sleep(seconds):
                 await asyncio.sleep(seconds)
             case ErrorResponse(code):
-                await writer.chunk(_sse({"finishReason": code, "index": 0}))
+                await writer.chunk(sent.sse({"finishReason": code, "index": 0}))
             case Raise():
                 writer.cut()
 
@@ -373,10 +388,27 @@ def _content(text: str) -> dict[str, Any]:
     return {"role": "model", "parts": [{"text": text}]}
 
 
-def _sse(candidate: dict[str, Any]) -> bytes:
-    usage = {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}
-    payload = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "scripted"}
-    return b"data: " + json.dumps(payload).encode() + b"\r\n\r\n"
+@dataclass
+class _Sent:
+    """One streamed reply's usage so far, sent with every chunk as Google's API does
+    (words as tokens: the prompt's, and the answer's so far)."""
+
+    prompt: int
+    text: str = ""
+
+    def sse(self, candidate: dict[str, Any], text: str = "") -> bytes:
+        self.text += text
+        usage = usage_of(self.prompt, self.text).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+        payload = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "scripted"}
+        return b"data: " + json.dumps(payload).encode() + b"\r\n\r\n"
+
+
+def _body_words(body: Any) -> int:
+    """The words of every text part of a generate request's `contents`."""
+    parts = (part for content in body.get("contents", ()) for part in content.get("parts", ()))
+    return sum(len(str(part.get("text", "")).split()) for part in parts)
 
 
 if __name__ == "__main__":

@@ -179,8 +179,10 @@ async def test_openai_search_round_trip_then_a_second_turn(
     assert text_of(evs) == "Paris is the capital [1]."
     assert (evs[-1].event, evs[-1].json()) == (
         "done",
-        {"message_id": stored["id"], "status": "complete"},
+        {"message_id": stored["id"], "status": "complete", "usage": stored["usage"]},
     )
+    # Both calls' tokens: the one that asked for the search (one call), then the answer.
+    assert stored["usage"]["output_tokens"] == 1 + 5
     # The model got the numbered snippets back as the tool's answer.
     tool_message = server.bodies[1]["messages"][-1]
     assert tool_message["role"] == "tool"

@@ -244,6 +244,40 @@ async def test_the_composer_offers_the_models_and_shows_the_conversations(
     assert "gpt-a (openai)" in article.find("footer").text
 
 
+async def test_regenerate_offers_the_models_and_asks_the_one_chosen(
+    client: httpx.AsyncClient, server: ScriptedOpenAI
+) -> None:
+    """Each finished answer's Regenerate form has a select of the models (its own model
+    shown first), a plain field of that form: without JavaScript it posts, and the new
+    version is written by the model chosen; a model not offered is 422."""
+    cid = await new_conversation(client)
+    conversation = await say(client, cid, "who are you?", "openai:gpt-a")
+    answer = conversation["messages"][-1]
+    page = html_tree.parse((await client.get(f"/c/{cid}")).text)
+    article = page.find("article", id=f"msg-{answer['id']}")
+    (form,) = [
+        f for f in article.find_all("form") if str(f.attrs["action"]).endswith("/regenerate")
+    ]
+    assert form.find("button", class_="regenerate").text.strip() == "Regenerate"
+    select = form.find("select", name="model")
+    assert page.find("label", for_=select.attrs["id"]).text.strip() == "Regenerate with"
+    options = [o.attrs["value"] for o in select.find_all("option")]
+    assert options == ["openai:gpt-a", "echo", "openai:gpt-b"]  # its own model first
+    assert not [o for o in select.find_all("option") if "selected" in o.attrs]
+
+    action = str(form.attrs["action"])
+    refused = await client.post(action, data={"model": "openai:nope"})
+    assert refused.status_code == 422
+    response = await client.post(action, data={"model": "openai:gpt-b"})
+    assert response.status_code == 303 and response.headers["location"] == f"/c/{cid}"
+    await answered(client, cid)
+    messages = (await client.get(f"/api/conversations/{cid}")).json()["messages"]
+    assert messages[-1]["model"] == "openai:gpt-b"
+    assert messages[-1]["content"] == "I am gpt-b."
+    assert messages[-1]["versions"] == [answer["id"], messages[-1]["id"]]
+    assert server.bodies[-1]["model"] == "gpt-b"
+
+
 async def answered(client: httpx.AsyncClient, cid: str) -> None:
     """Wait until the conversation's last answer has ended."""
 

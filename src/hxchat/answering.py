@@ -6,6 +6,8 @@ which the lease supervisor checkpoints). Text deltas that come within one frame
 interval are merged into one event (`pending.PendingText`): the log's work follows
 the readers' pace, not the model's. Its end is stored first and then announced to the
 readers, both retried with `backoff` while the database or the broker is briefly away.
+The end records what the answer cost: the tokens its model reported (`Usage` events,
+added up) and its times, measured here; they are stored, sent with `done` and counted.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hxchat.backoff import Backoff, retrying
 from hxchat.broker.base import EventLog
@@ -26,14 +28,13 @@ from hxchat.domain import (
     SearchSuggestions,
     Source,
     TextDelta,
+    Timing,
     ToolCall,
     ToolResult,
     Turn,
+    Usage,
     merge_sources,
 )
-
-if TYPE_CHECKING:
-    from hxchat.files.service import Files
 from hxchat.errors import (
     AnswerTooLong,
     AppendUncertain,
@@ -42,6 +43,7 @@ from hxchat.errors import (
     ProviderError,
     StoreUnavailable,
 )
+from hxchat.files.history import Attacher, history_of
 from hxchat.metrics import Metrics
 from hxchat.pending import PendingText
 from hxchat.providers.base import ChatModel
@@ -78,6 +80,11 @@ class Answer:
     # What the store has confirmed: the text up to this character, this many sources.
     stored_chars: int = 0
     stored_sources: int = 0
+    # What it costs: the tokens its model reported, and when it began and first gave
+    # text (the event loop's clock); they become its `Timing` when it ends.
+    usage: Usage | None = None
+    began: float = 0.0
+    first_text_ms: int | None = None
 
     def text(self) -> str:
         """The text so far (its parts are joined once, here, not at every delta)."""
@@ -124,7 +131,7 @@ class AnswerWriter:
         settings: Settings,
         metrics: Metrics,
         worker_id: str,
-        files: Files | None = None,
+        files: Attacher | None = None,
     ) -> None:
         self.files = files  # where the history's attachments are read from
         self.store = store
@@ -145,8 +152,9 @@ class AnswerWriter:
         cancelled_from_outside = False
         pending = PendingText()
         tasks: list[asyncio.Task[None]] = []
+        answer.began = asyncio.get_running_loop().time()
         try:
-            history = await self._history(answer.started)
+            history = await history_of(answer.started, self.files)
             work = asyncio.create_task(self._consume(gid, history, answer, pending))
             flush = asyncio.create_task(self._flush_when_due(gid, answer, pending))
             stop = asyncio.create_task(self.log.wait_cancelled(gid))
@@ -178,25 +186,19 @@ class AnswerWriter:
         if cancelled_from_outside:
             raise asyncio.CancelledError
 
-    async def _history(self, started: TurnStarted) -> list[Turn]:
-        """What the model sees, read when the turn was stored; the files of its
-        messages are read from the file storage here, outside that transaction."""
-        if self.files is None or not started.history_files:
-            return list(started.history)
-        return await self.files.attach(started.history, started.history_files)
-
     async def _consume(
         self, gid: str, history: list[Turn], answer: Answer, pending: PendingText
     ) -> None:
         loop = asyncio.get_running_loop()
-        began = loop.time()
         model = answer.model or self.model
         events = model.stream(history, instructions=answer.started.instructions)
         try:
             async for event in events:
                 first = answer.chars + pending.chars == 0
                 if first and isinstance(event, TextDelta) and event.text:
-                    self.metrics.time_to_first_token.observe(loop.time() - began)
+                    waited = loop.time() - answer.began
+                    answer.first_text_ms = _ms(waited)
+                    self.metrics.first_text(model.name, waited)
                 await self._publish(gid, event, answer, pending)
         finally:
             aclose = getattr(events, "aclose", None)
@@ -248,6 +250,8 @@ class AnswerWriter:
                 )
         elif isinstance(event, SearchSuggestions):
             answer.suggestions = event.html
+        elif isinstance(event, Usage):
+            answer.usage = event if answer.usage is None else answer.usage + event
 
     async def _flush_when_due(self, gid: str, answer: Answer, pending: PendingText) -> None:
         """Append the pending text once it is due, merged into one event; the model may
@@ -320,16 +324,25 @@ class AnswerWriter:
         can send its next message at once (the conversation is already free)."""
         answer.finishing = True  # storing the end releases the lease: not "taken over"
         answer.status = status
+        took = asyncio.get_running_loop().time() - answer.began
+        timing = Timing(answer.first_text_ms, _ms(took))
+        usage = answer.usage or Usage()
         self.metrics.generations.labels(status=status.value).inc()
+        self.metrics.count_tokens((answer.model or self.model).name, usage)
+        text, sources, suggestions = answer.text(), answer.sources, answer.suggestions
         await self.store_final(
-            gid, answer.text(), status, answer.sources, error, answer.suggestions, None
+            gid, text, status, sources, error, suggestions, None, usage=usage, timing=timing
         )
         data: dict[str, object]
         if status is MessageStatus.ERROR or status is MessageStatus.INTERRUPTED:
             kind, data = EventKind.ERROR, {"message": error or "The answer failed."}
         else:
             kind = EventKind.DONE
-            data = {"message_id": answer.started.assistant_message_id, "status": status.value}
+            data = {
+                "message_id": answer.started.assistant_message_id,
+                "status": status.value,
+                "usage": usage.as_json(),
+            }
         appended = await retrying(
             lambda: self.log.append(gid, kind, data),
             BrokerUnavailable,
@@ -349,6 +362,9 @@ class AnswerWriter:
         error: str | None,
         suggestions: str | None,
         final_event_id: str | None,
+        *,
+        usage: Usage | None = None,
+        timing: Timing | None = None,
     ) -> None:
         """Store the outcome; retried while the database is briefly away."""
         stored = await retrying(
@@ -361,6 +377,8 @@ class AnswerWriter:
                 search_suggestions=suggestions,
                 final_event_id=final_event_id,
                 worker_id=self.worker_id,
+                usage=usage,
+                timing=timing,
             ),
             StoreUnavailable,
             attempts=STORE_END_ATTEMPTS,
@@ -368,6 +386,10 @@ class AnswerWriter:
         )
         if not stored:
             logger.error("could not store the end of generation %s; a sweeper will mark it", gid)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
 
 
 def _describe(exc: BaseException) -> str:

@@ -47,9 +47,11 @@ from hxchat.web import (
     account_pages,
     admin_pages,
     api,
+    export_api,
     feedback,
     files_api,
     handlers,
+    import_pages,
     library_api,
     library_pages,
     oidc_pages,
@@ -59,6 +61,7 @@ from hxchat.web import (
     version_pages,
 )
 from hxchat.web.compression import CompressionMiddleware
+from hxchat.web.import_upload import import_body_limits
 from hxchat.web.security import SecurityMiddleware, make_signer
 from hxchat.web.templating import Templates
 
@@ -136,6 +139,7 @@ def create_app(
             catalogue = Catalogue(settings, model, built=models)
             stack.push_async_callback(catalogue.close)
             await catalogue.open()
+            templates.offer(lambda: catalogue.models)
             chat_model = catalogue.default
             key = (
                 settings.secret_key.get_secret_value()
@@ -193,12 +197,14 @@ def create_app(
     handlers.install(app)
     app.include_router(api.router)
     app.include_router(library_api.router)
+    app.include_router(export_api.router)
     app.include_router(files_api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
     app.include_router(version_pages.router)
     app.include_router(library_pages.router)
     app.include_router(account_pages.router)
+    app.include_router(import_pages.router)
     app.include_router(oidc_pages.router)
     app.include_router(admin_pages.router)
     app.include_router(feedback.router)
@@ -216,8 +222,7 @@ def create_app(
         state=app.state,
         max_body_bytes=settings.max_message_chars * 4 + 65_536,
         anonymous=not settings.accounts,
-        upload_paths=files_api.UPLOAD_PATHS,
-        max_upload_bytes=files_api.max_upload_bytes(settings),
+        larger_bodies={**import_body_limits(settings), **files_api.upload_limits(settings)},
     )
     return app
 

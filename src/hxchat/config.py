@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     # Who titles a conversation after its first answer (#12): its model, or the core
     # (the first message, shortened).
     titles: Literal["model", "first-message"] = "model"
+    max_import_mb: int = Field(default=32, ge=1, le=4_096)
     # -- attachments (#11), documented in the README --
     files_url: str = "file:./hxchat-files"
     max_file_mb: int = Field(default=20, ge=1, le=1_024)

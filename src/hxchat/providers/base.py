@@ -1,9 +1,10 @@
 """The one model interface.
 
 Given the conversation so far (ending with the user's newest message), a model yields
-typed events: `TextDelta`, `ToolCall`, `ToolResult`, `SearchSuggestions`, and nothing
-else. Failures are raised as `ProviderError` (or a subclass) whose text a person can
-read; it never contains an API key or a stack trace.
+typed events: `TextDelta`, `ToolCall`, `ToolResult`, `SearchSuggestions`, `Usage` (the
+tokens of each call to the model, when its provider reports them), and nothing else.
+Failures are raised as `ProviderError` (or a subclass) whose text a person can read; it
+never contains an API key or a stack trace.
 
 A conversation's instructions (#10) come with each answer and go into the system
 prompt (`system_prompt`). A model that can also write a conversation's title (#12)

@@ -16,7 +16,8 @@ from google.adk.models.llm_request import LlmRequest
 from google.genai import types
 
 from hxchat.providers.base import TITLE_PROMPT, title_request
-from hxchat.providers.gemini import EventReader, gemini_failure
+from hxchat.providers.gemini import gemini_failure
+from hxchat.providers.gemini_events import EventReader
 
 if TYPE_CHECKING:
     from hxchat.providers.gemini import GeminiModel

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from hxchat.domain import MessageStatus, ModelChoice, Role, Source, Turn
+from hxchat.domain import MessageStatus, ModelChoice, Role, Source, Timing, Turn, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,8 @@ class Message:
     model: str | None = None  # the model that wrote an answer (None: not recorded)
     files: tuple[StoredFile, ...] = ()  # a user's message's attachments, in order
     feedback: Feedback | None = None  # an answer's rating and comment, when it has one
+    usage: Usage | None = None  # a finished answer's tokens (None: a user's message)
+    timing: Timing | None = None  # a finished answer's times (None: not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,8 @@ class Generation:
     final_event_id: str | None = None
     search_suggestions: str | None = None
     model: str | None = None  # the model writing it (None: not recorded)
+    usage: Usage | None = None  # as for `Message`
+    timing: Timing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,10 +284,13 @@ class Store(Protocol):
         search_suggestions: str | None,
         final_event_id: str | None,
         worker_id: str | None,
+        usage: Usage | None = None,
+        timing: Timing | None = None,
     ) -> bool:
         """Store the final answer (`content` is its whole text, which replaces what its
-        checkpoints added) and release the conversation. With a `worker_id`, only
-        while that worker still holds it; False when nothing was updated."""
+        checkpoints added, with its `usage` and `timing`) and release the conversation.
+        With a `worker_id`, only while that worker still holds it; False when nothing
+        was updated."""
 
     async def sweep_expired(
         self, include_live: bool = False, spare_worker: str | None = None

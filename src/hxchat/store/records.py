@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hxchat.domain import MessageStatus, Role, Source
+from hxchat.domain import MessageStatus, Role, Source, Timing, Usage
 from hxchat.store.base import Feedback, Generation, Message, StoredFile
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,8 @@ def message_from_row(
         created_at=row.created_at,
         model=row.model,
         feedback=feedback,
+        usage=usage_from_row(row),
+        timing=timing_from_row(row),
         files=files,
     )
 
@@ -110,7 +112,24 @@ def generation_from_row(row: Any, owner: str, content: str | None = None) -> Gen
         final_event_id=row.final_event_id,
         search_suggestions=row.search_suggestions,
         model=row.model,
+        usage=usage_from_row(row),
+        timing=timing_from_row(row),
     )
+
+
+def usage_from_row(row: Any) -> Usage | None:
+    """An answer's tokens (each None when not reported); None for a user's message."""
+    if row.role != Role.ASSISTANT.value:
+        return None
+    return Usage(row.input_tokens, row.output_tokens)
+
+
+def timing_from_row(row: Any) -> Timing | None:
+    """An answer's times, when its generation recorded them (not while it streams, nor
+    for the answers written before hxchat kept them)."""
+    if row.total_ms is None:
+        return None
+    return Timing(row.first_text_ms, row.total_ms)
 
 
 def seen_statuses() -> Sequence[str]:

@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from hxchat.domain import MessageStatus, ModelChoice, Source, Turn
+from hxchat.domain import MessageStatus, ModelChoice, Source, Timing, Turn, Usage
 from hxchat.store import leases, queries
 from hxchat.store.base import (
     Checkpoint,
@@ -280,6 +280,8 @@ class SqlStore:
         search_suggestions: str | None,
         final_event_id: str | None,
         worker_id: str | None,
+        usage: Usage | None = None,
+        timing: Timing | None = None,
     ) -> bool:
         """Store the final answer and release the conversation; False if nothing changed."""
         return await self._write(
@@ -292,6 +294,8 @@ class SqlStore:
             search_suggestions=search_suggestions,
             final_event_id=final_event_id,
             worker_id=worker_id,
+            usage=usage,
+            timing=timing,
         )
 
     async def sweep_expired(

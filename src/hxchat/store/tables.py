@@ -125,6 +125,12 @@ messages = Table(
     # The model that wrote an answer (`openai:gpt-4o-mini`); None for a user's message
     # and for the answers written before hxchat recorded it.
     Column("model", String(255), nullable=True),
+    # What a finished answer cost (None: not reported, or written before hxchat kept
+    # it): its tokens as the provider reported them, and its times in milliseconds.
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("first_text_ms", Integer, nullable=True),
+    Column("total_ms", Integer, nullable=True),
     Index("ix_messages_status_lease_expires_at", "status", "lease_expires_at"),
     # Ids only grow (a parent's id is below its children's), also after deletions.
     sqlite_autoincrement=True,

@@ -65,6 +65,8 @@ def _message_json(m: Message) -> dict[str, Any]:
         "model": m.model,
         "files": [f.as_json() for f in m.files],
         "feedback": m.feedback.as_json() if m.feedback else None,
+        "usage": m.usage.as_json() if m.usage is not None else None,
+        "timing": m.timing.as_json() if m.timing is not None else None,
     }
 
 

@@ -25,17 +25,21 @@ from hxchat.web.deps import OwnerDep
 
 router = APIRouter()
 
-UPLOAD_PATHS = frozenset({"/api/files", "/send"})
 FILE_POLICY = "sandbox; default-src 'none'"
 CACHE_CONTROL = "private, max-age=86400"
 FILE_ID_CHARS = 32
 
 
-def max_upload_bytes(settings: Settings) -> int:
-    """The largest body a route that takes files reads: every file at its limit, the
-    message, and room for the multipart framing."""
+def upload_limits(settings: Settings) -> dict[str, int]:
+    """The security middleware's body limits on the routes that take files: one file
+    at its limit (`POST /api/files`), or every file of a message with its text
+    (`POST /send`), with room for the multipart framing."""
     per_file = settings.max_file_mb * 1_048_576 + 16_384
-    return settings.max_files_per_message * per_file + settings.max_message_chars * 4 + 65_536
+    message = settings.max_message_chars * 4 + 65_536
+    return {
+        "/api/files": per_file + 65_536,
+        "/send": settings.max_files_per_message * per_file + message,
+    }
 
 
 async def get_files(request: Request) -> Files:

@@ -13,9 +13,9 @@ through untouched and cheaply.
   request with `Authorization: Bearer` (a browser cannot add that header to a
   cross-site request, and such a request is judged by its token alone).
 - Body size: a request body larger than the limit is refused with 413 before it is
-  read whole, whatever its framing. The routes that take files (`upload_paths`) have
-  a larger limit (the files a message may carry); they check each file's own size as
-  it arrives (`hxchat.files.uploads`).
+  read whole, whatever its framing. A few paths take larger bodies (`larger_bodies`:
+  the imports, and the routes that take files, which check each file's own size as it
+  arrives, `hxchat.files.uploads`), with a limit of their own.
 - Every answer carries a strict Content-Security-Policy unless a route set its own.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import cast
 from urllib.parse import urlsplit
@@ -52,15 +53,13 @@ class SecurityMiddleware:
         state: State,
         max_body_bytes: int,
         anonymous: bool = True,
-        upload_paths: frozenset[str] = frozenset(),
-        max_upload_bytes: int = 0,
+        larger_bodies: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.anonymous = anonymous
         self.state = state  # the lifespan puts the session `signer` there (see `make_signer`)
         self.max_body_bytes = max_body_bytes
-        self.upload_paths = upload_paths
-        self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
+        self.larger_bodies = dict(larger_bodies or {})  # path -> its own limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,7 +73,7 @@ class SecurityMiddleware:
         ):
             await _refuse(send, CrossSiteRequest.status_code, CrossSiteRequest.default_detail)
             return
-        limit = self.max_upload_bytes if scope["path"] in self.upload_paths else self.max_body_bytes
+        limit = self.larger_bodies.get(scope["path"], self.max_body_bytes)
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
             await _refuse(send, 413, BodyTooLarge.default_detail)

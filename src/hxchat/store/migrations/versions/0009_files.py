@@ -9,11 +9,11 @@ user's message to its files, in order. The bytes are never in the database.
 Existing conversations are untouched: their messages simply have no files. The
 downgrade drops the three tables (the contents in the storage stay where they are).
 
-It follows 0007 (the conversations' settings, #12), the head of main when it was
-written; re-chain it after any migration that lands before it.
+It follows 0008 (each answer's usage), the head of main when it was written;
+re-chain it after any migration that lands before it.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-04 00:00:00
 """
 
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
