@@ -294,6 +294,8 @@ async def test_a_message_with_files_only_shows_them_and_the_model_gets_them(
     messages = shown["messages"]
     assert messages[0]["files"] == [image, notes]
     assert messages[1]["files"] == []
+    exported = (await client.get(f"/api/conversations/{cid}/export?format=json")).json()
+    assert [m["files"] for m in exported["messages"]] == [[image, notes], []]  # metadata only
     # The history the next answer is written from carries them, contents read back.
     store, files = app.state.store, app.state.files
     history_files = [
