@@ -40,9 +40,13 @@ TABLES = {
     "shares",
     "shared_messages",
     "feedback",
+    "files",
+    "file_contents",
+    "message_files",
 }
 ACCOUNT_TABLES = {"users", "sessions", "api_tokens"}  # from 0003 on
 LIBRARY_TABLES = {"shares", "shared_messages", "feedback"}  # from 0006 on
+FILE_TABLES = {"files", "file_contents", "message_files"}  # from 0009 on
 
 
 async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
@@ -285,6 +289,7 @@ async def test_downgrade_to_0001_merges_the_pieces_of_running_answers(database_u
         "answer_pieces",
         *ACCOUNT_TABLES,
         *LIBRARY_TABLES,
+        *FILE_TABLES,
     }
     assert await on_connection(database_url, contents) == [
         ("hi", "complete"),
@@ -362,7 +367,8 @@ async def test_accounts_arrive_over_a_schema_with_conversations(database_url: st
     await on_connection(database_url, at("0002"))
     assert await on_connection(database_url, contents) == before
     assert (
-        await on_connection(database_url, table_names) == TABLES - ACCOUNT_TABLES - LIBRARY_TABLES
+        await on_connection(database_url, table_names)
+        == TABLES - ACCOUNT_TABLES - LIBRARY_TABLES - FILE_TABLES
     )
 
 

@@ -43,6 +43,7 @@ from hxchat.errors import (
     ProviderError,
     StoreUnavailable,
 )
+from hxchat.files.history import Attacher, history_of
 from hxchat.metrics import Metrics
 from hxchat.pending import PendingText
 from hxchat.providers.base import ChatModel
@@ -130,7 +131,9 @@ class AnswerWriter:
         settings: Settings,
         metrics: Metrics,
         worker_id: str,
+        files: Attacher | None = None,
     ) -> None:
+        self.files = files  # where the history's attachments are read from
         self.store = store
         self.log = log
         self.model = model
@@ -151,7 +154,7 @@ class AnswerWriter:
         tasks: list[asyncio.Task[None]] = []
         answer.began = asyncio.get_running_loop().time()
         try:
-            history = list(answer.started.history)  # read when the turn was stored
+            history = await history_of(answer.started, self.files)
             work = asyncio.create_task(self._consume(gid, history, answer, pending))
             flush = asyncio.create_task(self._flush_when_due(gid, answer, pending))
             stop = asyncio.create_task(self.log.wait_cancelled(gid))

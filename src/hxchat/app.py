@@ -27,6 +27,7 @@ from hxchat.broker.base import EventLog
 from hxchat.broker.factory import build_event_log
 from hxchat.config import Settings, load_settings
 from hxchat.errors import ConfigError, SchemaOutOfDate
+from hxchat.files.service import Files
 from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
 from hxchat.providers.base import ChatModel
@@ -48,6 +49,7 @@ from hxchat.web import (
     api,
     export_api,
     feedback,
+    files_api,
     handlers,
     import_pages,
     library_api,
@@ -146,11 +148,13 @@ def create_app(
             )
             app.state.signer = make_signer(key)
             await _open_accounts(app, settings, the_store, stack, key)
+            files = app.state.files = Files.open(_sql_store(the_store), settings)
             _open_library(app, the_store)
             titles = Titles(app.state.library) if settings.titles == "model" else None
             if titles is not None:  # closed after the runner, whose answers start them
                 stack.push_async_callback(titles.close)
             runner = GenerationRunner(
+                files=files,
                 store=the_store,
                 log=the_log,
                 model=chat_model,
@@ -166,6 +170,7 @@ def create_app(
                 metrics=metrics,
                 answers=runner,
                 sweep_live_on_start=settings.redis_url is None,
+                housekeeping=files.sweep,
             )
             app.state.store, app.state.log, app.state.runner = the_store, the_log, runner
             app.state.models = catalogue
@@ -193,6 +198,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(library_api.router)
     app.include_router(export_api.router)
+    app.include_router(files_api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
     app.include_router(version_pages.router)
@@ -216,9 +222,17 @@ def create_app(
         state=app.state,
         max_body_bytes=settings.max_message_chars * 4 + 65_536,
         anonymous=not settings.accounts,
-        larger_bodies=import_body_limits(settings),
+        larger_bodies={**import_body_limits(settings), **files_api.upload_limits(settings)},
     )
     return app
+
+
+def _sql_store(store: Store) -> SqlStore:
+    if not isinstance(store, SqlStore):
+        raise ConfigError(
+            "HXCHAT_DATABASE_URL", "accounts, limits and files need hxchat's SQL store"
+        )
+    return store
 
 
 async def _open_accounts(
@@ -226,12 +240,10 @@ async def _open_accounts(
 ) -> None:
     """The accounts, their sign-ins and the per-owner limits (in every mode: in `none`
     the limits count per anonymous owner)."""
-    if not isinstance(store, SqlStore):
-        raise ConfigError("HXCHAT_DATABASE_URL", "accounts and limits need hxchat's SQL store")
-    account_store = AccountStore(store)
+    account_store = AccountStore(_sql_store(store))
     limits = Limits(settings, account_store)
     stack.push_async_callback(limits.close)
-    directory = UserDirectory(store)
+    directory = UserDirectory(_sql_store(store))
     identities = (
         Identities(account_store, settings.session_days, directory) if settings.accounts else None
     )

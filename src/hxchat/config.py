@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # (the first message, shortened).
     titles: Literal["model", "first-message"] = "model"
     max_import_mb: int = Field(default=32, ge=1, le=4_096)
+    # -- attachments (#11), documented in the README --
+    files_url: str = "file:./hxchat-files"
+    max_file_mb: int = Field(default=20, ge=1, le=1_024)
+    max_files_per_message: int = Field(default=10, ge=1, le=100)
 
     # -- tuning, documented in the README --
     first_token_timeout: float = Field(default=60.0, gt=0)
@@ -178,6 +182,16 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
             raise ValueError("use redis://host:6379/0 (or rediss:// for TLS)")
+        return value.strip()
+
+    @field_validator("files_url")
+    @classmethod
+    def _files_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if not (parts.scheme == "file" and (parts.path or parts.netloc)) and not (
+            parts.scheme == "s3" and parts.hostname
+        ):
+            raise ValueError("use file:./hxchat-files or s3://bucket/prefix")
         return value.strip()
 
     @field_validator("searxng_url")

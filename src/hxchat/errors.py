@@ -13,6 +13,7 @@ The tree, with the HTTP status of each branch:
         MessageTooLong           413
             BodyTooLarge
         InvalidMessage           422
+        FileRefused              413, 415 or 422
         Busy                     409
         NothingToRetry           422
         TooManyRequests          429
@@ -76,6 +77,18 @@ class BodyTooLarge(MessageTooLong):
 class InvalidMessage(HxchatError):
     status_code = 422
     default_detail = "The message is empty."
+
+
+class FileRefused(HxchatError):
+    """An uploaded file hxchat will not keep: too large or too many (413), of a kind it
+    cannot read (415), damaged, encrypted or empty (422)."""
+
+    status_code = 422
+    default_detail = "hxchat cannot read this file."
+
+    def __init__(self, detail: str, status_code: int = 422) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
 
 
 class UnknownModel(HxchatError):

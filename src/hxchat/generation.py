@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from hxchat.answering import Answer, AnswerWriter
 from hxchat.broker.base import EventLog
@@ -29,6 +30,9 @@ from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Checkpoint, Generation, Store, TurnStarted
 from hxchat.supervision import LEASE_SECONDS
 from hxchat.titles import Titles
+
+if TYPE_CHECKING:
+    from hxchat.files.service import Files
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class GenerationRunner:
         metrics: Metrics,
         models: Catalogue | None = None,
         titles: Titles | None = None,
+        files: Files | None = None,
     ) -> None:
         self.store = store
         # The model titles a conversation after its first answer (None: the first
@@ -65,6 +70,7 @@ class GenerationRunner:
             settings=settings,
             metrics=metrics,
             worker_id=self.worker_id,
+            files=files,
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._answers: dict[str, Answer] = {}
@@ -129,10 +135,15 @@ class GenerationRunner:
     # -- requests --------------------------------------------------------------------
 
     async def send(
-        self, owner: str, conversation_id: str, content: str, model: str | None = None
+        self,
+        owner: str,
+        conversation_id: str,
+        content: str,
+        model: str | None = None,
+        files: Sequence[str] = (),
     ) -> TurnStarted:
-        """Store the user's message (already checked, see `web.checks`) and start
-        answering it, by `model` (see `choose`)."""
+        """Store the user's message (already checked, see `web.checks`) with the ids
+        of its `files`, and start answering it, by `model` (see `choose`)."""
         choice = self.choose(model)
         self._check_capacity()
         return await self._start(
@@ -146,6 +157,7 @@ class GenerationRunner:
                 lease_seconds=LEASE_SECONDS,
                 choice=choice,
                 model_title=self._titles_by(choice),
+                files=files,
             ),
         )
 

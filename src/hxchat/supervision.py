@@ -8,6 +8,9 @@ since, by the next one. Every `SWEEP_SECONDS` it also marks `interrupted` the an
 whose lease has run out (their worker died) and tells their readers so; whichever
 worker sweeps first takes each one. An answer of this worker that another worker
 swept meanwhile is stopped here, without writing anything more.
+
+The same loop runs the slow housekeeping (`housekeeping`, every `HOUSEKEEPING_SECONDS`):
+the files no message has used for a day are removed (#11).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from hxchat.broker.base import EventLog, Position
@@ -29,6 +32,7 @@ logger = logging.getLogger(__name__)
 LEASE_SECONDS = 10.0  # a worker that has not renewed for this long is presumed dead
 CHECKPOINT_SECONDS = 1.0  # how stale the stored partial text may be
 SWEEP_SECONDS = 3.0
+HOUSEKEEPING_SECONDS = 600.0
 INTERRUPTED_BY_CRASH = "Interrupted: the server writing this answer stopped."
 
 
@@ -62,7 +66,9 @@ class LeaseSupervisor:
         metrics: Metrics,
         answers: LiveAnswers,
         sweep_live_on_start: bool = False,
+        housekeeping: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self.housekeeping = housekeeping
         self.store = store
         self.log = log
         self.metrics = metrics
@@ -84,6 +90,7 @@ class LeaseSupervisor:
     async def _maintain(self) -> None:
         loop = asyncio.get_running_loop()
         next_sweep = loop.time() + SWEEP_SECONDS
+        next_housekeeping = loop.time() + SWEEP_SECONDS
         while True:
             await asyncio.sleep(CHECKPOINT_SECONDS)
             try:
@@ -91,8 +98,13 @@ class LeaseSupervisor:
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + SWEEP_SECONDS
                     await self._sweep()
+                if self.housekeeping is not None and loop.time() >= next_housekeeping:
+                    next_housekeeping = loop.time() + HOUSEKEEPING_SECONDS
+                    await self.housekeeping()
             except (StoreUnavailable, BrokerUnavailable) as exc:
                 logger.warning("supervision skipped a beat: %s", exc.detail)
+            except Exception:  # the file storage away: the next round tries again
+                logger.exception("housekeeping failed")
 
     async def _checkpoint_all(self) -> None:
         """Save every running answer's new text and renew its lease, in one transaction.

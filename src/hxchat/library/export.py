@@ -27,8 +27,8 @@ from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
 from hxchat.library.hxchat_format import FORMAT, VERSION
-from hxchat.store import feedback, leases, pieces
-from hxchat.store.base import Feedback
+from hxchat.store import feedback, files, leases, pieces
+from hxchat.store.base import Feedback, StoredFile
 from hxchat.store.records import sources_from_json
 from hxchat.store.tables import conversations, messages, utcnow
 from hxchat.store.tree import Tree
@@ -149,11 +149,17 @@ def _shaped(conn: Connection, heads: Sequence[Any]) -> list[dict[str, Any]]:
     texts = pieces.texts(conn, streaming)  # an answer being written, so far
     answers = [row.id for found in rows.values() for row in found if row.role == "assistant"]
     rated = feedback.of(conn, answers)
-    return [_conversation_json(head, rows[head.id], texts, rated) for head in heads]
+    questions = [row.id for found in rows.values() for row in found if row.role == "user"]
+    attached = files.of_messages(conn, questions)  # their metadata; contents stay (#11)
+    return [_conversation_json(head, rows[head.id], texts, rated, attached) for head in heads]
 
 
 def _conversation_json(
-    head: Any, rows: list[Any], texts: dict[int, str], rated: dict[int, Feedback]
+    head: Any,
+    rows: list[Any],
+    texts: dict[int, str],
+    rated: dict[int, Feedback],
+    attached: dict[int, tuple[StoredFile, ...]],
 ) -> dict[str, Any]:
     tree = Tree()
     for row in rows:
@@ -171,13 +177,18 @@ def _conversation_json(
         "current_message_id": path[-1] if path else None,
         "path": path,
         "messages": [
-            _message_json(row, tree, texts.get(row.id), rated.get(row.id)) for row in rows
+            _message_json(row, tree, texts.get(row.id), rated.get(row.id), attached.get(row.id))
+            for row in rows
         ],
     }
 
 
 def _message_json(
-    row: Any, tree: Tree, content: str | None, rating: Feedback | None
+    row: Any,
+    tree: Tree,
+    content: str | None,
+    rating: Feedback | None,
+    stored: tuple[StoredFile, ...] | None,
 ) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -191,4 +202,5 @@ def _message_json(
         "error": row.error,
         "created_at": row.created_at.isoformat(),
         "feedback": rating.as_json() if rating else None,
+        "files": [f.as_json() for f in stored or ()],
     }

@@ -127,8 +127,10 @@
 
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail.elt !== composer()) return;
+    showProgress(null);
     if (event.detail.successful) {
       textarea().value = "";
+      clearFiles();
       autosize();
       stick = true;
       scrollToBottom(false);
@@ -148,6 +150,111 @@
       setTimeout(function () { button.textContent = label; }, 1500);
     }, function () { button.textContent = "Copy failed"; });
   }
+
+  // -- attachments (#11): chips with Remove, drop and paste, upload progress ------
+  // The file input is the one truth: chips show its files, Remove and drop and
+  // paste rebuild its FileList, and the form posts it as it would without script.
+
+  var BIG_UPLOAD = 1024 * 1024; // show a progress bar for bodies larger than this
+
+  function fileInput() { return $("#attach"); }
+  function chips() { return $("#attached"); }
+
+  function setFiles(list) {
+    var input = fileInput();
+    if (!input || typeof DataTransfer === "undefined") return;
+    var transfer = new DataTransfer();
+    for (var i = 0; i < list.length; i++) transfer.items.add(list[i]);
+    input.files = transfer.files;
+    renderChips();
+  }
+
+  function addFiles(added) {
+    var input = fileInput();
+    if (!input || !added || !added.length) return;
+    setFiles(Array.prototype.slice.call(input.files).concat(Array.prototype.slice.call(added)));
+  }
+
+  function renderChips() {
+    var list = chips(), input = fileInput();
+    if (!list || !input) return;
+    var old = list.querySelectorAll("li[data-chosen]");
+    for (var i = 0; i < old.length; i++) old[i].remove();
+    for (var j = 0; j < input.files.length; j++) {
+      var item = document.createElement("li");
+      item.className = "chip";
+      item.setAttribute("data-chosen", String(j));
+      var name = document.createElement("span");
+      name.textContent = input.files[j].name;
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove";
+      remove.textContent = "Remove";
+      remove.setAttribute("aria-label", "Remove " + input.files[j].name);
+      item.appendChild(name);
+      item.appendChild(remove);
+      list.appendChild(item);
+    }
+  }
+
+  function clearFiles() {
+    var input = fileInput(), list = chips();
+    if (input) input.value = "";
+    if (list) list.textContent = "";
+  }
+
+  function showProgress(fraction) {
+    var bar = $("#upload-progress");
+    if (fraction === null) { if (bar) bar.remove(); return; }
+    if (!bar) {
+      bar = document.createElement("progress");
+      bar.id = "upload-progress";
+      bar.max = 1;
+      bar.setAttribute("aria-label", "Uploading files");
+      chips().appendChild(bar);
+    }
+    bar.value = fraction;
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target === fileInput()) renderChips();
+  });
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (!(target instanceof Element)) return;
+    var remove = target.closest("#attached li[data-chosen] button.remove");
+    if (!remove) return;
+    var index = Number(remove.parentElement.getAttribute("data-chosen"));
+    var kept = Array.prototype.slice.call(fileInput().files);
+    kept.splice(index, 1);
+    setFiles(kept);
+    textarea().focus();
+  });
+
+  document.addEventListener("dragover", function (event) {
+    if (event.target instanceof Element && event.target.closest("#composer")) event.preventDefault();
+  });
+
+  document.addEventListener("drop", function (event) {
+    if (!(event.target instanceof Element) || !event.target.closest("#composer")) return;
+    if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    addFiles(event.dataTransfer.files);
+  });
+
+  document.addEventListener("paste", function (event) {
+    if (event.target !== textarea() || !event.clipboardData) return;
+    if (!event.clipboardData.files.length) return;
+    event.preventDefault(); // a pasted screenshot becomes a file, not its name as text
+    addFiles(event.clipboardData.files);
+  });
+
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    if (event.detail.elt !== composer() || !event.detail.lengthComputable) return;
+    if (event.detail.total < BIG_UPLOAD) return;
+    showProgress(event.detail.loaded / event.detail.total);
+  });
 
   // -- following the answer ------------------------------------------------------
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hxchat.domain import MessageStatus
 from hxchat.errors import HxchatError
+from hxchat.store import files
 from hxchat.store.tables import api_tokens, conversations, messages, sessions, users, utcnow
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ def delete_user(conn: Connection, name: str) -> bool:
     if user_id is None:
         return False
     conn.execute(delete(conversations).where(conversations.c.owner == user_id))
+    files.forget_owner(conn, user_id)  # their contents go with the next sweep
     _end_sign_ins(conn, user_id)
     conn.execute(delete(users).where(users.c.id == user_id))
     return True

@@ -35,6 +35,22 @@ class Feedback:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file of an owner (#11): its metadata; its bytes are in the file storage under
+    (`owner`, `sha256`), see `hxchat.files`."""
+
+    id: str
+    owner: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.name, "type": self.media_type, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: int
     conversation_id: str
@@ -50,6 +66,7 @@ class Message:
     # It and its siblings, oldest first (see `store/tree.py`); () when not known here.
     versions: tuple[int, ...] = ()
     model: str | None = None  # the model that wrote an answer (None: not recorded)
+    files: tuple[StoredFile, ...] = ()  # a user's message's attachments, in order
     feedback: Feedback | None = None  # an answer's rating and comment, when it has one
     usage: Usage | None = None  # a finished answer's tokens (None: a user's message)
     timing: Timing | None = None  # a finished answer's times (None: not recorded)
@@ -128,6 +145,9 @@ class TurnStarted:
     # The first answer of a conversation whose title the model is to write once it has
     # ended (`titles.py`): the conversation's title is "pending" until then.
     wants_title: bool = False
+    # The files of each turn of `history`, in the same order (() when none has any):
+    # `hxchat.files.Files.attach` reads their contents into `Turn.attachments`.
+    history_files: tuple[tuple[StoredFile, ...], ...] = ()
 
 
 class Store(Protocol):
@@ -166,9 +186,11 @@ class Store(Protocol):
         lease_seconds: float,
         choice: ModelChoice | None = None,
         model_title: bool = False,
+        files: Sequence[str] = (),
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming) at once,
-        and return them with the history the model sees (`history`).
+        and return them with the history the model sees (`history`). `files` are ids of
+        the owner's files that the message carries, in order (`NotFound` for any other).
 
         Sets the conversation's title from its first message, unless the user named it;
         with `model_title`, that title is marked "pending" (the model writes one once

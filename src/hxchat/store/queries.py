@@ -9,6 +9,7 @@ those about values (titles, sources as JSON) in `records`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Role, Turn
 from hxchat.errors import InvalidMessage, NothingToRetry
-from hxchat.store import feedback, leases, library, pieces, tree
+from hxchat.store import feedback, files, leases, library, pieces, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
 from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row
 from hxchat.store.tables import conversations, messages, utcnow
@@ -100,6 +101,7 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
     rows = tree.path_rows(conn, skeleton.path(head.current_leaf_id))
     streaming = {row.id: row.content for row in rows if row.status == leases.STREAMING}
     texts = pieces.texts(conn, streaming)  # the answer being written, with its checkpoints
+    attached = files.of_messages(conn, [row.id for row in rows if row.role == Role.USER.value])
     rated = feedback.of(conn, [row.id for row in rows if row.role == Role.ASSISTANT.value])
     return Conversation(
         id=head.id,
@@ -108,7 +110,13 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
         created_at=head.created_at,
         updated_at=head.updated_at,
         messages=tuple(
-            message_from_row(row, texts.get(row.id), skeleton.versions(row.id), rated.get(row.id))
+            message_from_row(
+                row,
+                texts.get(row.id),
+                skeleton.versions(row.id),
+                rated.get(row.id),
+                attached.get(row.id, ()),
+            )
             for row in rows
         ),
         pinned=head.pinned,
@@ -123,7 +131,9 @@ def delete_conversation(conn: Connection, owner: str, conversation_id: str) -> s
     ).first()
     if row is None:
         return None
+    used = files.release_conversation(conn, conversation_id)
     conn.execute(_DELETE_CONVERSATION, {"conversation": conversation_id})
+    files.forget_unlinked(conn, used)  # their contents: `files.take_orphans`
     return str(row.active_generation_id or "")
 
 
@@ -137,22 +147,25 @@ def start_turn(
     lease_seconds: float,
     choice: ModelChoice | None = None,
     model_title: bool = False,
+    file_ids: Sequence[str] = (),
 ) -> TurnStarted:
     leases.lock(conn, owner, conversation_id, generation_id)
+    first = conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None
+    parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
+    model = _chosen(conn, choice, parent_id)
+    user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
+    names = files.link(conn, owner, user_message_id, file_ids)
     wants_title = False
-    if conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None:
+    if first:  # a message of files only is titled by their names (until the model's title)
         titled = conn.execute(
             _SET_TITLE,
             {
                 "conversation": conversation_id,
-                "new_title": make_title(content),
+                "new_title": make_title(content if content.strip() else ", ".join(names)),
                 "source": library.PENDING if model_title else library.MESSAGE,
             },
         )
         wants_title = model_title and titled.rowcount == 1
-    parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
-    model = _chosen(conn, choice, parent_id)
-    user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
     started = _answer_placeholder(
         conn,
         conversation_id,
@@ -185,6 +198,7 @@ def start_edit(
     leases.lock(conn, owner, row.conversation_id, generation_id)
     model = _chosen(conn, choice, row.conversation_id)
     user_message_id = _insert_user_message(conn, row.conversation_id, content, row.parent_id)
+    files.copy_links(conn, message_id, user_message_id)  # the new version keeps its files
     return _answer_placeholder(
         conn,
         row.conversation_id,
@@ -300,14 +314,16 @@ def _answer_placeholder(
         conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id, model
     )
     tree.set_leaf(conn, conversation_id, assistant_message_id)
+    seen = tree.seen_with_files(conn, conversation_id, parent_id)
     return TurnStarted(
         conversation_id=conversation_id,
         generation_id=generation_id,
         assistant_message_id=assistant_message_id,
         user_message_id=parent_id if after_user_message else None,
         # Only ended answers: their checkpoints' pieces are merged into `content` already.
-        history=tuple(tree.seen_above(conn, conversation_id, parent_id)),
+        history=tuple(turn for turn, _ in seen),
         model=model,
+        history_files=tuple(f for _, f in seen) if any(f for _, f in seen) else (),
         instructions=conn.scalar(_INSTRUCTIONS, {"conversation": conversation_id}) or "",
     )
 

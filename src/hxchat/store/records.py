@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hxchat.domain import MessageStatus, Role, Source, Timing, Usage
-from hxchat.store.base import Feedback, Generation, Message
+from hxchat.store.base import Feedback, Generation, Message, StoredFile
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def message_from_row(
     content: str | None = None,
     versions: tuple[int, ...] = (),
     feedback: Feedback | None = None,
+    files: tuple[StoredFile, ...] = (),
 ) -> Message:
     """A `Message` from a row of the `messages` table (with `content` as its text, when
     given: a streaming answer's checkpoints are joined to it, see `pieces`; the ids
@@ -92,6 +93,7 @@ def message_from_row(
         feedback=feedback,
         usage=usage_from_row(row),
         timing=timing_from_row(row),
+        files=files,
     )
 
 

@@ -160,8 +160,9 @@ class SqlStore:
         lease_seconds: float,
         choice: ModelChoice | None = None,
         model_title: bool = False,
+        files: Sequence[str] = (),
     ) -> TurnStarted:
-        """Store the user's message and an assistant placeholder (status streaming)."""
+        """Store the user's message (with its `files`) and an assistant placeholder."""
         return await self._write(
             queries.start_turn,
             owner,
@@ -172,6 +173,7 @@ class SqlStore:
             lease_seconds,
             choice,
             model_title,
+            files,
         )
 
     async def start_retry(

@@ -271,3 +271,52 @@ feedback = Table(
     Column("comment", Text, nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# -- attachments (#11): metadata here, contents in the file storage (`hxchat.files`) ---
+# A file is one upload of one owner; its bytes are a content, kept once per owner and
+# SHA-256 (two uploads of the same bytes share it). A message's files are its links, in
+# order. A content with no file left is an orphan: it is deleted from the storage,
+# then its row (`store/files.py`). Nothing of a file's bytes is kept in the database.
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("name", String(255), nullable=False),  # the client's name, cleaned
+    Column("media_type", String(100), nullable=False),  # found from the content
+    Column("size", Integer, nullable=False),  # bytes as stored (after re-encoding)
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_files_owner_sha256", "owner", "sha256"),
+    Index("ix_files_created_at", "created_at"),
+)
+
+file_contents = Table(
+    "file_contents",
+    metadata,
+    Column("owner", String(255), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("media_type", String(100), nullable=False),  # a PDF also keeps its text
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+message_files = Table(
+    "message_files",
+    metadata,
+    Column(
+        "message_id",
+        Integer,
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column(
+        "file_id",
+        String(32),
+        ForeignKey("files.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+)

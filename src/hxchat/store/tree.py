@@ -27,6 +27,8 @@ from sqlalchemy.engine import Connection
 
 from hxchat.domain import Role, Turn
 from hxchat.errors import Busy, NotFound
+from hxchat.store import files
+from hxchat.store.base import StoredFile
 from hxchat.store.records import seen_statuses
 from hxchat.store.tables import conversations, messages
 
@@ -96,7 +98,7 @@ def _ancestors_statement() -> Any:
         select(above.c.id, above.c.parent_id).where(above.c.id == path.c.parent_id)
     )
     return (
-        select(messages.c.role, messages.c.content)
+        select(messages.c.id, messages.c.role, messages.c.content)
         .where(
             messages.c.id.in_(select(path.c.id)),
             or_(
@@ -203,10 +205,21 @@ def path_rows(conn: Connection, ids: list[int]) -> list[Any]:
 
 def seen_above(conn: Connection, conversation_id: str, seed: int | None) -> list[Turn]:
     """What the model sees of the path that ends at `seed` (inclusive)."""
+    return [turn for turn, _ in seen_with_files(conn, conversation_id, seed)]
+
+
+def seen_with_files(
+    conn: Connection, conversation_id: str, seed: int | None
+) -> list[tuple[Turn, tuple[StoredFile, ...]]]:
+    """`seen_above`, each turn with the files of its message (#11): their contents
+    are in the file storage, read outside the transaction (`Files.attach`)."""
     if seed is None:
         return []
     rows = conn.execute(_ANCESTORS, {"seed": seed, "conversation": conversation_id}).all()
-    return [Turn(role=Role(row.role), content=row.content) for row in rows]
+    attached = files.of_messages(conn, [row.id for row in rows if row.role == Role.USER.value])
+    return [
+        (Turn(role=Role(row.role), content=row.content), attached.get(row.id, ())) for row in rows
+    ]
 
 
 def history(conn: Connection, conversation_id: str, before_message_id: int) -> list[Turn]:

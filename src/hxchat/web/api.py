@@ -44,6 +44,10 @@ class NewMessage(BaseModel):
     model: str | None = None  # one of `GET /api/models`; else the conversation's
 
 
+class NewTurn(NewMessage):
+    files: list[str] = []  # ids from `POST /api/files`, in order (#11)
+
+
 class Regeneration(BaseModel):
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
     model: str | None = None
@@ -59,6 +63,7 @@ def _message_json(m: Message) -> dict[str, Any]:
         "parent_id": m.parent_id,
         "versions": list(m.versions),
         "model": m.model,
+        "files": [f.as_json() for f in m.files],
         "feedback": m.feedback.as_json() if m.feedback else None,
         "usage": m.usage.as_json() if m.usage is not None else None,
         "timing": m.timing.as_json() if m.timing is not None else None,
@@ -125,23 +130,26 @@ async def get_conversation(
 
 
 @router.delete("/api/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(conversation_id: str, runner: RunnerDep, owner: OwnerDep) -> Response:
+async def delete_conversation(
+    conversation_id: str, runner: RunnerDep, owner: OwnerDep, request: Request
+) -> Response:
     await runner.delete_conversation(owner, conversation_id)
+    await request.app.state.files.purge(owner)  # the contents only its messages used
     return Response(status_code=204)
 
 
 @router.post("/api/conversations/{conversation_id}/messages", status_code=202)
 async def post_message(
     conversation_id: str,
-    body: NewMessage,
+    body: NewTurn,
     runner: RunnerDep,
     settings: SettingsDep,
     owner: OwnerDep,
     limits: LimitsDep,
 ) -> dict[str, Any]:
-    content = checked_message(body.content, settings)
+    content = checked_message(body.content, settings, body.files)
     await limits.check_message(owner)
-    started = await runner.send(owner, conversation_id, content, body.model)
+    started = await runner.send(owner, conversation_id, content, body.model, body.files)
     return _started_json(started.user_message_id, started)
 
 

@@ -3,20 +3,27 @@ the pages, so both refuse a message with the same status and the same sentence."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hxchat.config import Settings
 from hxchat.errors import InvalidMessage, MessageTooLong, NotFound
+from hxchat.files.uploads import too_many
 
 MAX_MESSAGE_ID = 2**31 - 1  # the largest id either database keeps in `messages.id`
 
 
-def checked_message(content: str, settings: Settings) -> str:
-    """The message as it will be stored, or a 413/422 error a person can read."""
+def checked_message(content: str, settings: Settings, files: Sequence[str] = ()) -> str:
+    """The message as it will be stored, or a 413/422 error a person can read. A message
+    with files may have no text (#11); it may carry at most
+    `HXCHAT_MAX_FILES_PER_MESSAGE` of them."""
+    if len(files) > settings.max_files_per_message:
+        raise too_many(settings.max_files_per_message)
     limit = settings.max_message_chars
     if len(content) > limit:
         raise MessageTooLong(
             f"The message has {len(content):,} characters; the limit is {limit:,}."
         )
-    if not content.strip():
+    if not content.strip() and not files:
         raise InvalidMessage("The message is empty.")
     return content
 

@@ -9,9 +9,9 @@ Stop button), and pushes `/c/{id}` into the address bar.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
@@ -24,6 +24,7 @@ from hxchat.store.base import Conversation, Message, TurnStarted
 from hxchat.web.api import conversation_model
 from hxchat.web.browser_stream import browser_frames
 from hxchat.web.checks import checked_message
+from hxchat.web.composer_form import read_composer
 from hxchat.web.deps import (
     IdentityDep,
     LimitsDep,
@@ -36,6 +37,7 @@ from hxchat.web.deps import (
     StoreDep,
     TemplatesDep,
 )
+from hxchat.web.files_api import FilesDep
 from hxchat.web.share_links import SharePanel, SharesDep, panel_for
 from hxchat.web.sse import EventStreamResponse
 
@@ -71,6 +73,7 @@ async def _page(
     editing: int | None = None,
     renaming: str | None = None,
     share: SharePanel | None = None,
+    draft: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     current = (
         models.default_id if conversation is None else conversation_model(conversation, models)
@@ -88,6 +91,7 @@ async def _page(
         "streaming_generation": _streaming_generation(conversation),
         "share": share,  # the Share controls' state (#12)
         "oob": False,
+        "draft": draft or {},  # after a refused file: the text, kept files and error
     }
     return HTMLResponse(templates.page(PAGE, **context), headers=VARY)
 
@@ -145,17 +149,33 @@ async def send(
     settings: SettingsDep,
     owner: OwnerDep,
     limits: LimitsDep,
-    content: Annotated[str, Form()] = "",
-    conversation_id: Annotated[str, Form()] = "",
-    model: Annotated[str, Form()] = "",
+    files: FilesDep,
+    models: ModelsDep,
+    identity: IdentityDep,
 ) -> Response:
-    content = checked_message(content, settings)
+    """The composer: its text and files (multipart without JavaScript). A refused file
+    shows the page again with the error beside the composer, the typed text and the
+    files that were kept (htmx: the error line only; the form keeps the rest)."""
+    form = await read_composer(request, files, owner)
+    refused = form.error
+    if refused is not None:
+        if is_htmx(request):
+            raise refused
+        conversation = None
+        if form.conversation_id:
+            conversation = await store.get_conversation(owner, form.conversation_id)
+        draft = {"content": form.content, "files": form.files, "error": refused.detail}
+        page = await _page(store, templates, models, owner, conversation, identity, draft=draft)
+        page.status_code = refused.status_code
+        return page
+    content = checked_message(form.content, settings, form.file_ids)
+    model, conversation_id = form.model, form.conversation_id
     runner.choose(model or None)  # an unknown model: 422 before a conversation is made
     await limits.check_message(owner)
     is_new = not conversation_id
     if is_new:
         conversation_id = await store.create_conversation(owner)
-    started = await runner.send(owner, conversation_id, content, model or None)
+    started = await runner.send(owner, conversation_id, content, model or None, form.file_ids)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     return await _sent_fragment(store, templates, owner, started, with_user=True, is_new=is_new)
@@ -215,8 +235,11 @@ async def _sent_fragment(
 
 
 @router.delete("/c/{conversation_id}")
-async def delete_page(conversation_id: str, runner: RunnerDep, owner: OwnerDep) -> Response:
+async def delete_page(
+    conversation_id: str, runner: RunnerDep, owner: OwnerDep, request: Request
+) -> Response:
     await runner.delete_conversation(owner, conversation_id)
+    await request.app.state.files.purge(owner)  # the contents only its messages used
     return Response(status_code=204, headers={"HX-Redirect": "/"})
 
 

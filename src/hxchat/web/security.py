@@ -14,7 +14,8 @@ through untouched and cheaply.
   cross-site request, and such a request is judged by its token alone).
 - Body size: a request body larger than the limit is refused with 413 before it is
   read whole, whatever its framing. A few paths take larger bodies (`larger_bodies`:
-  the imports), with a limit of their own.
+  the imports, and the routes that take files, which check each file's own size as it
+  arrives, `hxchat.files.uploads`), with a limit of their own.
 - Every answer carries a strict Content-Security-Policy unless a route set its own.
 """
 

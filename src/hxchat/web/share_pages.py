@@ -22,7 +22,9 @@ from hxchat.auth.secrets import digest
 from hxchat.domain import Role
 from hxchat.errors import NotFound
 from hxchat.render import render_markdown
+from hxchat.store.files import NO_SUCH_FILE
 from hxchat.web.deps import LimitsDep, OwnerDep, TemplatesDep
+from hxchat.web.files_api import FILE_ID_CHARS, FilesDep, file_response
 from hxchat.web.pages import VARY, is_htmx
 from hxchat.web.share_links import SharePanel, SharesDep, absolute, key_of, new_token
 
@@ -37,7 +39,9 @@ SHARED_HEADERS = {
 
 
 @router.get("/s/{token}", response_class=HTMLResponse)
-async def shared_page(token: str, shares: SharesDep, templates: TemplatesDep) -> HTMLResponse:
+async def shared_page(
+    token: str, shares: SharesDep, templates: TemplatesDep, files: FilesDep
+) -> HTMLResponse:
     key = key_of(token)
     snapshot = await shares.snapshot(key) if key else None
     if snapshot is None:
@@ -46,8 +50,27 @@ async def shared_page(token: str, shares: SharesDep, templates: TemplatesDep) ->
         (m, Markup(render_markdown(m.content)) if m.role is Role.ASSISTANT else None)  # noqa: S704 - nh3-sanitised
         for m in snapshot.messages
     ]
-    page = templates.page("share.html", snapshot=snapshot, shown=shown, title=snapshot.title)
+    asked = [m.message_id for m in snapshot.messages if m.role is Role.USER]
+    page = templates.page(
+        "share.html",
+        snapshot=snapshot,
+        shown=shown,
+        title=snapshot.title,
+        attached=await files.of_messages(asked),  # their files (#11), served below
+        files_url=f"/s/{token}/files/",
+    )
     return HTMLResponse(page, headers=SHARED_HEADERS)
+
+
+@router.get("/s/{token}/files/{file_id}")
+async def shared_file(request: Request, token: str, file_id: str, files: FilesDep) -> Response:
+    """A file of a shared message (#11), to whoever may open the link and no one else;
+    served as `GET /api/files/{id}` serves it, never kept by a cache."""
+    key = key_of(token)
+    if key is None or len(file_id) > FILE_ID_CHARS:
+        raise NotFound(NO_SUCH_FILE)
+    stored = await files.in_share(key, file_id)
+    return await file_response(request, files, stored, **SHARED_HEADERS)
 
 
 @router.post("/c/{conversation_id}/share")

@@ -1,0 +1,76 @@
+"""Attachments in a real browser (#11): an image attached without JavaScript shows
+as a thumbnail; with JavaScript, chips with Remove; a hostile HTML file named `.png`
+is only ever a download and never runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests import hostile_files as hostile
+from tests.browser.helpers import VIEWPORT, Chat, Watch
+from tests.servers import Server
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
+    ctx.set_default_timeout(10_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def test_an_image_attached_without_javascript_shows_as_a_thumbnail(
+    no_script: BrowserContext, tmp_path: Path
+) -> None:
+    photo = tmp_path / "holiday.png"
+    photo.write_bytes(hostile.png(800, 600))
+    page = no_script.new_page()
+    chat = Chat(page)
+    chat.open()
+    chat.message_box.fill("what is in this picture?")
+    page.get_by_label("Attach files").set_input_files(photo)
+    chat.send_button.click()
+    chat.conversation_id()
+    thumbnail = chat.questions.first.get_by_role("img", name="holiday.png")
+    expect(thumbnail).to_be_visible()
+    expect(thumbnail).to_have_attribute("loading", "lazy")
+    assert thumbnail.evaluate("img => img.naturalWidth") == 800  # it loaded
+
+
+def test_chips_with_remove_and_a_hostile_html_png_never_runs(
+    chat: Chat, page: Page, watch: Watch, tmp_path: Path
+) -> None:
+    evil = tmp_path / "cat.png"
+    evil.write_bytes(hostile.HTML_PAGE)
+    other = tmp_path / "other.txt"
+    other.write_text("left out")
+    chat.open()
+    page.get_by_label("Attach files").set_input_files([evil, other])
+    chips = page.locator("#attached li.chip")
+    expect(chips).to_have_count(2)
+    page.get_by_role("button", name="Remove other.txt").click()
+    expect(chips).to_have_count(1)
+    expect(chips.first).to_contain_text("cat.png")
+
+    chat.ask("is this a cat?")
+    question = chat.questions.first
+    expect(question.get_by_role("img")).to_have_count(0)  # it is text, not an image
+    link = question.get_by_role("link", name="cat.png")
+    expect(link).to_be_visible()
+    expect(question).not_to_contain_text("other.txt")
+    expect(chips).to_have_count(0)  # sent: the composer is empty again
+
+    title = page.title()
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == "cat.png"
+    assert page.title() == title != "html-ran"
+    assert watch.dialogs == []
