@@ -53,6 +53,8 @@ SOURCED = {
             "role": "assistant",
             "content": "D. Richard Hipp, in 2000.",
             "model": "openai:gpt-4o-mini",
+            "usage": {"input_tokens": 1208, "output_tokens": 1312},
+            "timing": {"first_text_ms": 380, "total_ms": 4240},
             "sources": [{"title": "SQLite [history]", "url": "https://sqlite.org/history.html"}],
         },
         {"id": 3, "parent_id": 2, "role": "user", "content": "And why?"},
@@ -68,7 +70,7 @@ SOURCED = {
 }
 
 
-async def test_markdown_has_the_title_then_each_message_with_role_model_and_sources(
+async def test_markdown_has_the_title_then_each_message_with_role_model_cost_and_sources(
     api: httpx.AsyncClient,
 ) -> None:
     assert (await api.post("/api/import", json=SOURCED)).status_code == 201
@@ -82,7 +84,7 @@ async def test_markdown_has_the_title_then_each_message_with_role_model_and_sour
     assert response.text == (
         "# Where SQLite came from\n\n"
         "## User\n\nWho wrote SQLite?\n\n"
-        "## Assistant · openai:gpt-4o-mini\n\nD. Richard Hipp, in 2000.\n\n"
+        "## Assistant · openai:gpt-4o-mini · 1,312 tokens · 4.2 s\n\nD. Richard Hipp, in 2000.\n\n"
         "Sources:\n\n1. [SQLite \\[history\\]](<https://sqlite.org/history.html>)\n\n"
         "## User\n\nAnd why?\n\n"
         "## Assistant · openai:gpt-4o-mini\n\nFor a warship's\n\n*Stopped before the end.*\n"
@@ -124,8 +126,36 @@ async def test_json_has_every_version_of_every_message_and_the_path(
     for message in shown:  # the same facts as the conversation's own JSON
         exported = messages[message["id"]]
         keys = ("role", "content", "status", "sources", "parent_id", "versions", "model")
-        for key in (*keys, "feedback"):
+        for key in (*keys, "feedback", "usage", "timing"):
             assert exported[key] == message[key], key
+
+
+async def test_json_has_the_settings_the_user_chose_and_what_each_answer_cost(
+    api: httpx.AsyncClient,
+) -> None:
+    cid = await talk(api, "how much does this cost")
+    before = (await api.get(f"/api/conversations/{cid}/export?format=json")).json()
+    assert (before["title_source"], before["pinned"], before["instructions"]) == (
+        "message",
+        False,
+        "",
+    )
+    changes = {"title": "Costs", "pinned": True, "instructions": "  Answer in French.  "}
+    assert (await api.patch(f"/api/conversations/{cid}", json=changes)).status_code == 200
+
+    document = (await api.get(f"/api/conversations/{cid}/export?format=json")).json()
+    assert document["title"] == "Costs" and document["title_source"] == "user"
+    assert document["pinned"] is True and document["instructions"] == "Answer in French."
+    question, answer = document["messages"]
+    assert question["usage"] is None and question["timing"] is None
+    # the echo model counts words: five in (the question), the same five out
+    assert answer["usage"] == {"input_tokens": 5, "output_tokens": 5}
+    assert answer["timing"]["total_ms"] >= answer["timing"]["first_text_ms"] >= 0
+    everything = (await api.get("/api/export")).json()["conversations"]
+    assert everything == [{k: v for k, v in document.items() if k not in export.header()}]
+
+    markdown = (await api.get(f"/api/conversations/{cid}/export?format=md")).text
+    assert "## Assistant · echo · 5 tokens · " in markdown
 
 
 async def test_a_title_makes_a_safe_file_name(api: httpx.AsyncClient) -> None:

@@ -172,8 +172,15 @@ async def test_hxchat_export_then_import_gives_the_same_conversations(
         answer = (await api.get(f"/api/conversations/{cid}")).json()["messages"][-1]["id"]
         rated = {"rating": "up", "comment": f"good for {question}"}
         assert (await api.put(f"/api/messages/{answer}/feedback", json=rated)).status_code == 204
+    chosen = {"title": "Renamed", "pinned": True, "instructions": "Be brief."}
+    assert (await api.patch(f"/api/conversations/{cid}", json=chosen)).status_code == 200
     exported = (await api.get("/api/export")).content
     assert b'"rating": "up"' in exported
+    renamed = next(c for c in json.loads(exported)["conversations"] if c["title"] == "Renamed")
+    assert renamed["title_source"] == "user" and renamed["pinned"] is True
+    assert renamed["instructions"] == "Be brief."
+    answers = [m for m in renamed["messages"] if m["role"] == "assistant"]
+    assert all(m["usage"]["output_tokens"] and m["timing"]["total_ms"] >= 0 for m in answers)
 
     async with client_for(db_app) as someone_else:
         response = await someone_else.post(
@@ -181,8 +188,48 @@ async def test_hxchat_export_then_import_gives_the_same_conversations(
         )
         assert (response.status_code, response.json()) == (201, {"imported": 2})
         assert await normalized(someone_else) == await normalized(api)
+        assert [(c["title"], c["pinned"]) for c in await listed(someone_else)] == [
+            ("Renamed", True),  # pinned first, as it was
+            ("first talk", False),
+        ]
         theirs = {c["id"] for c in await listed(someone_else)}
         assert theirs.isdisjoint({c["id"] for c in await listed(api)})  # new ids
+
+
+async def test_an_export_made_before_settings_and_costs_were_kept_still_imports(
+    api: httpx.AsyncClient,
+) -> None:
+    older = hxchat_document(  # no pinned, instructions, title_source, usage, timing
+        [
+            {"id": 1, "parent_id": None, "role": "user", "content": "An old question"},
+            {"id": 2, "parent_id": 1, "role": "assistant", "content": "An old answer"},
+        ]
+    )
+    assert (await import_json(api, older)).status_code == 201
+    (item,) = await listed(api)
+    assert (item["title"], item["pinned"]) == ("Made by hand", False)
+    conversation = (await api.get(f"/api/conversations/{item['id']}")).json()
+    assert conversation["instructions"] == ""
+    question, answer = conversation["messages"]
+    assert (question["usage"], question["timing"]) == (None, None)
+    assert answer["usage"] == {"input_tokens": None, "output_tokens": None}
+    assert answer["timing"] is None
+    exported = (await api.get(f"/api/conversations/{item['id']}/export?format=json")).json()
+    assert exported["title_source"] == "message"
+
+
+async def test_an_imported_title_the_user_chose_is_not_replaced_by_the_first_message(
+    api: httpx.AsyncClient,
+) -> None:
+    """Who wrote a title comes along: a conversation renamed before its first message
+    keeps its name when one is sent; one that was not is named after that message."""
+    renamed = {"id": "a", "title": "My own name", "title_source": "user", "messages": []}
+    unnamed = {"id": "b", "title": "New chat", "title_source": "message", "messages": []}
+    document = {"format": "hxchat", "version": 1, "conversations": [renamed, unnamed]}
+    assert (await import_json(api, document)).status_code == 201
+    for item in await listed(api):
+        await events(api, (await send(api, item["id"], "Hello there"))["events_url"])
+    assert sorted(c["title"] for c in await listed(api)) == ["Hello there", "My own name"]
 
 
 async def test_one_exported_conversation_imports_too(api: httpx.AsyncClient) -> None:

@@ -161,3 +161,83 @@ async def test_a_form_without_a_file_is_refused(api: httpx.AsyncClient) -> None:
     form_without_a_file = {"note": (None, b"only a text field")}
     response = await api.post("/api/import", files=form_without_a_file)
     assert "Choose a file" in await refused(api, response, 422)
+
+
+ANSWER_OF = {"id": 2, "parent_id": 1, "role": "assistant", "content": "b"}
+
+
+@pytest.mark.parametrize(
+    ("conversation", "answer", "expected"),
+    [
+        ({"pinned": "yes"}, {}, "Conversation 2: 'pinned' must be true or false."),
+        ({"pinned": 1}, {}, "Conversation 2: 'pinned' must be true or false."),
+        ({"instructions": ["Be brief."]}, {}, "Conversation 2: 'instructions' must be text."),
+        (
+            {"instructions": "x" * 4_001},
+            {},
+            "Conversation 2: its instructions have 4,001 characters; the limit is 4,000.",
+        ),
+        (
+            {"title_source": "robot"},
+            {},
+            "Conversation 2: 'title_source' must be message, model or user.",
+        ),
+        (
+            {},
+            {"usage": 12},
+            "Conversation 2: message 2: 'usage' must be an object of input_tokens "
+            "and output_tokens.",
+        ),
+        (
+            {},
+            {"usage": {"input_tokens": -1, "output_tokens": 3}},
+            "Conversation 2: message 2: 'input_tokens' must be a whole number "
+            "from 0 to 2,147,483,647.",
+        ),
+        (
+            {},
+            {"usage": {"input_tokens": 3, "output_tokens": 2**31}},
+            "Conversation 2: message 2: 'output_tokens' must be a whole number "
+            "from 0 to 2,147,483,647.",
+        ),
+        (
+            {},
+            {"usage": {"input_tokens": True, "output_tokens": "many"}},
+            "Conversation 2: message 2: 'input_tokens' must be a whole number "
+            "from 0 to 2,147,483,647.",
+        ),
+        (
+            {},
+            {"timing": {"first_text_ms": 10}},
+            "Conversation 2: message 2: 'timing' has no total_ms.",
+        ),
+        (
+            {},
+            {"timing": {"first_text_ms": 1.5, "total_ms": 20}},
+            "Conversation 2: message 2: 'first_text_ms' must be a whole number "
+            "from 0 to 2,147,483,647.",
+        ),
+        (
+            {},
+            {"timing": "4.2 s"},
+            "Conversation 2: message 2: 'timing' must be an object of first_text_ms and total_ms.",
+        ),
+    ],
+)
+async def test_a_setting_or_a_cost_the_api_would_refuse_refuses_the_whole_file(
+    api: httpx.AsyncClient,
+    conversation: dict[str, object],
+    answer: dict[str, object],
+    expected: str,
+) -> None:
+    """Checked as PATCH checks them (a value of the wrong type, instructions over the
+    limit, a count that does not fit the column), never stored as something else; the
+    good conversation before it is not imported either."""
+    good = hxchat_document([{"id": 1, "parent_id": None, "role": "user", "content": "a"}])
+    bad = hxchat_document(
+        [{"id": 1, "parent_id": None, "role": "user", "content": "a"}, ANSWER_OF | answer],
+        **conversation,
+    )
+    document = {**good, "conversations": [*good["conversations"], *bad["conversations"]]}
+    document["conversations"][1]["id"] = "c2"
+    assert await refused(api, await import_json(api, document), 422) == expected

@@ -127,6 +127,19 @@ class Timing:
         return {"first_text_ms": self.first_text_ms, "total_ms": self.total_ms}
 
 
+def cost_words(usage: Usage | None, timing: Timing | None) -> list[str]:
+    """What an answer cost as it reads after its model, in its footer and in a Markdown
+    export: its output tokens and the seconds it took ("312 tokens", "4.2 s"), each when
+    known."""
+    parts = []
+    tokens = usage.output_tokens if usage is not None else None
+    if tokens is not None:
+        parts.append(f"{tokens:,} token{'' if tokens == 1 else 's'}")
+    if timing is not None:
+        parts.append(f"{timing.total_ms / 1000:.1f} s")
+    return parts
+
+
 AgentEvent = TextDelta | ToolCall | ToolResult | SearchSuggestions | Usage
 
 

@@ -8,12 +8,13 @@ whatever the number of conversations. Batches go by (created_at, id), which neve
 change: a conversation that is written to while the export runs is neither skipped
 nor sent twice; one created meanwhile may come at the end, one deleted may be missing.
 
-The shape (docs/api.md, "Export and import"): a conversation is its `id`, `title`,
-times, the `model` it goes on with, `current_message_id` and `path` (the path it
-shows) and `messages`, every version, parents first, each with its `parent_id` and
-`versions` as `GET /api/conversations/{id}` gives them. Features that add data to a
-conversation or a message add a key here (`_conversation_json`, `_message_json`) and
-read it back in `hxchat_format`.
+The shape (docs/api.md, "Export and import"): a conversation is its `id`, `title` and
+who wrote it (`title_source`), `pinned`, `instructions`, times, the `model` it goes on
+with, `current_message_id` and `path` (the path it shows) and `messages`, every version,
+parents first, each with its `parent_id`, `versions`, `feedback`, `usage` and `timing`
+as `GET /api/conversations/{id}` gives them. Features that add data to a conversation
+or a message add a key here (`_conversation_json`, `_message_json`) and read it back in
+`hxchat_format`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
 from hxchat.library.hxchat_format import FORMAT, VERSION
-from hxchat.store import feedback, files, leases, pieces
+from hxchat.store import feedback, files, leases, library, pieces
 from hxchat.store.base import Feedback, StoredFile
-from hxchat.store.records import sources_from_json
+from hxchat.store.records import sources_from_json, timing_from_row, usage_from_row
 from hxchat.store.tables import conversations, messages, utcnow
 from hxchat.store.tree import Tree
 
@@ -72,6 +73,10 @@ _MESSAGES = (
         messages.c.model,
         messages.c.error,
         messages.c.created_at,
+        messages.c.input_tokens,
+        messages.c.output_tokens,
+        messages.c.first_text_ms,
+        messages.c.total_ms,
     )
     .where(messages.c.conversation_id.in_(bindparam("conversation_ids", expanding=True)))
     .order_by(messages.c.conversation_id, messages.c.id)
@@ -171,6 +176,9 @@ def _conversation_json(
     return {
         "id": head.id,
         "title": head.title,
+        "title_source": _title_source(head.title_source),
+        "pinned": head.pinned,
+        "instructions": head.instructions,
         "created_at": head.created_at.isoformat(),
         "updated_at": head.updated_at.isoformat(),
         "model": model,
@@ -183,6 +191,12 @@ def _conversation_json(
     }
 
 
+def _title_source(source: str) -> str:
+    """Who wrote the title, as the file says it: a title the model is still writing is
+    the first message's (an import never goes on to write it)."""
+    return library.MESSAGE if source == library.PENDING else source
+
+
 def _message_json(
     row: Any,
     tree: Tree,
@@ -190,6 +204,7 @@ def _message_json(
     rating: Feedback | None,
     stored: tuple[StoredFile, ...] | None,
 ) -> dict[str, Any]:
+    usage, timing = usage_from_row(row), timing_from_row(row)
     return {
         "id": row.id,
         "parent_id": row.parent_id,
@@ -203,4 +218,6 @@ def _message_json(
         "created_at": row.created_at.isoformat(),
         "feedback": rating.as_json() if rating else None,
         "files": [f.as_json() for f in stored or ()],
+        "usage": usage.as_json() if usage is not None else None,
+        "timing": timing.as_json() if timing is not None else None,
     }

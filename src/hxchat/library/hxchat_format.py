@@ -2,9 +2,11 @@
 or of `GET /api/conversations/{id}/export?format=json` (one).
 
 The ids in the file only link messages to their parents; the import gives everything
-new ids. Only what a person wrote or read is taken: text, roles, versions, sources,
-models, statuses, times and the feedback on answers. Nothing that steers the server
-is (generation ids, leases, Google's search-suggestion HTML). An answer that was still
+new ids. Only what a person wrote, read or chose is taken: text, roles, versions,
+sources, models, statuses, times, the feedback on answers and their tokens and times,
+whether a conversation is pinned, its instructions and who wrote its title (those
+checked as the API checks them, `checked`). Nothing that steers the server is
+(generation ids, leases, Google's search-suggestion HTML). An answer that was still
 being written when the file was made arrives `interrupted`, as after a restart.
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from hxchat.domain import MessageStatus, Role
+from hxchat.library import checked
 from hxchat.library.imported import (
     ImportRefused,
     NewConversation,
@@ -87,6 +90,9 @@ def _conversation(item: object, where: str) -> NewConversation:
         title=title_of(item.get("title")),
         created_at=time_from_iso(item.get("created_at")),
         updated_at=time_from_iso(item.get("updated_at")),
+        title_source=checked.title_source(item.get("title_source"), where),
+        pinned=checked.pinned(item.get("pinned"), where),
+        instructions=checked.instructions(item.get("instructions"), where),
     )
     for key in order:
         parent = parent_of[key]
@@ -111,25 +117,28 @@ def _text(value: object) -> str:
 
 
 def _message(message: dict[str, Any], parent: int | None, where: str) -> NewMessage:
+    this = f"{where}: message {message['id']!s}"
     role = _ROLES.get(_text(message.get("role")))
     if role is None:
         raise ImportRefused(
-            f"{where}: message {message['id']!s} has the role {message.get('role')!r}; "
-            "hxchat knows user and assistant."
+            f"{this} has the role {message.get('role')!r}; hxchat knows user and assistant."
         )
     content = message.get("content")
     if not isinstance(content, str):
-        raise ImportRefused(f"{where}: message {message['id']!s} has no text ('content').")
+        raise ImportRefused(f"{this} has no text ('content').")
     status = _STATUSES.get(_text(message.get("status")), MessageStatus.COMPLETE)
     error = message.get("error")
+    answer = role is Role.ASSISTANT
     return NewMessage(
         role=role,
         content=clean(content),
         parent=parent,
-        status=status if role is Role.ASSISTANT else MessageStatus.COMPLETE,
+        status=status if answer else MessageStatus.COMPLETE,
         sources=web_sources(message.get("sources")),
-        model=model_of(message.get("model")) if role is Role.ASSISTANT else None,
+        model=model_of(message.get("model")) if answer else None,
         error=clean(error) if isinstance(error, str) and status is MessageStatus.ERROR else None,
         created_at=time_from_iso(message.get("created_at")),
-        feedback=feedback_of(message.get("feedback")) if role is Role.ASSISTANT else None,
+        feedback=feedback_of(message.get("feedback")) if answer else None,
+        usage=checked.usage(message.get("usage"), this) if answer else None,
+        timing=checked.timing(message.get("timing"), this) if answer else None,
     )

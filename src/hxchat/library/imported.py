@@ -18,7 +18,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hxchat.domain import MessageStatus, Role, Source
+from hxchat.domain import MessageStatus, Role, Source, Timing, Usage
 from hxchat.errors import BodyTooLarge, HxchatError
 from hxchat.store.base import Feedback
 from hxchat.store.feedback import COMMENT_CHARS, RATINGS
@@ -59,6 +59,8 @@ class NewMessage:
     error: str | None = None
     created_at: datetime | None = None
     feedback: Feedback | None = None  # an answer's rating and comment
+    usage: Usage | None = None  # an answer's tokens and times, from hxchat's export
+    timing: Timing | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +70,9 @@ class NewConversation:
     leaf: int | None = None  # the position of the end of the path it shows
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    title_source: str = "message"  # who wrote the title (`store/library.py`)
+    pinned: bool = False
+    instructions: str = ""
 
 
 def clean(text: str) -> str:

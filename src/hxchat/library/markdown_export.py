@@ -1,9 +1,12 @@
 """One conversation as Markdown: its title, then each message of the path it shows,
-with who wrote it, the model and the sources (a file to read, keep or paste)."""
+with who wrote it, the model and what the answer cost (as its footer in the page says
+it), and the sources (a file to read, keep or paste)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from hxchat.domain import Timing, Usage, cost_words
 
 _ROLE_NAMES = {"user": "User", "assistant": "Assistant"}
 _NOTES = {
@@ -19,6 +22,15 @@ def _plain(text: str) -> str:
     return " ".join(text.split()).replace("[", "\\[").replace("]", "\\]")
 
 
+def _answer_words(message: dict[str, Any]) -> list[str]:
+    """After "Assistant": the model, its output tokens and seconds, each when known."""
+    usage, timing = message["usage"], message["timing"]
+    return ([_plain(message["model"])] if message["model"] else []) + cost_words(
+        Usage(usage["input_tokens"], usage["output_tokens"]) if usage else None,
+        Timing(timing["first_text_ms"], timing["total_ms"]) if timing else None,
+    )
+
+
 def conversation_markdown(conversation: dict[str, Any]) -> str:
     """`conversation` as `export.conversation` shapes it, in Markdown."""
     by_id = {m["id"]: m for m in conversation["messages"]}
@@ -26,8 +38,8 @@ def conversation_markdown(conversation: dict[str, Any]) -> str:
     for message_id in conversation["path"]:
         message = by_id[message_id]
         heading = _ROLE_NAMES.get(message["role"], message["role"])
-        if message["role"] == "assistant" and message["model"]:
-            heading += f" · {_plain(message['model'])}"
+        if message["role"] == "assistant":
+            heading = " · ".join([heading, *_answer_words(message)])
         lines += [f"## {heading}", "", message["content"].rstrip(), ""]
         note = _NOTES.get(message["status"])
         if note and message["status"] == "error":

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection
 
-from hxchat.library.imported import NewConversation
+from hxchat.library.imported import NewConversation, NewMessage
 from hxchat.store.records import sources_to_json
 from hxchat.store.tables import conversations, feedback, messages, utcnow
 
@@ -74,6 +74,7 @@ def write(conn: Connection, owner: str, imported: Sequence[NewConversation]) -> 
                     "created_at": when,
                     "updated_at": when,
                     "model": message.model,
+                    **_cost(message),
                 }
             )
         leaf = conversation.leaf
@@ -86,6 +87,9 @@ def write(conn: Connection, owner: str, imported: Sequence[NewConversation]) -> 
                 "updated_at": _latest(conversation.updated_at, times, created),
                 "active_generation_id": None,
                 "current_leaf_id": None if leaf is None else new_ids[leaf],
+                "pinned": conversation.pinned,
+                "title_source": conversation.title_source,
+                "instructions": conversation.instructions,
             }
         )
     conn.execute(_INSERT_CONVERSATIONS, heads)
@@ -94,6 +98,17 @@ def write(conn: Connection, owner: str, imported: Sequence[NewConversation]) -> 
     if ratings:
         conn.execute(_INSERT_FEEDBACK, ratings)
     return [head["id"] for head in heads]
+
+
+def _cost(message: NewMessage) -> dict[str, int | None]:
+    """An answer's tokens and times as columns (None where the file had none)."""
+    usage, timing = message.usage, message.timing
+    return {
+        "input_tokens": usage.input_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+        "first_text_ms": timing.first_text_ms if timing else None,
+        "total_ms": timing.total_ms if timing else None,
+    }
 
 
 def _latest(given: datetime | None, times: list[datetime], created: datetime) -> datetime:

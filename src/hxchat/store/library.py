@@ -34,6 +34,8 @@ PENDING = "pending"
 MODEL = "model"
 USER = "user"
 
+MAX_INSTRUCTIONS_CHARS = 4_000  # a conversation's instructions, for PATCH and imports
+
 _OWNED = and_(
     conversations.c.id == bindparam("conversation"),
     conversations.c.owner == bindparam("owned_by"),

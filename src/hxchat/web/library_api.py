@@ -12,14 +12,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 
 from hxchat.errors import InvalidMessage, MessageTooLong, NotFound
-from hxchat.store.library import Changes
+from hxchat.store.library import MAX_INSTRUCTIONS_CHARS, Changes
 from hxchat.web.api import conversation_json
 from hxchat.web.deps import LibraryDep, ModelsDep, OwnerDep, StoreDep
 
 router = APIRouter()
 
 MAX_TITLE_CHARS = 200  # the `conversations.title` column's length
-MAX_INSTRUCTIONS_CHARS = 4_000
 
 
 class ConversationPatch(BaseModel):

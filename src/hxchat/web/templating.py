@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from hxchat import __version__
-from hxchat.domain import MessageStatus
+from hxchat.domain import MessageStatus, cost_words
 from hxchat.providers.catalogue import ModelInfo, label_of
 from hxchat.render.cache import RenderedAnswers
 from hxchat.store.base import Message
@@ -36,15 +36,8 @@ def status_note(message: Message) -> str:
 
 
 def answer_cost(message: Message) -> list[str]:
-    """What the answer's footer says after its model: its output tokens and the seconds
-    it took ("312 tokens", "4.2 s"), each when known."""
-    parts = []
-    tokens = message.usage.output_tokens if message.usage is not None else None
-    if tokens is not None:
-        parts.append(f"{tokens:,} token{'' if tokens == 1 else 's'}")
-    if message.timing is not None:
-        parts.append(f"{message.timing.total_ms / 1000:.1f} s")
-    return parts
+    """What the answer's footer says after its model ("312 tokens", "4.2 s")."""
+    return cost_words(message.usage, message.timing)
 
 
 def site(url: str) -> str:
