@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
+from hxchat.config import Settings
 from tests import html_tree, sse
-from tests.helpers import events, new_conversation, send, shown_body
+from tests.helpers import (
+    client_for,
+    events,
+    eventually,
+    new_conversation,
+    running_app,
+    send,
+    shown_body,
+)
 
 HTMX = {"HX-Request": "true"}
 
@@ -137,3 +148,28 @@ async def test_static_files_and_vendored_htmx(client: httpx.AsyncClient) -> None
         "/static/vendor/htmx-ext-sse-2.2.4.js",
     ):
         assert (await client.get(path)).status_code == 200, path
+
+
+async def test_without_javascript_a_running_answer_reloads_the_page_until_it_ends(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Nothing streams in without JavaScript: the page of a running answer refreshes
+    itself (a <noscript> meta refresh, inert where scripts run); once the answer has
+    ended the page stays still."""
+    async with running_app(make_settings(echo_delay_ms=100)) as app, client_for(app) as client:
+        sent = await client.post("/send", data={"content": "a slow answer of some words"})
+        assert sent.status_code == 303
+        location = sent.headers["location"]
+        page = html_tree.parse((await client.get(location)).text)
+        assert page.find("article", data_role="assistant").attrs["data-status"] == "streaming"
+        (refresh,) = page.find("head").find("noscript").find_all("meta")
+        assert refresh.attrs["http-equiv"] == "refresh"
+        assert refresh.attrs["content"] == "2"
+        await eventually(lambda: _ended(client, location))
+        assert not html_tree.parse((await client.get("/")).text).find_all("noscript")
+
+
+async def _ended(client: httpx.AsyncClient, location: str) -> None:
+    page = html_tree.parse((await client.get(location)).text)
+    assert page.find("article", data_role="assistant").attrs["data-status"] == "complete"
+    assert page.find_all("noscript") == []
