@@ -12,7 +12,16 @@ import pytest
 from hxchat.app import create_app
 from hxchat.config import Settings
 from hxchat.store.migrate import upgrade
-from tests.helpers import TitlingModel, client_for, events, eventually, new_conversation, send
+from tests.helpers import (
+    TitlingModel,
+    client_for,
+    events,
+    eventually,
+    new_conversation,
+    running_app,
+    send,
+)
+from tests.scripted_openai import ScriptedOpenAI, Text
 
 
 async def patch(client: httpx.AsyncClient, cid: str, body: Any, **kw: Any) -> httpx.Response:
@@ -67,6 +76,34 @@ async def test_instructions_are_kept_and_cleared(client: httpx.AsyncClient) -> N
     body = (await patch(client, cid, {"instructions": "Answer in French."})).json()
     assert body["instructions"] == "Answer in French."
     assert (await patch(client, cid, {"instructions": ""})).json()["instructions"] == ""
+
+
+async def test_instructions_go_into_the_system_prompt_of_later_answers(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the model's server is sent: the system prompt carries the conversation's
+    instructions from the next answer on, and no longer once they are cleared."""
+    with ScriptedOpenAI([Text(["D'accord."])]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        settings = make_settings(model="openai:scripted", search="none")
+        async with running_app(settings) as app, client_for(app) as client:
+            cid = await new_conversation(client)
+            await answered(client, cid, "before")
+            await patch(client, cid, {"instructions": "Answer in French."})
+            await answered(client, cid, "with them")
+            await patch(client, cid, {"instructions": ""})
+            await answered(client, cid, "cleared")
+    systems = [
+        [m["content"] for m in body["messages"] if m["role"] == "system"]
+        for body in server.bodies
+        if body.get("stream")  # the answers (a first answer's title request is not)
+    ]
+    assert len(systems) == 3 and all(len(s) == 1 for s in systems)
+    assert "Answer in French." not in systems[0][0]
+    assert systems[1][0].startswith(systems[0][0])  # hxchat's prompt, then theirs
+    assert systems[1][0].rstrip().endswith("Answer in French.")
+    assert systems[2] == systems[0]
 
 
 async def test_a_title_the_user_chose_is_not_replaced_by_the_first_message(
