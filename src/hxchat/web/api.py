@@ -148,6 +148,7 @@ async def post_message(
     limits: LimitsDep,
 ) -> dict[str, Any]:
     content = checked_message(body.content, settings, body.files)
+    runner.choose(body.model)  # an unknown model: 422, before the rate counts it
     await limits.check_message(owner)
     started = await runner.send(owner, conversation_id, content, body.model, body.files)
     return _started_json(started.user_message_id, started)
@@ -179,6 +180,7 @@ async def edit_message(
     limits: LimitsDep,
 ) -> dict[str, Any]:
     content = checked_message(body.content, settings)
+    runner.choose(body.model)
     await limits.check_message(owner)
     started = await runner.edit(owner, parse_message_id(message_id), content, model=body.model)
     return _started_json(started.user_message_id, started)
@@ -192,8 +194,9 @@ async def regenerate(
     limits: LimitsDep,
     body: Regeneration | None = None,
 ) -> dict[str, Any]:
-    await limits.check_message(owner)
     model = body.model if body is not None else None
+    runner.choose(model)
+    await limits.check_message(owner)
     started = await runner.regenerate(owner, parse_message_id(message_id), model=model)
     return _started_json(started.assistant_message_id, started)
 

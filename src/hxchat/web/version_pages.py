@@ -104,6 +104,7 @@ async def edit(
 ) -> Response:
     edited = parse_message_id(message_id)
     content = checked_message(content, settings)
+    runner.choose(model or None)  # an unknown model: 422, before the rate counts it
     await limits.check_message(owner)
     before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
     started = await runner.edit(
@@ -129,6 +130,7 @@ async def regenerate(
     """A new version of the answer; by the model of the form field `model`, when given
     (else the conversation's)."""
     answer = parse_message_id(message_id)
+    runner.choose(model or None)
     await limits.check_message(owner)
     before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
     started = await runner.regenerate(
