@@ -11,7 +11,10 @@ event stream nothing per chunk but a clock read.
   from any other peer a request carrying the header answers 403. A trusted peer's
   `X-Forwarded-Proto: https` makes the request's scheme https. (`hxchat serve` turns
   uvicorn's own proxy-header rewriting off in this mode, so the peer is the peer.)
-- Otherwise the session cookie (`hxchat_login`): its user, or nobody.
+- Otherwise the session cookie (`hxchat_login`): its user, or nobody. A page visit it
+  signs in (a GET outside `/api/`) sends the cookie again with a fresh `Max-Age`: a
+  sign-in lasts `HXCHAT_SESSION_DAYS` without use, so the browser must keep the cookie
+  that long after the last visit, not after the sign-in.
 - Nobody, on a path that is not open (`/login`, `/signup`, `/logout`, `/healthz`,
   `/metrics`, `/static/`, and shared links `/s/` with `HXCHAT_SHARE=anyone`): an API
   call answers 401 `{"detail": "Sign in first."}`, an htmx request 401 with
@@ -39,6 +42,7 @@ from hxchat.auth.external import DISABLED
 from hxchat.auth.identity import CHECK_SECONDS, Identities, Identity
 from hxchat.auth.names import InvalidName
 from hxchat.auth.secrets import SESSION_COOKIE
+from hxchat.auth.users import session_cookie
 from hxchat.config import Settings
 
 OPEN_PATHS = frozenset({"/login", "/signup", "/logout", "/healthz", "/metrics"})
@@ -94,6 +98,7 @@ class AccountsMiddleware:
         self.state = state  # the lifespan puts `identities` there
         self.header: bytes | None = None
         self.shared_links = settings.share_mode == "anyone"
+        self.session_days = settings.session_days
         if "header" in settings.auth_modes:
             self.header = settings.auth_header.lower().encode("latin-1")
             self.header_name = settings.auth_header
@@ -143,6 +148,11 @@ class AccountsMiddleware:
             secret = session_secret(headers[b"cookie"].decode("latin-1"))
             if secret is not None:
                 identity = await identities.by_session(secret)
+                if identity is not None and _is_page_visit(scope):
+                    renewed = session_cookie(
+                        secret, secure=scope.get("scheme") == "https", days=self.session_days
+                    )
+                    send = _renewing(send, renewed.encode("latin-1"))
         path: str = scope["path"]
         if identity is None:
             if not is_open(path, self.shared_links):
@@ -156,6 +166,31 @@ class AccountsMiddleware:
                 await _guarded(self.app, scope, receive, send, identities, identity, token)
                 return
         await self.app(scope, receive, send)
+
+
+def _is_page_visit(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return (
+        scope["method"] == "GET"
+        and not path.startswith("/api/")
+        and not is_stream(path)
+        and not is_open(path)
+    )
+
+
+def _renewing(send: Send, cookie: bytes) -> Send:
+    """`send` with the session cookie renewed, unless the answer sets it itself."""
+    mine = SESSION_COOKIE.encode() + b"="
+
+    async def renewing_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            if not any(k.lower() == b"set-cookie" and v.startswith(mine) for k, v in headers):
+                headers.append((b"set-cookie", cookie))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return renewing_send
 
 
 async def _guarded(
