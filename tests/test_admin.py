@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from hxchat.config import Settings
+from hxchat.store.migrate import upgrade
 from tests import html_tree
 from tests.helpers import (
     add_user,
@@ -30,8 +31,11 @@ def _cheap_hashing() -> Iterator[None]:
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(auth="password")
+async def settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
+    """On SQLite and PostgreSQL (upgraded, as `hxchat db upgrade` does): the usage is
+    counted by the database."""
+    await upgrade(database_url)
+    return make_settings(auth="password", database_url=database_url)
 
 
 @pytest.fixture
@@ -72,8 +76,11 @@ async def test_admin_lists_users_and_their_usage(
     assert "default-src 'self'" in page.headers["content-security-policy"]
     found = rows(page.text)
     assert set(found) == {"alice", "root (admin)"}
-    method, created, seen, conversations, answers, tokens, status, _ = found["alice"]
+    method, created, seen, conversations, answers, used, tokens, status, _ = found["alice"]
     assert (method, conversations, answers, tokens, status) == ("password", "2", "1", "1", "active")
+    usage = (await alice.get(f"/api/conversations/{cid}")).json()["messages"][-1]["usage"]
+    assert used == str(usage["input_tokens"] + usage["output_tokens"])  # the model's tokens
+    assert found["root (admin)"][4:6] == ["0", "0"]  # no answers, no tokens used
     assert created.endswith("UTC") and seen.endswith("UTC")
     chat = html_tree.parse((await admin.get("/")).text)
     assert chat.find("a", href="/admin").text == "Admin"
@@ -91,11 +98,11 @@ async def test_disable_and_enable_end_and_allow_sign_ins(
     async with client_for(app) as program:
         bearer = {"Authorization": f"Bearer {token}"}
         assert (await program.get("/api/me", headers=bearer)).status_code == 401
-    assert rows((await admin.get("/admin")).text)["alice"][6] == "disabled"
+    assert rows((await admin.get("/admin")).text)["alice"][7] == "disabled"
     assert (await sign_in(alice, "alice")).status_code == 401
     assert (await admin.post(f"/admin/users/{alice_id}/enable")).status_code == 303
     assert (await sign_in(alice, "alice")).status_code == 303
-    assert rows((await admin.get("/admin")).text)["alice"][6] == "active"
+    assert rows((await admin.get("/admin")).text)["alice"][7] == "active"
 
 
 async def test_an_admin_cannot_disable_themselves(admin: httpx.AsyncClient) -> None:

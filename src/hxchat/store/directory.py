@@ -35,7 +35,8 @@ class Usage:
     user: User
     conversations: int
     answers: int
-    tokens: int
+    tokens: int  # API tokens
+    tokens_used: int  # the model's tokens, in and out, over all their answers (#10)
 
 
 def user_by_subject(conn: Connection, issuer: str, subject: str) -> User | None:
@@ -98,7 +99,14 @@ def usage(conn: Connection) -> list[Usage]:
         .subquery()
     )
     answered = (
-        select(conversations.c.owner, func.count().label("n"))
+        select(
+            conversations.c.owner,
+            func.count().label("n"),
+            func.sum(
+                func.coalesce(messages.c.input_tokens, 0)
+                + func.coalesce(messages.c.output_tokens, 0)
+            ).label("used"),
+        )
         .select_from(messages.join(conversations))
         .where(messages.c.role == Role.ASSISTANT.value)
         .group_by(conversations.c.owner)
@@ -114,6 +122,7 @@ def usage(conn: Connection) -> list[Usage]:
             *_USER_COLUMNS,
             func.coalesce(counted.c.n, 0).label("conversation_count"),
             func.coalesce(answered.c.n, 0).label("answer_count"),
+            func.coalesce(answered.c.used, 0).label("tokens_used"),
             func.coalesce(tokens.c.n, 0).label("token_count"),
         )
         .outerjoin(counted, counted.c.owner == users.c.id)
@@ -122,7 +131,13 @@ def usage(conn: Connection) -> list[Usage]:
         .order_by(users.c.name)
     )
     return [
-        Usage(_user(r), int(r.conversation_count), int(r.answer_count), int(r.token_count))
+        Usage(
+            _user(r),
+            int(r.conversation_count),
+            int(r.answer_count),
+            int(r.token_count),
+            int(r.tokens_used),
+        )
         for r in rows
     ]
 
