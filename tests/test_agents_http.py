@@ -287,8 +287,9 @@ async def test_openai_fault_is_a_readable_error_and_retry_works(
         article = assistant((await client.get(f"/c/{cid}")).text)
         assert article.attrs["data-status"] == "error"
         assert article.find("p", class_="note").text == f"The model did not answer: {message}"
-        button = article.find("button", class_="retry")
-        assert (button.text, button.attrs["hx-post"]) == ("Retry", f"/c/{cid}/retry")
+        (form,) = [f for f in article.find_all("form") if f.find_all("button", class_="retry")]
+        assert form.find("button", class_="retry").text == "Retry"
+        assert (form.attrs["action"], form.attrs["hx-post"]) == (f"/c/{cid}/retry",) * 2
 
         retried = await client.post(f"/api/conversations/{cid}/retry")
         assert retried.status_code == 202

@@ -58,6 +58,7 @@ async def test_two_users_see_nothing_of_each_other(
             ("POST", f"/c/{cid}/retry", {"headers": htmx}),
             ("POST", "/send", {"data": {"content": "hi", "conversation_id": cid}}),
             ("POST", f"/api/generations/{gid}/cancel", {}),
+            ("POST", f"/generations/{gid}/cancel", {}),
             # versions, feedback, the library, files, shares, export (#10, #11, #12):
             # refused as missing, also while an answer runs (never a 409 that tells)
             ("POST", f"/api/messages/{q}/edit", {"json": {"content": "x"}}),

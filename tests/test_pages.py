@@ -173,3 +173,36 @@ async def _ended(client: httpx.AsyncClient, location: str) -> None:
     page = html_tree.parse((await client.get(location)).text)
     assert page.find("article", data_role="assistant").attrs["data-status"] == "complete"
     assert page.find_all("noscript") == []
+
+
+async def test_stop_and_retry_work_without_javascript(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Stop is a submit button of the page's own form (it sits in the composer, whose
+    form it leaves alone), and Retry a form: both post and lead back to the page."""
+    async with running_app(make_settings(echo_delay_ms=200)) as app, client_for(app) as client:
+        sent = await client.post("/send", data={"content": "a slow answer of several words"})
+        location = sent.headers["location"]
+        page = html_tree.parse((await client.get(location)).text)
+        stop = page.find("button", class_="stop")
+        assert stop.text == "Stop" and stop.attrs["type"] == "submit"
+        form = page.find("form", id=str(stop.attrs["form"]))
+        assert form.attrs["method"] == "post"
+        assert form not in page.find("form", id="composer").iter()
+        stopped = await client.post(str(form.attrs["action"]))
+        assert (stopped.status_code, stopped.headers["location"]) == (303, location)
+
+        async def ended() -> html_tree.Node:
+            shown = html_tree.parse((await client.get(location)).text)
+            assert shown.find("article", data_role="assistant").attrs["data-status"] == "stopped"
+            return shown
+
+        page = await eventually(ended)
+        assert page.find_all("button", class_="stop") == []
+        (retry,) = [f for f in page.find_all("form") if f.find_all("button", class_="retry")]
+        assert retry.find("button", class_="retry").text.strip() == "Retry"
+        again = await client.post(str(retry.attrs["action"]))
+        assert (again.status_code, again.headers["location"]) == (303, location)
+        cid = location.rsplit("/", 1)[-1]
+        messages = (await client.get(f"/api/conversations/{cid}")).json()["messages"]
+        assert len(messages[-1]["versions"]) == 2  # a new answer beside the stopped one

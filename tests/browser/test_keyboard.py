@@ -35,6 +35,12 @@ def test_escape_stops_the_answer_wherever_the_focus_is(chat: Chat, page: Page) -
     # With nothing running, Escape changes nothing.
     page.keyboard.press("Escape")
     expect(answer).to_have_attribute("data-status", "stopped")
+    # Stop pressed by Escape, then Enter in the composer: a message sent, as ever (the
+    # Stop button belongs to a form of its own, never the composer's).
+    chat.message_box.fill("after the stop")
+    chat.message_box.press("Enter")
+    expect(chat.questions).to_have_count(2)
+    expect(chat.answers.last).to_have_attribute("data-status", "complete", timeout=15_000)
 
 
 def test_control_shift_o_starts_a_new_chat(chat: Chat, page: Page) -> None:

@@ -243,6 +243,17 @@ async def delete_page(
     return Response(status_code=204, headers={"HX-Redirect": "/"})
 
 
+@router.post("/generations/{generation_id}/cancel")
+async def stop_page(generation_id: str, runner: RunnerDep, owner: OwnerDep) -> Response:
+    """The Stop button without JavaScript (the page's `stop-form`): the answer ends
+    `stopped`, and the conversation's page is shown."""
+    generation = await runner.generation(generation_id, owner)
+    if generation is None:
+        raise NotFound("There is no such answer.")
+    await runner.cancel(owner, generation_id)
+    return RedirectResponse(f"/c/{generation.conversation_id}", status_code=303)
+
+
 @router.get("/generations/{generation_id}/stream")
 async def browser_stream(
     request: Request,
