@@ -92,6 +92,13 @@ def test_the_accounts_settings() -> None:
         "30/minute",
         3,
     )
+    assert (settings.auth_header, settings.trusted_proxies, settings.oidc_scopes) == (
+        "Remote-User",
+        "127.0.0.1/32,::1/128",
+        "openid email profile",
+    )
+    assert settings.oidc_allowed_domains is None and settings.models is None
+    assert settings.vision_models is None
     both = load_settings(
         auth=" OIDC , password ", oidc_issuer="https://id.example/", oidc_client_id="hx"
     )
