@@ -206,3 +206,29 @@ async def test_stop_and_retry_work_without_javascript(
         cid = location.rsplit("/", 1)[-1]
         messages = (await client.get(f"/api/conversations/{cid}")).json()["messages"]
         assert len(messages[-1]["versions"]) == 2  # a new answer beside the stopped one
+
+
+async def test_a_refused_message_without_javascript_keeps_the_typed_text(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The page again, with the sentence beside the composer and the text in it: for a
+    message sent while an answer runs (and no refresh then, which would lose it), too
+    long, empty, or naming a model that is not offered."""
+    async with running_app(make_settings(echo_delay_ms=200)) as app, client_for(app) as client:
+        sent = await client.post("/send", data={"content": "a slow answer of several words"})
+        cid = sent.headers["location"].rsplit("/", 1)[-1]
+        for data, status, sentence in (
+            ({"content": "my next question"}, 409, "still being written"),
+            ({"content": "x" * 16_001}, 413, "16,000"),
+            ({"content": "  "}, 422, ""),
+            ({"content": "which model?", "model": "nope"}, 422, "Unknown model: nope."),
+        ):
+            refused = await client.post("/send", data={**data, "conversation_id": cid})
+            assert refused.status_code == status, data
+            page = html_tree.parse(refused.text)
+            composer = page.find("form", id="composer")
+            assert composer.find("textarea", name="content").text == data["content"]
+            assert sentence in composer.find(id="composer-error").text
+            assert composer.find(id="composer-error").text.strip()
+            assert composer.find("input", name="conversation_id").attrs["value"] == cid
+            assert page.find_all("noscript") == []  # a refresh would lose the text

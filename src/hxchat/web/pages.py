@@ -18,7 +18,7 @@ from markupsafe import Markup
 from hxchat.auth.identity import Identity
 from hxchat.broker.base import Position
 from hxchat.domain import MessageStatus, Role
-from hxchat.errors import NotFound
+from hxchat.errors import HxchatError, NotFound, TooManyRequests
 from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Conversation, Message, TurnStarted
 from hxchat.web.api import conversation_model
@@ -153,29 +153,34 @@ async def send(
     models: ModelsDep,
     identity: IdentityDep,
 ) -> Response:
-    """The composer: its text and files (multipart without JavaScript). A refused file
-    shows the page again with the error beside the composer, the typed text and the
-    files that were kept (htmx: the error line only; the form keeps the rest)."""
+    """The composer: its text and files (multipart without JavaScript). A refused
+    message (a file, too long, empty, an unknown model, an answer still running, over
+    the rate) shows the page again with the error beside the composer, the typed text
+    and the files that were kept (htmx: the error line only; the form keeps the rest)."""
     form = await read_composer(request, files, owner)
-    refused = form.error
-    if refused is not None:
-        if is_htmx(request):
-            raise refused
+    model, conversation_id = form.model, form.conversation_id
+    is_new = not conversation_id
+    try:
+        if form.error is not None:
+            raise form.error
+        content = checked_message(form.content, settings, form.file_ids)
+        runner.choose(model or None)  # an unknown model: 422 before a conversation is made
+        await limits.check_message(owner)
+        if is_new:
+            conversation_id = await store.create_conversation(owner)
+        started = await runner.send(owner, conversation_id, content, model or None, form.file_ids)
+    except HxchatError as refused:
+        if is_htmx(request) or refused.status_code >= 500:
+            raise
         conversation = None
         if form.conversation_id:
             conversation = await store.get_conversation(owner, form.conversation_id)
         draft = {"content": form.content, "files": form.files, "error": refused.detail}
         page = await _page(store, templates, models, owner, conversation, identity, draft=draft)
         page.status_code = refused.status_code
+        if isinstance(refused, TooManyRequests):
+            page.headers["Retry-After"] = str(refused.retry_after)
         return page
-    content = checked_message(form.content, settings, form.file_ids)
-    model, conversation_id = form.model, form.conversation_id
-    runner.choose(model or None)  # an unknown model: 422 before a conversation is made
-    await limits.check_message(owner)
-    is_new = not conversation_id
-    if is_new:
-        conversation_id = await store.create_conversation(owner)
-    started = await runner.send(owner, conversation_id, content, model or None, form.file_ids)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     return await _sent_fragment(store, templates, owner, started, with_user=True, is_new=is_new)
