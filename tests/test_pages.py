@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from hxchat.config import Settings
 from tests import html_tree, sse
@@ -232,3 +233,16 @@ async def test_a_refused_message_without_javascript_keeps_the_typed_text(
             assert composer.find(id="composer-error").text.strip()
             assert composer.find("input", name="conversation_id").attrs["value"] == cid
             assert page.find_all("noscript") == []  # a refresh would lose the text
+
+
+async def test_a_refused_message_keeps_the_model_chosen(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # never asked here
+    settings = make_settings(models="openai:other", search="none")
+    async with running_app(settings) as app, client_for(app) as client:
+        refused = await client.post("/send", data={"content": "  ", "model": "openai:other"})
+        assert refused.status_code == 422
+        select = html_tree.parse(refused.text).find("select", name="model")
+        chosen = [o.attrs["value"] for o in select.find_all("option") if "selected" in o.attrs]
+        assert chosen == ["openai:other"]  # not the default, echo

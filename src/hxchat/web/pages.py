@@ -78,6 +78,8 @@ async def _page(
     current = (
         models.default_id if conversation is None else conversation_model(conversation, models)
     )
+    if draft and draft.get("model") in models.ids:
+        current = draft["model"]  # a refused message's choice, shown again with its text
     context: dict[str, Any] = {
         "models": models.models,  # the composer's choice, when there is one
         "current_model": current,
@@ -175,7 +177,12 @@ async def send(
         conversation = None
         if form.conversation_id:
             conversation = await store.get_conversation(owner, form.conversation_id)
-        draft = {"content": form.content, "files": form.files, "error": refused.detail}
+        draft = {
+            "content": form.content,
+            "files": form.files,
+            "model": model,
+            "error": refused.detail,
+        }
         page = await _page(store, templates, models, owner, conversation, identity, draft=draft)
         page.status_code = refused.status_code
         if isinstance(refused, TooManyRequests):
