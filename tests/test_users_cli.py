@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hxchat import cli
@@ -21,7 +22,7 @@ from tests.helpers import (
     running_app,
     sign_in,
 )
-from tests.servers import run_hxchat
+from tests.servers import run_hxchat, serving
 
 
 @pytest.fixture(autouse=True)
@@ -186,3 +187,23 @@ def test_the_start_up_warnings() -> None:
     assert open_warning and "anyone who reaches this port" in open_warning
     https_warning = cli.exposure_warning(password, "example.org")
     assert https_warning and "HTTPS" in https_warning
+
+
+async def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """`hxchat serve` behind a proxy that ends TLS: the sign-in cookie is `Secure` when
+    the trusted proxy (here 127.0.0.1, the default) sends `X-Forwarded-Proto: https`,
+    and only then."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hxchat.db'}"
+    async with running_app(make_settings(auth="password", database_url=url)) as app:
+        await add_user(app, "alice")
+    env = {"HXCHAT_DATABASE_URL": url, "HXCHAT_AUTH": "password"}
+    with serving(tmp_path, env) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            form = {"username": "alice", "password": PASSWORD, "next": "/"}
+            for headers, secure in (({"X-Forwarded-Proto": "https"}, True), ({}, False)):
+                signed = await client.post("/login", data=form, headers=headers)
+                assert signed.status_code == 303
+                cookie = signed.headers["set-cookie"]
+                assert cookie.startswith("hxchat_login=") and ("; Secure" in cookie) is secure
