@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.helpers import (
     add_user,
     cheap_password_hashing,
     client_for,
+    eventually,
     new_conversation,
     running_app,
     sign_in,
@@ -207,3 +209,30 @@ async def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(
                 assert signed.status_code == 303
                 cookie = signed.headers["set-cookie"]
                 assert cookie.startswith("hxchat_login=") and ("; Secure" in cookie) is secure
+
+
+async def test_a_deleted_user_is_signed_out_everywhere_within_a_second(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """What `hxchat users delete` does to someone signed in: their session and their
+    API token stop working on the running app within a second, and their conversations
+    are gone."""
+    async with running_app(make_settings(auth="password")) as app, client_for(app) as alice:
+        await add_user(app, "alice")
+        await sign_in(alice, "alice")
+        cid = await new_conversation(alice)
+        token = (await alice.post("/api/tokens", json={"name": "ci"})).json()["token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert (await alice.get("/api/me", headers=bearer)).status_code == 200
+        assert await app.state.accounts.store.delete_user("alice")  # what the CLI calls
+
+        async def out() -> None:
+            assert (await alice.get("/api/me")).status_code == 401
+            assert (await alice.get("/api/me", headers=bearer)).status_code == 401
+
+        started = time.monotonic()
+        await eventually(out, within=3)
+        assert time.monotonic() - started < 1.5
+        await add_user(app, "alice")  # the same name again is a new person
+        await sign_in(alice, "alice")
+        assert (await alice.get(f"/api/conversations/{cid}")).status_code == 404
