@@ -71,8 +71,9 @@ async def test_a_page_visit_renews_the_cookie_and_an_unused_session_ends(
         assert signed is not None and f"Max-Age={DAYS * 86_400}" in signed
         secret = alice.cookies[SESSION_COOKIE]
 
-        renewed = _session_cookie(await alice.get("/"))
-        assert renewed == signed  # the same token, its lifetime counted from now
+        page = await alice.get("/")
+        assert _session_cookie(page) == signed  # the same token, its lifetime from now
+        assert page.headers["cache-control"] == "private"  # never in a shared cache
         assert _session_cookie(await alice.get("/settings")) == signed
         assert _session_cookie(await alice.get("/api/me")) is None  # not for programs
 

@@ -179,7 +179,8 @@ def _is_page_visit(scope: Scope) -> bool:
 
 
 def _renewing(send: Send, cookie: bytes) -> Send:
-    """`send` with the session cookie renewed, unless the answer sets it itself."""
+    """`send` with the session cookie renewed, unless the answer sets it itself; an
+    answer that carries it is `private` (no shared cache keeps a user's cookie)."""
     mine = SESSION_COOKIE.encode() + b"="
 
     async def renewing_send(message: Message) -> None:
@@ -187,6 +188,8 @@ def _renewing(send: Send, cookie: bytes) -> Send:
             headers = list(message.get("headers", []))
             if not any(k.lower() == b"set-cookie" and v.startswith(mine) for k, v in headers):
                 headers.append((b"set-cookie", cookie))
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"private"))
             message = {**message, "headers": headers}
         await send(message)
 
