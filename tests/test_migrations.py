@@ -24,6 +24,7 @@ from hxchat.errors import StoreUnavailable
 from hxchat.store.base import Checkpoint
 from hxchat.store.engine import make_engine
 from hxchat.store.migrate import alembic_config, head_revision, schema_is_current, upgrade
+from hxchat.store.search import in_metadata
 from hxchat.store.sql import open_store
 from hxchat.store.tables import conversations, messages, metadata
 
@@ -52,11 +53,15 @@ async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T
 
 
 def table_names(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names())
+    """The tables, without the search index's (`search_…`, see test_library_search)."""
+    return {
+        name for name in inspect(connection).get_table_names() if in_metadata(name, "table", None)
+    }
 
 
 def differences(connection: Connection) -> list[Any]:
-    return list(compare_metadata(MigrationContext.configure(connection), metadata))
+    context = MigrationContext.configure(connection, opts={"include_name": in_metadata})
+    return list(compare_metadata(context, metadata))
 
 
 def test_the_migrations_are_one_line_ending_at_the_expected_head() -> None:
@@ -571,7 +576,7 @@ async def test_upgrade_from_0004_leaves_old_answers_without_a_model_and_records_
 
     await on_connection(database_url, rows_at_0004)
     await upgrade(database_url)
-    assert await on_connection(database_url, stored_revision) == head_revision() == "0005"
+    assert await on_connection(database_url, stored_revision) == head_revision()
     assert await on_connection(database_url, differences) == []
 
     store = await open_store(database_url)

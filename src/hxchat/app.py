@@ -43,6 +43,7 @@ from hxchat.web import (
     admin_pages,
     api,
     handlers,
+    library_search,
     oidc_pages,
     pages,
     version_pages,
@@ -173,6 +174,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
+    app.include_router(library_search.router)
     app.include_router(version_pages.router)
     app.include_router(account_pages.router)
     app.include_router(oidc_pages.router)

@@ -60,7 +60,7 @@ def _streaming_generation(conversation: Conversation | None) -> str | None:
     return None
 
 
-async def _page(
+async def render_page(
     store: StoreDep,
     templates: TemplatesDep,
     models: Catalogue,
@@ -68,7 +68,9 @@ async def _page(
     conversation: Conversation | None,
     identity: Identity | None,
     editing: int | None = None,
+    **extra: Any,
 ) -> HTMLResponse:
+    """The chat page; `extra` adds to its context (a search's results, `library_search`)."""
     current = (
         models.default_id if conversation is None else conversation_model(conversation, models)
     )
@@ -83,6 +85,7 @@ async def _page(
         "title": conversation.title if conversation and conversation.title else "hxchat",
         "streaming_generation": _streaming_generation(conversation),
         "oob": False,
+        **extra,
     }
     return HTMLResponse(templates.page(PAGE, **context), headers=VARY)
 
@@ -95,7 +98,7 @@ async def home(
     owner: OwnerDep,
     identity: IdentityDep,
 ) -> HTMLResponse:
-    return await _page(store, templates, models, owner, None, identity)
+    return await render_page(store, templates, models, owner, None, identity)
 
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
@@ -114,7 +117,7 @@ async def conversation_page(
     if conversation is None:
         raise NotFound()
     editing = int(edit) if edit.isascii() and edit.isdigit() and len(edit) <= 10 else None
-    return await _page(store, templates, models, owner, conversation, identity, editing)
+    return await render_page(store, templates, models, owner, conversation, identity, editing)
 
 
 @router.post("/send")

@@ -17,6 +17,7 @@ from hxchat import __version__
 from hxchat.domain import MessageStatus
 from hxchat.providers.catalogue import label_of
 from hxchat.render import render_markdown
+from hxchat.search_text import marked
 from hxchat.store.base import Message
 from hxchat.web.wire import BrowserEvent
 
@@ -61,6 +62,7 @@ class Templates:
         )
         self.env.filters["site"] = site
         self.env.filters["model_label"] = label_of  # "gpt-4o-mini (openai)"
+        self.env.filters["marked"] = marked  # a search result's words: (piece, matched)
 
     def page(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
