@@ -11,7 +11,7 @@ whitespace, and each piece becomes a term built here with its quotes escaped.
 - PostgreSQL: the pieces are turned into lexemes by the database itself (its parser
   and `hxchat_search`, with accents folded as in the index), and the tsquery is built
   here from them, each quoted and a prefix (`'lexeme':*`), ANDed, and cast, never
-  parsed by `to_tsquery`. Best first is `ts_rank` (titles have weight A).
+  parsed by `to_tsquery`. Best first is `ts_rank`, a title (weight A) weighing three times a message (D).
 
 A title that matches gives a result pointing at the first message of the
 conversation's path (a conversation with no message written is left out).
@@ -41,12 +41,13 @@ _SQLITE_FIRST = text(
 )
 _POSTGRES_LEXEMES = text("SELECT tsvector_to_array(to_tsvector('hxchat_search', :typed))")
 _POSTGRES_FIND = text(
-    "WITH q AS (SELECT CAST(:tsquery AS tsquery) AS query)"
+    "WITH q AS (SELECT CAST(:tsquery AS tsquery) AS query,"
+    " CAST('{0.1, 0.2, 0.4, 0.3}' AS FLOAT4[]) AS weights)"
     " SELECT id, conversation_id, score FROM ("
-    " SELECT message_id AS id, conversation_id, ts_rank(document, q.query) AS score"
+    " SELECT message_id AS id, conversation_id, ts_rank(q.weights, document, q.query) AS score"
     " FROM search_messages, q WHERE owner = :owner AND document @@ q.query"
     " UNION ALL"
-    " SELECT NULL, conversation_id, ts_rank(document, q.query)"
+    " SELECT NULL, conversation_id, ts_rank(q.weights, document, q.query)"
     " FROM search_titles, q WHERE owner = :owner AND document @@ q.query) AS found"
     " ORDER BY score DESC, id DESC NULLS FIRST LIMIT :limit"
 )
