@@ -11,7 +11,8 @@ whitespace, and each piece becomes a term built here with its quotes escaped.
 - PostgreSQL: the pieces are turned into lexemes by the database itself (its parser
   and `hxchat_search`, with accents folded as in the index), and the tsquery is built
   here from them, each quoted and a prefix (`'lexeme':*`), ANDed, and cast, never
-  parsed by `to_tsquery`. Best first is `ts_rank`, a title (weight A) weighing three times a message (D).
+  parsed by `to_tsquery`. Best first is `ts_rank`, a title (weight A) weighing three
+  times a message (D).
 
 A title that matches gives a result pointing at the first message of the
 conversation's path (a conversation with no message written is left out).
