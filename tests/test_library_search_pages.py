@@ -44,7 +44,7 @@ async def test_a_plain_search_shows_the_page_with_marked_results(
     page = html_tree.parse(response.text)
     assert page.find("input", type="search").attrs["value"] == "narwhal"
     results = page.find(id="conversation-list")
-    links = [a.attrs["href"] for a in results.find_all("a")]
+    links = [str(a.attrs["href"]) for a in results.find_all("a")]
     assert sorted(links) == sorted([f"/c/{cid}#msg-{question}", f"/c/{cid}#msg-{answer}"])
     assert {mark.text for mark in results.find_all("mark")} == {"narwhals"}
     assert "something else" not in results.text
