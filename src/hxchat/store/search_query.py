@@ -7,12 +7,16 @@ whitespace, and each piece becomes a term built here with its quotes escaped.
   the tokenizer finds in it, the last one as a prefix (`"foo.ba"*` finds `foo.bar`).
   The terms are ANDed, and limited to the owner's rows by the `owner` column (one
   token, the hex of the owner's id) in the same expression, so that FTS5's index
-  does that too. Best first is bm25, a title weighing three times a message.
+  does that too. Best first is bm25, a title weighing three times a message, among
+  the newest `RANKED` matching messages and every matching title (two statements:
+  FTS5 finds the cut-off rowid walking its matches newest first, then ranks above it).
 - PostgreSQL: the pieces are turned into lexemes by the database itself (its parser
   and `hxchat_search`, with accents folded as in the index), and the tsquery is built
   here from them, each quoted and a prefix (`'lexeme':*`), ANDed, and cast, never
   parsed by `to_tsquery`. Best first is `ts_rank`, a title (weight A) weighing three
-  times a message (D).
+  times a message (D), among the newest `RANKED` matching messages (the owner's
+  messages newest first through the index on (owner, message_id), or the GIN index's
+  matches sorted: the planner picks by how common the words are) and every title.
 
 A title that matches gives a result pointing at the first message of the
 conversation's path (a conversation with no message written is left out).
@@ -30,12 +34,35 @@ from hxchat.search_text import chunks, snippet, words
 from hxchat.store.base import SearchHit
 
 MAX_RESULTS = 50
+# Only the newest this many matching messages are ranked: a word found in most of a
+# big library would otherwise have every one of its messages scored (seconds), and
+# among thousands of matches the newest are what a person looks for.
+RANKED = 2_000
 
-_SQLITE_FIND = text(
-    "SELECT rowid AS id, conversation, bm25(search_index, 0.0, 0.0, 3.0, 1.0) AS score"
+# Scores only (reading a row's other columns costs a lookup each, for every match).
+_SQLITE_SCORED = (
+    "SELECT rowid AS id, bm25(search_index, 0.0, 0.0, 3.0, 1.0) AS score"
     " FROM search_index WHERE search_index MATCH :match"
-    " ORDER BY score, rowid DESC LIMIT :limit"
 )
+# The rowid of the match `:depth` places below the newest, if there are that many
+# (titles: their rowids go down as they are made, so the newest are the lowest).
+_SQLITE_DEPTH = text(
+    "SELECT rowid FROM search_index WHERE search_index MATCH :match AND rowid > 0"
+    " ORDER BY rowid DESC LIMIT 1 OFFSET :depth"
+)
+_SQLITE_TITLES_DEPTH = text(
+    "SELECT rowid FROM search_index WHERE search_index MATCH :match AND rowid < 0"
+    " ORDER BY rowid LIMIT 1 OFFSET :depth"
+)
+_SQLITE_MESSAGES = text(
+    f"{_SQLITE_SCORED} AND rowid >= :since ORDER BY score, rowid DESC LIMIT :limit"
+)
+_SQLITE_TITLES = text(
+    f"{_SQLITE_SCORED} AND rowid < 0 AND rowid <= :since ORDER BY score LIMIT :limit"
+)
+_SQLITE_CONVERSATIONS = text(
+    "SELECT rowid AS id, conversation FROM search_index WHERE rowid IN :ids"
+).bindparams(bindparam("ids", expanding=True))
 _SQLITE_FIRST = text(
     "SELECT conversation, min(rowid) AS id FROM search_index"
     " WHERE search_index MATCH :match AND rowid > 0 GROUP BY conversation"
@@ -43,10 +70,12 @@ _SQLITE_FIRST = text(
 _POSTGRES_LEXEMES = text("SELECT tsvector_to_array(to_tsvector('hxchat_search', :typed))")
 _POSTGRES_FIND = text(
     "WITH q AS (SELECT CAST(:tsquery AS tsquery) AS query,"
-    " CAST('{0.1, 0.2, 0.4, 0.3}' AS FLOAT4[]) AS weights)"
+    " CAST('{0.1, 0.2, 0.4, 0.3}' AS FLOAT4[]) AS weights),"
+    " newest AS (SELECT message_id FROM search_messages, q"
+    " WHERE owner = :owner AND document @@ q.query ORDER BY message_id DESC LIMIT :depth)"
     " SELECT id, conversation_id, score FROM ("
     " SELECT message_id AS id, conversation_id, ts_rank(q.weights, document, q.query) AS score"
-    " FROM search_messages, q WHERE owner = :owner AND document @@ q.query"
+    " FROM search_messages, q WHERE message_id IN (SELECT message_id FROM newest)"
     " UNION ALL"
     " SELECT NULL, conversation_id, ts_rank(q.weights, document, q.query)"
     " FROM search_titles, q WHERE owner = :owner AND document @@ q.query) AS found"
@@ -100,13 +129,22 @@ def find(conn: Connection, owner: str, query: str) -> list[SearchHit]:
 
 
 def _find_sqlite(conn: Connection, owner: str, pieces: list[str]) -> list[tuple[int | None, str]]:
-    rows = conn.execute(
-        _SQLITE_FIND, {"match": fts5_match(owner, pieces), "limit": MAX_RESULTS}
-    ).all()
-    found = [
-        (int(row.id) if row.id > 0 else None, bytes.fromhex(row.conversation).decode())
-        for row in rows
+    match = fts5_match(owner, pieces)
+    depth = {"match": match, "depth": RANKED - 1}
+    since = conn.scalar(_SQLITE_DEPTH, depth) or 1
+    titles_since = conn.scalar(_SQLITE_TITLES_DEPTH, depth) or -1
+    values = {"match": match, "limit": MAX_RESULTS}
+    rows = [
+        *conn.execute(_SQLITE_MESSAGES, {**values, "since": since}),
+        *conn.execute(_SQLITE_TITLES, {**values, "since": titles_since}),
     ]
+    rows.sort(key=lambda row: (row.score, -row.id))  # bm25: lower is better
+    best = [int(row.id) for row in rows[:MAX_RESULTS]]
+    of = {
+        row.id: bytes.fromhex(row.conversation).decode()
+        for row in conn.execute(_SQLITE_CONVERSATIONS, {"ids": best})
+    }
+    found = [(rowid if rowid > 0 else None, of[rowid]) for rowid in best if rowid in of]
     titled = {conversation for message_id, conversation in found if message_id is None}
     first: dict[str, int] = {}
     if titled:
@@ -122,7 +160,12 @@ def _find_postgres(conn: Connection, owner: str, pieces: list[str]) -> list[tupl
         return []
     rows = conn.execute(
         _POSTGRES_FIND,
-        {"tsquery": tsquery(lexemes[:16]), "owner": owner, "limit": MAX_RESULTS},
+        {
+            "tsquery": tsquery(lexemes[:16]),
+            "owner": owner,
+            "limit": MAX_RESULTS,
+            "depth": RANKED,
+        },
     ).all()
     found = [(row.id, row.conversation_id) for row in rows]
     titled = sorted({conversation for message_id, conversation in found if message_id is None})
