@@ -35,13 +35,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from unittest import mock
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -86,6 +86,7 @@ SYLLABLES = [
 ACCENTED = ["é", "è", "ü", "ñ", "ø", "å"]
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 def make_vocabulary(rng: random.Random) -> list[str]:
@@ -255,9 +256,10 @@ def line(name: str, times: list[float], extra: str = "") -> str:
     )
 
 
-async def timed(call: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+async def timed(work: Awaitable[T]) -> tuple[float, T]:
+    """How long awaiting `work` took (it starts when awaited), and its result."""
     start = time.perf_counter()
-    result = await call()
+    result = await work
     return time.perf_counter() - start, result
 
 
@@ -267,7 +269,7 @@ async def searches(store: SqlStore, library: Library) -> None:
         times: list[float] = []
         counts: list[int] = []
         for q in typed:
-            took, hits = await timed(lambda q=q: store.search(OWNER, q))
+            took, hits = await timed(store.search(OWNER, q))
             times.append(took)
             counts.append(len(hits))
         every += times
@@ -277,7 +279,7 @@ async def searches(store: SqlStore, library: Library) -> None:
         ("most common word", library.words[0]),
         ("2-letter prefix", library.words[0][:2]),
     ):
-        times = [(await timed(lambda q=q: store.search(OWNER, q)))[0] for _ in range(5)]
+        times = [(await timed(store.search(OWNER, q)))[0] for _ in range(5)]
         print(line(f"worst: {name}", times, f"   ({q!r})"))
 
 
@@ -291,13 +293,11 @@ async def answer_ends(store: SqlStore, library: Library) -> None:
         for _ in range(ENDS):
             cid = rng.choice(conversations)
             gid = uuid.uuid4().hex
-            took, _ = await timed(
-                lambda: store.start_turn(OWNER, cid, library.text(12), gid, "w", 60)
-            )
+            took, _ = await timed(store.start_turn(OWNER, cid, library.text(12), gid, "w", 60))
             starts.append(took)
             answer = library.text(60)
             took, _ = await timed(
-                lambda: store.finish(
+                store.finish(
                     gid,
                     content=answer,
                     status=MessageStatus.COMPLETE,
@@ -327,9 +327,9 @@ async def measure(
 ) -> None:
     print(f"\n== {name} ==")
     await at_0005(url)
-    took, _ = await timed(fill)
+    took, _ = await timed(fill())
     print(f"  bulk insert of {len(library.messages):,} messages: {took:.1f} s")
-    took, _ = await timed(lambda: upgrade(url))
+    took, _ = await timed(upgrade(url))
     print(f"  migration 0008 (builds the index): {took:.1f} s")
     store = await open_store(url)
     try:
