@@ -18,7 +18,8 @@ Then, in this process, on the real `SqlStore` (one event loop, as one worker has
   kept (as shipped) and with `search.add` switched off: the difference is what search
   adds to an answer's end.
 
-Nothing is asserted. Run: `python -m bench.bench_search [--conversations N] [--sqlite-only]`.
+Nothing is asserted. Run:
+`python -m bench.bench_search [--conversations N] [--only sqlite|postgres]`.
 """
 
 from __future__ import annotations
@@ -342,7 +343,7 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--conversations", type=int, default=10_000, help="per owner")
-    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--only", choices=("sqlite", "postgres"), help="one database only")
     args = parser.parse_args()
     for text_line in describe():
         print(text_line)
@@ -353,14 +354,16 @@ def main() -> None:
         f"{args.conversations * MESSAGES_PER_CONVERSATION:,} messages per owner, 2 owners "
         f"(made in {time.perf_counter() - started:.1f} s)"
     )
-    with tempfile.TemporaryDirectory() as workdir:
-        path = Path(workdir) / "hxchat.db"
+    if args.only != "postgres":
+        with tempfile.TemporaryDirectory() as workdir:
+            path = Path(workdir) / "hxchat.db"
 
-        async def fill_file() -> None:
-            await asyncio.to_thread(fill_sqlite, path, library)
+            async def fill_file() -> None:
+                await asyncio.to_thread(fill_sqlite, path, library)
 
-        asyncio.run(measure("SQLite (FTS5)", f"sqlite+aiosqlite:///{path}", library, fill_file))
-    if args.sqlite_only:
+            url = f"sqlite+aiosqlite:///{path}"
+            asyncio.run(measure("SQLite (FTS5)", url, library, fill_file))
+    if args.only == "sqlite":
         return
     with fresh_database() as url:
         asyncio.run(

@@ -7,9 +7,11 @@ whitespace, and each piece becomes a term built here with its quotes escaped.
   the tokenizer finds in it, the last one as a prefix (`"foo.ba"*` finds `foo.bar`).
   The terms are ANDed, and limited to the owner's rows by the `owner` column (one
   token, the hex of the owner's id) in the same expression, so that FTS5's index
-  does that too. Best first is bm25, a title weighing three times a message, among
-  the newest `RANKED` matching messages and every matching title (two statements:
-  FTS5 finds the cut-off rowid walking its matches newest first, then ranks above it).
+  does that too. Best first: matching titles, then messages, each by bm25 among the
+  owner's newest `RANKED` matches: FTS5 walks the matches newest first to find them,
+  then scores the rows between the first and the last with an expression without the
+  owner (bm25 counts every row of each word in its expression, and the owner's "word"
+  is in all of the owner's rows). With more matches than that, the newest first.
 - PostgreSQL: the pieces are turned into lexemes by the database itself (its parser
   and `hxchat_search`, with accents folded as in the index), and the tsquery is built
   here from them, each quoted and a prefix (`'lexeme':*`), ANDed, and cast, never
@@ -37,28 +39,25 @@ MAX_RESULTS = 50
 # Only the newest this many matching messages are ranked: a word found in most of a
 # big library would otherwise have every one of its messages scored (seconds), and
 # among thousands of matches the newest are what a person looks for.
-RANKED = 2_000
+RANKED = 1_000
 
-# Scores only (reading a row's other columns costs a lookup each, for every match).
-_SQLITE_SCORED = (
-    "SELECT rowid AS id, bm25(search_index, 0.0, 0.0, 3.0, 1.0) AS score"
-    " FROM search_index WHERE search_index MATCH :match"
-)
-# The rowid of the match `:depth` places below the newest, if there are that many
-# (titles: their rowids go down as they are made, so the newest are the lowest).
-_SQLITE_DEPTH = text(
+# The owner's newest matching messages (rowids above 0), and titles (below 0: their
+# rowids go down as they are made, so the newest are the lowest).
+_SQLITE_NEWEST = text(
     "SELECT rowid FROM search_index WHERE search_index MATCH :match AND rowid > 0"
-    " ORDER BY rowid DESC LIMIT 1 OFFSET :depth"
+    " ORDER BY rowid DESC LIMIT :depth"
 )
-_SQLITE_TITLES_DEPTH = text(
+_SQLITE_NEWEST_TITLES = text(
     "SELECT rowid FROM search_index WHERE search_index MATCH :match AND rowid < 0"
-    " ORDER BY rowid LIMIT 1 OFFSET :depth"
+    " ORDER BY rowid LIMIT :depth"
 )
-_SQLITE_MESSAGES = text(
-    f"{_SQLITE_SCORED} AND rowid >= :since ORDER BY score, rowid DESC LIMIT :limit"
-)
-_SQLITE_TITLES = text(
-    f"{_SQLITE_SCORED} AND rowid < 0 AND rowid <= :since ORDER BY score LIMIT :limit"
+# Scores (only: a row's other columns cost a lookup each) of the rows between two
+# rowids that have the words, whoever's: bm25 counts the rows of each word of its
+# expression, so the owner's column is left out of it (it is a word in every one of
+# the owner's rows), and the caller keeps the owner's rows.
+_SQLITE_SCORES = text(
+    "SELECT rowid AS id, bm25(search_index, 0.0, 0.0, 3.0, 1.0) AS score"
+    " FROM search_index WHERE search_index MATCH :match AND rowid BETWEEN :low AND :high"
 )
 _SQLITE_CONVERSATIONS = text(
     "SELECT rowid AS id, conversation FROM search_index WHERE rowid IN :ids"
@@ -68,17 +67,22 @@ _SQLITE_FIRST = text(
     " WHERE search_index MATCH :match AND rowid > 0 GROUP BY conversation"
 )
 _POSTGRES_LEXEMES = text("SELECT tsvector_to_array(to_tsvector('hxchat_search', :typed))")
+# The tsquery is written out at each use (not taken from a CTE) so that the planner
+# sees it and estimates how common its words are: it then walks the owner's newest
+# messages for a common word, and uses the GIN index for a rare one.
+_TSQUERY = "CAST(:tsquery AS tsquery)"
+_RANK = f"ts_rank('{{0.1, 0.2, 0.4, 0.3}}', document, {_TSQUERY})"
+_POSTGRES_CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
 _POSTGRES_FIND = text(
-    "WITH q AS (SELECT CAST(:tsquery AS tsquery) AS query,"
-    " CAST('{0.1, 0.2, 0.4, 0.3}' AS FLOAT4[]) AS weights),"
-    " newest AS (SELECT message_id FROM search_messages, q"
-    " WHERE owner = :owner AND document @@ q.query ORDER BY message_id DESC LIMIT :depth)"
-    " SELECT id, conversation_id, score FROM ("
-    " SELECT message_id AS id, conversation_id, ts_rank(q.weights, document, q.query) AS score"
-    " FROM search_messages, q WHERE message_id IN (SELECT message_id FROM newest)"
+    "SELECT id, conversation_id, score FROM ("
+    f" SELECT message_id AS id, conversation_id, {_RANK} AS score"
+    " FROM search_messages WHERE message_id IN ("
+    " SELECT message_id FROM search_messages"
+    f" WHERE owner = :owner AND document @@ {_TSQUERY}"
+    " ORDER BY message_id DESC LIMIT :depth)"
     " UNION ALL"
-    " SELECT NULL, conversation_id, ts_rank(q.weights, document, q.query)"
-    " FROM search_titles, q WHERE owner = :owner AND document @@ q.query) AS found"
+    f" SELECT NULL, conversation_id, {_RANK} FROM search_titles"
+    f" WHERE owner = :owner AND document @@ {_TSQUERY}) AS found"
     " ORDER BY score DESC, id DESC NULLS FIRST LIMIT :limit"
 )
 _POSTGRES_FIRST = text(
@@ -98,10 +102,12 @@ def fts5_string(piece: str) -> str:
     return '"' + piece.replace('"', '""') + '"'
 
 
-def fts5_match(owner: str, pieces: Sequence[str]) -> str:
-    """The FTS5 expression: the owner's rows whose title or body has every piece."""
+def fts5_match(owner: str | None, pieces: Sequence[str]) -> str:
+    """The FTS5 expression: the rows whose title or body has every piece (the owner's
+    rows only, unless `owner` is None)."""
     terms = " AND ".join(fts5_string(piece) + "*" for piece in pieces)
-    return f"owner : {_hex(owner)} AND {{title body}} : ({terms})"
+    words = f"{{title body}} : ({terms})"
+    return words if owner is None else f"owner : {_hex(owner)} AND {words}"
 
 
 def tsquery(lexemes: Sequence[str]) -> str:
@@ -129,17 +135,26 @@ def find(conn: Connection, owner: str, query: str) -> list[SearchHit]:
 
 
 def _find_sqlite(conn: Connection, owner: str, pieces: list[str]) -> list[tuple[int | None, str]]:
-    match = fts5_match(owner, pieces)
-    depth = {"match": match, "depth": RANKED - 1}
-    since = conn.scalar(_SQLITE_DEPTH, depth) or 1
-    titles_since = conn.scalar(_SQLITE_TITLES_DEPTH, depth) or -1
-    values = {"match": match, "limit": MAX_RESULTS}
-    rows = [
-        *conn.execute(_SQLITE_MESSAGES, {**values, "since": since}),
-        *conn.execute(_SQLITE_TITLES, {**values, "since": titles_since}),
-    ]
-    rows.sort(key=lambda row: (row.score, -row.id))  # bm25: lower is better
-    best = [int(row.id) for row in rows[:MAX_RESULTS]]
+    owned = {"match": fts5_match(owner, pieces), "depth": RANKED}
+    best: list[int] = []
+    for newest in (_SQLITE_NEWEST_TITLES, _SQLITE_NEWEST):
+        candidates = list(conn.scalars(newest, owned))
+        if len(candidates) == RANKED:
+            # Words in more than RANKED of the owner's rows tell little apart (and bm25
+            # would count every row they are in, whoever's): the newest come first.
+            best += candidates
+            continue
+        if not candidates:
+            continue
+        bounds = {"low": min(candidates), "high": max(candidates)}
+        kept = set(candidates)
+        scores = {
+            row.id: row.score
+            for row in conn.execute(_SQLITE_SCORES, {"match": fts5_match(None, pieces), **bounds})
+            if row.id in kept
+        }
+        best += sorted(scores, key=lambda rowid: (scores[rowid], -rowid))  # bm25: low first
+    best = best[:MAX_RESULTS]  # ranked titles first (a title weighs more), then messages
     of = {
         row.id: bytes.fromhex(row.conversation).decode()
         for row in conn.execute(_SQLITE_CONVERSATIONS, {"ids": best})
@@ -158,6 +173,8 @@ def _find_postgres(conn: Connection, owner: str, pieces: list[str]) -> list[tupl
     lexemes = conn.scalar(_POSTGRES_LEXEMES, {"typed": " ".join(pieces)}) or []
     if not lexemes:
         return []
+    # A prepared statement's generic plan would not know how common the words are.
+    conn.execute(_POSTGRES_CUSTOM_PLAN)
     rows = conn.execute(
         _POSTGRES_FIND,
         {
