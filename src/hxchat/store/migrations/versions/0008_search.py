@@ -12,7 +12,9 @@ PostgreSQL: `search_messages` and `search_titles`, each with a `tsvector` under 
 index, made with the text search configuration `hxchat_search`: `simple` (no
 language's stemming or stop words, so it works for any language) after `unaccent`
 when the extension can be created; without it the configuration is `simple` alone and
-accents are not folded (a warning says so).
+accents are not folded (a warning says so). With the extension `btree_gin` the GIN
+indexes hold the owner too, so that a search fetches only its owner's matching rows;
+without it they hold the document alone (a warning says so; searches are slower).
 
 What is indexed: the text of every message on the path each conversation shows (the
 versions it does not show are not searched), once it is written (an answer when it
@@ -91,12 +93,8 @@ _POSTGRES_TABLES = [
     " message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
     " conversation_id VARCHAR(32) NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,"
     " owner VARCHAR(255) NOT NULL,"
-    " document TSVECTOR NOT NULL)"
-    # Each tsvector out of line: the rows a search fetches by the thousand stay narrow,
-    # a few to a page (only the ranked ones read their tsvector).
-    " WITH (toast_tuple_target = 128)",
-    "ALTER TABLE search_messages ALTER COLUMN document SET STORAGE EXTERNAL",
-    "CREATE INDEX ix_search_messages_document ON search_messages USING GIN (document)",
+    " document TSVECTOR NOT NULL)",
+    "CREATE INDEX ix_search_messages_document ON search_messages USING GIN ({indexed})",
     "CREATE INDEX ix_search_messages_conversation ON search_messages (conversation_id)",
     # The owner's messages newest first: the newest matches of a common word.
     "CREATE INDEX ix_search_messages_owner ON search_messages (owner, message_id)",
@@ -104,7 +102,7 @@ _POSTGRES_TABLES = [
     " conversation_id VARCHAR(32) PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,"
     " owner VARCHAR(255) NOT NULL,"
     " document TSVECTOR NOT NULL)",
-    "CREATE INDEX ix_search_titles_document ON search_titles USING GIN (document)",
+    "CREATE INDEX ix_search_titles_document ON search_titles USING GIN ({indexed})",
     "CREATE FUNCTION search_title_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
     " BEGIN"
     " INSERT INTO search_titles (conversation_id, owner, document)"
@@ -129,33 +127,45 @@ _POSTGRES_TABLES = [
 _WORDS = "asciiword, asciihword, hword_asciipart, word, hword, hword_part, numword, numhword"
 
 
-def _postgres_configuration() -> None:
-    """`hxchat_search`: `simple` after `unaccent` if the extension can be created
-    (tried in a savepoint, so that a refusal leaves the migration going on)."""
-    op.execute("CREATE TEXT SEARCH CONFIGURATION hxchat_search (COPY = simple)")
+def _extension(name: str, without: str) -> bool:
+    """Create the extension if it can be (in a savepoint, so that a refusal leaves the
+    migration going on); otherwise log what is done `without` it."""
     bind = op.get_bind()
     savepoint = bind.begin_nested()
     try:
-        bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS unaccent")
-    except Exception as exc:  # the extension is not installed, or we may not create it
+        bind.exec_driver_sql(f"CREATE EXTENSION IF NOT EXISTS {name}")
+    except Exception as exc:  # not installed, or this role may not create it
         savepoint.rollback()
         logger.warning(
-            "search: the PostgreSQL extension unaccent is not available (%s); "
-            "searches will not fold accents (cafe will not find café)",
+            "search: the PostgreSQL extension %s is not available (%s); %s",
+            name,
             type(exc).__name__,
+            without,
         )
-        return
+        return False
     savepoint.commit()
-    op.execute(
-        f"ALTER TEXT SEARCH CONFIGURATION hxchat_search ALTER MAPPING FOR {_WORDS}"
-        " WITH unaccent, simple"
-    )
+    return True
+
+
+def _postgres_configuration() -> str:
+    """`hxchat_search`: `simple` after `unaccent` if it can be had. Returns the GIN
+    indexes' columns: the owner's too with `btree_gin` (a search then fetches only the
+    owner's matching rows), else the document alone."""
+    op.execute("CREATE TEXT SEARCH CONFIGURATION hxchat_search (COPY = simple)")
+    if _extension("unaccent", "searches will not fold accents (cafe will not find café)"):
+        op.execute(
+            f"ALTER TEXT SEARCH CONFIGURATION hxchat_search ALTER MAPPING FOR {_WORDS}"
+            " WITH unaccent, simple"
+        )
+    if _extension("btree_gin", "searches fetch every owner's matching rows, then filter"):
+        return "owner, document"
+    return "document"
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        _postgres_configuration()
-        statements = _POSTGRES_TABLES
+        indexed = _postgres_configuration()
+        statements = [statement.replace("{indexed}", indexed) for statement in _POSTGRES_TABLES]
     else:
         statements = _SQLITE
     for statement in statements:
@@ -169,7 +179,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS search_titles")
         op.execute("DROP TABLE IF EXISTS search_messages")
         op.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS hxchat_search")
-        return  # unaccent stays: other databases' objects may use it
+        return  # the extensions stay: other objects of the database may use them
     for trigger in (
         "search_title_added",
         "search_title_changed",
