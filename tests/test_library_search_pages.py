@@ -60,9 +60,11 @@ async def test_htmx_gets_only_the_list(client: httpx.AsyncClient) -> None:
     assert "HX-Request" in response.headers["vary"]
     results = html_tree.parse(response.text).find("ul", id="conversation-list")
     assert [mark.text for mark in results.find_all("mark")][:2] == ["Café", "Café"]
-    # Cleared, the field brings the conversations back.
-    listed = html_tree.parse((await client.get("/search?q=", headers=HTMX)).text)
+    # Cleared, the field brings the conversations back, the page's own one marked.
+    cleared = await client.get(f"/search?q=&conversation_id={cid}", headers=HTMX)
+    listed = html_tree.parse(cleared.text)
     assert [a.attrs["href"] for a in listed.find_all("a")] == [f"/c/{cid}"]
+    assert listed.find("a").attrs["aria-current"] == "page"
 
 
 async def test_results_are_escaped(client: httpx.AsyncClient) -> None:

@@ -56,9 +56,11 @@ async def search_page(
     owner: OwnerDep,
     identity: IdentityDep,
     q: str = "",
+    conversation_id: str = "",
 ) -> Response:
     """The results in place of the conversation list: the list alone for htmx, else the
-    page (an empty search: the conversations again)."""
+    page (an empty search: the conversations again, the one the page shows marked:
+    htmx sends its id, `conversation_id`)."""
     problem = SearchTooLong.default_detail if len(q) > MAX_QUERY_CHARS else None
     searching = bool(q.strip())
     hits = await store.search(owner, q) if searching and problem is None else []
@@ -72,6 +74,7 @@ async def search_page(
     if is_htmx(request):
         context["conversations"] = [] if searching else await store.list_conversations(owner)
         context["conversation"] = None
+        context["current_id"] = conversation_id
         context["oob"] = False
         return HTMLResponse(templates.block(PAGE, "conversation_list", **context), headers=VARY)
     return await render_page(store, templates, models, owner, None, identity, **context)
