@@ -3,7 +3,7 @@
 Per database (a SQLite file, then a fresh PostgreSQL database made and dropped here,
 like bench_scale.py): the schema at 0005, then 10,000 conversations of 20 messages
 (200,000 messages) for one owner and as many for another, written in bulk (executemany
-on SQLite, COPY on PostgreSQL), then the upgrade to the head, whose migration 0008
+on SQLite, COPY on PostgreSQL), then the upgrade to the head, whose migration 0009
 builds the index for them (its time is printed). The text is made of 20,000 made-up
 words drawn with Zipf's law (a few very common, most rare), questions of ~12 words and
 answers of ~60, some with accents.
@@ -331,7 +331,7 @@ async def measure(
     took, _ = await timed(fill())
     print(f"  bulk insert of {len(library.messages):,} messages: {took:.1f} s")
     took, _ = await timed(upgrade(url))
-    print(f"  migration 0008 (builds the index): {took:.1f} s")
+    print(f"  upgrade from 0005 (0009 builds the index): {took:.1f} s")
     store = await open_store(url)
     try:
         await searches(store, library)

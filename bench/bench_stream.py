@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import html
 import json
 import re
@@ -59,6 +60,7 @@ from bench.ramp import (
     wait_quiet,
 )
 from bench.sse_client import Connection, SseEvent
+from bench.tree import MODELS, THREE_MODELS_ENV, fill_trees
 from hxchat.render import render_markdown
 
 FULL_DELAY_MS = 30
@@ -292,6 +294,8 @@ async def part_b(
     delay_ms: int = RAMP_DELAY_MS,
     kinds: tuple[str, ...] = ("json", "browser"),
     auth: str = "none",
+    tree: tuple[int, int] | None = None,
+    three_models: bool = False,
 ) -> None:
     words = ramp_words(delay_ms)
     mode = "password, one user's API token on every request" if auth == "token" else "none"
@@ -299,6 +303,13 @@ async def part_b(
         f"\n== b. N concurrent conversations, {words} words each at {delay_ms} ms per word, "
         f"1 worker, SQLite + in-memory event log, HXCHAT_AUTH={mode} =="
     )
+    if three_models:
+        print(f"three models offered: {', '.join(MODELS)} (the answers are echo's)")
+    if tree:
+        print(
+            f"each conversation first holds a tree of {tree[0]} turns, {tree[1]} answers "
+            "to each question (written into the database before the step, not timed)"
+        )
     print(
         "json    = /api/generations/{id}/events: text deltas merged to <= 20 events/s;\n"
         "browser = /generations/{id}/stream, HTML frames coalesced to <= 20/s (on both, "
@@ -313,6 +324,13 @@ async def part_b(
         sub = workdir / kind
         sub.mkdir()
         env = server_env(sub, delay_ms)
+        if three_models:
+            env.update(THREE_MODELS_ENV)
+        prepare = None
+        if tree:
+            prepare = functools.partial(
+                fill_trees, sub / "bench.db", turns=tree[0], versions=tree[1]
+            )
         headers = None
         if auth == "token":
             env.update(TOKEN_ENV)
@@ -329,6 +347,7 @@ async def part_b(
                 words=words,
                 delay=delay_ms / 1000,
                 auth=headers,
+                prepare=prepare,
             )
         finally:
             server.stop()
@@ -369,7 +388,17 @@ def main() -> None:
         default="none",
         help="part b: mode none (a cookie each), or password mode with one user's API token",
     )
+    parser.add_argument(
+        "--three-models", action="store_true", help="part b: offer three models (#10)"
+    )
+    parser.add_argument(
+        "--tree",
+        default=None,
+        help="part b: TURNS,VERSIONS of history in each conversation first, e.g. 20,5",
+    )
     args = parser.parse_args()
+    tree = tuple(int(n) for n in args.tree.split(",")) if args.tree else None
+    assert tree is None or len(tree) == 2, "--tree TURNS,VERSIONS"
     deadline = time.monotonic() + args.budget
     server_cpus, client_cpus = parse_cpus(args.server_cpus), parse_cpus(args.client_cpus)
     pin_self(client_cpus)
@@ -391,7 +420,15 @@ def main() -> None:
                 kinds = ("json", "browser") if args.stream == "both" else (args.stream,)
                 runner.run(
                     part_b(
-                        workdir / "b", steps, server_cpus, deadline, args.delay_ms, kinds, args.auth
+                        workdir / "b",
+                        steps,
+                        server_cpus,
+                        deadline,
+                        args.delay_ms,
+                        kinds,
+                        args.auth,
+                        (tree[0], tree[1]) if tree else None,
+                        args.three_models,
                     )
                 )
 

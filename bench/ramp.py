@@ -256,9 +256,13 @@ async def run_step(
     services_cpu: Callable[[], float] | None = None,
     patience: float = 30.0,
     auth: dict[str, str] | None = None,
+    prepare: Callable[[list[str]], object] | None = None,
 ) -> Step:
-    """N streams at once; CPU and lateness of the measured phase (setup excluded)."""
+    """N streams at once; CPU and lateness of the measured phase (setup excluded, and
+    `prepare`, given the new conversations' ids, with it: e.g. their history)."""
     conversations = await create_conversations(port, n, auth)
+    if prepare is not None:
+        await asyncio.to_thread(prepare, [cid for cid, _ in conversations])
     text = prompt(words)
     loop = asyncio.get_running_loop()
     await wait_quiet(server_pid, patience=patience)  # also lets the setup's writes settle
@@ -338,6 +342,7 @@ async def ramp(
     words: int = 300,
     delay: float = 0.02,
     auth: dict[str, str] | None = None,
+    prepare: Callable[[list[str]], object] | None = None,
 ) -> list[Step]:
     """Steps in order until one misses the target, or the time budget runs out."""
     done: list[Step] = []
@@ -356,6 +361,7 @@ async def ramp(
             services_cpu=services_cpu,
             patience=patience,
             auth=auth,
+            prepare=prepare,
         )
         done.append(step)
         print(row(step), flush=True)

@@ -33,7 +33,7 @@ from sqlalchemy.pool import NullPool
 from hxchat.app import create_app
 from hxchat.broker.base import EventLog
 from hxchat.config import Settings
-from hxchat.domain import AgentEvent, Role, TextDelta, Turn
+from hxchat.domain import AgentEvent, Role, TextDelta, Turn, Usage
 from hxchat.errors import ProviderError
 from hxchat.providers.base import ChatModel
 from tests import html_tree, sse
@@ -303,10 +303,14 @@ class ScriptedModel:
         self.hang = False
         self.pause = 0.0  # seconds between two words
         self.seen: list[list[Turn]] = []
+        self.instructions: list[str] = []  # the instructions of each answer, in turn
         self.closed = False
 
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, history: Sequence[Turn], *, instructions: str = ""
+    ) -> AsyncIterator[AgentEvent]:
         self.seen.append(list(history))
+        self.instructions.append(instructions)
         for index, word in enumerate(self.words):
             if self.fail_after is not None and index == self.fail_after:
                 raise ProviderError("The model's server failed (HTTP 500); please try again.")
@@ -319,6 +323,24 @@ class ScriptedModel:
         self.closed = True
 
 
+class TitlingModel(ScriptedModel):
+    """A scripted model that also writes titles (`TitleWriter`): `title_text`, after
+    `title_delay` seconds; records what it was asked to title."""
+
+    name = "titling"
+
+    def __init__(self, words: Sequence[str] = ("Hello ", "there."), title: str = "A title") -> None:
+        super().__init__(words)
+        self.title_text = title
+        self.title_delay = 0.0
+        self.titled: list[tuple[str, str]] = []
+
+    async def title(self, question: str, answer: str, timeout: float) -> str:
+        self.titled.append((question, answer))
+        await asyncio.sleep(self.title_delay)
+        return self.title_text
+
+
 async def run(  # every event of one answer, and the error that ended it (if any)
     model: ChatModel, history: Sequence[Turn]
 ) -> tuple[list[AgentEvent], ProviderError | None]:
@@ -329,6 +351,11 @@ async def run(  # every event of one answer, and the error that ended it (if any
     except ProviderError as exc:
         return events, exc
     return events, None
+
+
+def without_usage(events: Sequence[AgentEvent]) -> list[AgentEvent]:
+    """The events but the `Usage` ones (for tests about something else)."""
+    return [event for event in events if not isinstance(event, Usage)]
 
 
 def text_of(events: Sequence[AgentEvent]) -> str:

@@ -31,7 +31,7 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -163,9 +163,7 @@ class ScriptedGemini(BaseLlm):
                         partial=False,
                         turn_complete=True,
                         finish_reason=types.FinishReason.STOP,
-                        usage_metadata=types.GenerateContentResponseUsageMetadata(
-                            prompt_token_count=10, candidates_token_count=10, total_token_count=20
-                        ),
+                        usage_metadata=usage_of(prompt_words(llm_request), text),
                     )
                 case Raise(error):
                     raise error
@@ -175,8 +173,43 @@ class ScriptedGemini(BaseLlm):
                     await asyncio.sleep(seconds)
 
 
+def prompt_words(request: LlmRequest) -> int:
+    """What the scripted model reports as its input tokens: the words it was sent."""
+    return sum(len(text.split()) for _role, text in request_texts(request))
+
+
+def usage_of(prompt: int, text: str) -> types.GenerateContentResponseUsageMetadata:
+    """Usage metadata as Gemini reports it, with words as tokens: the prompt's, and the
+    answer's so far."""
+    answered = len(text.split())
+    return types.GenerateContentResponseUsageMetadata(
+        prompt_token_count=prompt,
+        candidates_token_count=answered,
+        total_token_count=prompt + answered,
+    )
+
+
 def _model_text(text: str) -> types.Content:
     return types.Content(role="model", parts=[types.Part(text=text)])
+
+
+def content_parts(content: types.Content) -> list[tuple[Any, ...]]:
+    """A content's parts as the model reads them: `("text", str)`, `("inline",
+    mime_type, bytes)` for inline data, `("file", mime_type, uri)` for an uploaded file."""
+    parts: list[tuple[Any, ...]] = []
+    for part in content.parts or ():
+        if part.inline_data is not None:
+            parts.append(("inline", part.inline_data.mime_type, part.inline_data.data))
+        elif part.file_data is not None:
+            parts.append(("file", part.file_data.mime_type, part.file_data.file_uri))
+        else:
+            parts.append(("text", part.text))
+    return parts
+
+
+def body_parts(content: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """`content_parts` of a content in a recorded HTTP request body (base64 decoded)."""
+    return content_parts(types.Content.model_validate(content))
 
 
 def request_texts(request: LlmRequest) -> list[tuple[str, str]]:
@@ -219,12 +252,29 @@ SCRIPTS: dict[str, Callable[[], list[ApiReply]]] = {
 }
 
 
+@dataclass
+class Upload:
+    """A file sent to the scripted Files API: what it was told, and the bytes."""
+
+    mime_type: str
+    display_name: str
+    data: bytearray = field(default_factory=bytearray)
+    done: bool = False
+    looked_at: int = 0  # how often its state was asked for
+
+
 class ScriptedGeminiAPI(ScriptedHTTPServer):
     """Answers `POST /v1beta/models/{model}:streamGenerateContent` with the replies in turn.
 
     A reply's `Partial` steps become SSE chunks; its `Final` step becomes the last
     chunk, with `finishReason: STOP` and the grounding metadata (Google's API does
     not repeat the text there: ADK aggregates the final response itself).
+
+    It also speaks the Files API's resumable upload as google-genai uses it (`POST
+    /upload/v1beta/files` starts one and names its upload URL, chunks follow, the one
+    marked `finalize` gets the file back); the uploads are in `uploads`, and
+    `upload_status` other than 200 refuses them. An uploaded file goes through
+    `file_states` (`GET /v1beta/files/{name}` answers the next one each time).
     """
 
     def __init__(
@@ -233,6 +283,9 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
         super().__init__(host, port)
         self.replies = list(replies) or SCRIPTS["hello"]()
         self._next = 0
+        self.uploads: list[Upload] = []
+        self.upload_status = 200
+        self.file_states = ["ACTIVE"]
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -242,6 +295,14 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
     async def handle(self, request: Request, writer: Writer) -> None:
         if request.method == "GET" and request.path == "/_requests":
             await writer.send_json(200, self.bodies)
+            return
+        if request.method == "POST" and request.path.startswith("/upload/"):
+            await self._upload(request, writer)
+            return
+        if request.method == "GET" and request.path.startswith("/v1beta/files/scripted-"):
+            upload = self.uploads[int(request.path.rsplit("-", 1)[-1])]
+            upload.looked_at += 1
+            await writer.send_json(200, self._described(upload))
             return
         if request.method != "POST" or "GenerateContent" not in request.path:
             await writer.send_json(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
@@ -253,20 +314,57 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
             await writer.send_json(reply.code, {"error": error})
             return
         await writer.start_chunks()
+        sent = _Sent(prompt=_body_words(request.json()))
         if isinstance(reply, ApiCut):
             for part in reply.parts:
-                await writer.chunk(_sse({"content": _content(part), "index": 0}))
+                await writer.chunk(sent.sse({"content": _content(part), "index": 0}, part))
             await asyncio.sleep(0.05)  # let the client read what was sent
             writer.cut()
             return
         for step in reply:
-            await self._send_step(step, writer)
+            await self._send_step(step, writer, sent)
         await writer.end_chunks()
 
-    async def _send_step(self, step: Step, writer: Writer) -> None:
+    async def _upload(self, request: Request, writer: Writer) -> None:
+        if self.upload_status != 200:
+            error = {"code": self.upload_status, "message": "scripted", "status": "INTERNAL"}
+            await writer.send_json(self.upload_status, {"error": error})
+            return
+        command = request.headers.get("x-goog-upload-command", "")
+        if command == "start":
+            described = (request.json() or {}).get("file") or {}
+            mime_type = request.headers.get("x-goog-upload-header-content-type", "")
+            name = described.get("displayName") or described.get("display_name") or ""
+            self.uploads.append(Upload(mime_type, name))  # proto JSON: either spelling
+            url = f"{self.origin}/upload/session/{len(self.uploads) - 1}"
+            await writer.send_json(200, {}, headers={"X-Goog-Upload-URL": url})
+            return
+        number = int(request.path.rsplit("/", 1)[-1])
+        upload = self.uploads[number]
+        upload.data += request.body
+        if "finalize" not in command:
+            await writer.send_json(200, {}, headers={"X-Goog-Upload-Status": "active"})
+            return
+        upload.done = True
+        headers = {"X-Goog-Upload-Status": "final"}
+        await writer.send_json(200, {"file": self._described(upload)}, headers=headers)
+
+    def _described(self, upload: Upload) -> dict[str, Any]:
+        """The Files API's `File` for an upload, in the state it has reached."""
+        number = self.uploads.index(upload)
+        return {
+            "name": f"files/scripted-{number}",
+            "displayName": upload.display_name,
+            "mimeType": upload.mime_type,
+            "sizeBytes": str(len(upload.data)),
+            "uri": f"{self.origin}/v1beta/files/scripted-{number}",
+            "state": self.file_states[min(upload.looked_at, len(self.file_states) - 1)],
+        }
+
+    async def _send_step(self, step: Step, writer: Writer, sent: _Sent) -> None:
         match step:
             case Partial(text):
-                await writer.chunk(_sse({"content": _content(text), "index": 0}))
+                await writer.chunk(sent.sse({"content": _content(text), "index": 0}, text))
             case Final(_text, grounding):
                 candidate: dict[str, Any] = {
                     "content": _content(""),
@@ -277,11 +375,11 @@ class ScriptedGeminiAPI(ScriptedHTTPServer):
                     candidate["groundingMetadata"] = grounding.model_dump(
                         mode="json", by_alias=True, exclude_none=True
                     )
-                await writer.chunk(_sse(candidate))
+                await writer.chunk(sent.sse(candidate))
             case Sleep(seconds):
                 await asyncio.sleep(seconds)
             case ErrorResponse(code):
-                await writer.chunk(_sse({"finishReason": code, "index": 0}))
+                await writer.chunk(sent.sse({"finishReason": code, "index": 0}))
             case Raise():
                 writer.cut()
 
@@ -290,10 +388,27 @@ def _content(text: str) -> dict[str, Any]:
     return {"role": "model", "parts": [{"text": text}]}
 
 
-def _sse(candidate: dict[str, Any]) -> bytes:
-    usage = {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}
-    payload = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "scripted"}
-    return b"data: " + json.dumps(payload).encode() + b"\r\n\r\n"
+@dataclass
+class _Sent:
+    """One streamed reply's usage so far, sent with every chunk as Google's API does
+    (words as tokens: the prompt's, and the answer's so far)."""
+
+    prompt: int
+    text: str = ""
+
+    def sse(self, candidate: dict[str, Any], text: str = "") -> bytes:
+        self.text += text
+        usage = usage_of(self.prompt, self.text).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+        payload = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "scripted"}
+        return b"data: " + json.dumps(payload).encode() + b"\r\n\r\n"
+
+
+def _body_words(body: Any) -> int:
+    """The words of every text part of a generate request's `contents`."""
+    parts = (part for content in body.get("contents", ()) for part in content.get("parts", ()))
+    return sum(len(str(part.get("text", "")).split()) for part in parts)
 
 
 if __name__ == "__main__":

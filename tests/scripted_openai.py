@@ -3,7 +3,11 @@
 The real `openai` SDK talks to it over HTTP, so tests cover the wire protocol, the
 SDK's errors and our timeouts. Each `POST /v1/chat/completions` gets the next reply
 of a script (streamed text or `tool_calls`, an HTTP error, a cut, a stall); every
-request is recorded (`server.requests`, `server.bodies`, `GET /_requests`).
+request is recorded (`server.requests`, `server.bodies`, `GET /_requests`), and
+`received_parts` reads a recorded message the way the model does (text, images). A request
+with `stream_options: {"include_usage": true}` gets a last chunk with its usage, words
+as tokens; with `refuse_stream_options` set (`--refuse-stream-options`), the server
+answers such a request 400, as servers that do not know the option do.
 
     with ScriptedOpenAI([Text(["Hel", "lo"]), Status(500)]) as server:  # in a thread
         ...  # OPENAI_BASE_URL=server.base_url
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import threading
@@ -50,13 +55,21 @@ class Writer:
     def __init__(self, stream: asyncio.StreamWriter) -> None:
         self._stream = stream
 
-    async def send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self._head(status, content_type, {"Content-Length": str(len(body))})
+    async def send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._head(status, content_type, {"Content-Length": str(len(body)), **(headers or {})})
         self._stream.write(body)
         await self._stream.drain()
 
-    async def send_json(self, status: int, value: Any) -> None:
-        await self.send(status, json.dumps(value).encode())
+    async def send_json(
+        self, status: int, value: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
+        await self.send(status, json.dumps(value).encode(), headers=headers)
 
     async def start_chunks(self, status: int = 200, kind: str = "text/event-stream") -> None:
         self._head(status, kind, {"Transfer-Encoding": "chunked"})
@@ -203,11 +216,32 @@ async def _stream_text(writer: Writer, parts: Sequence[str], delay: float) -> No
         await writer.chunk(_chunk({"content": part}))
 
 
-async def _finish_text(writer: Writer, parts: Sequence[str], error: str | None = None) -> None:
+def _words(text: str | None) -> int:
+    return len((text or "").split())
+
+
+def _usage_chunk(request: Request, answered: int) -> bytes:
+    """The usage chunk OpenAI sends last when the request asked for it (no choices):
+    the words of the messages sent, and the words answered; else nothing."""
+    body = request.json()
+    if not (body.get("stream_options") or {}).get("include_usage"):
+        return b""
+    sent = body.get("messages", ())
+    prompt = sum(_words(m.get("content")) for m in sent if isinstance(m.get("content"), str))
+    usage = {"prompt_tokens": prompt, "completion_tokens": answered}
+    usage["total_tokens"] = prompt + answered
+    payload = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0}
+    payload |= {"model": "scripted", "choices": [], "usage": usage}
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+async def _finish_text(
+    writer: Writer, parts: Sequence[str], error: str | None = None, usage: bytes = b""
+) -> None:
     for part in parts:
         await writer.chunk(_chunk({"content": part}))
     if error is None:
-        await writer.chunk(_chunk({}, "stop") + b"data: [DONE]\n\n")
+        await writer.chunk(_chunk({}, "stop") + usage + b"data: [DONE]\n\n")
     else:
         await writer.chunk(b"data: " + json.dumps({"error": {"message": error}}).encode() + b"\n\n")
     await writer.end_chunks()
@@ -225,7 +259,25 @@ class Text:
     async def send(self, request: Request, writer: Writer) -> None:
         await writer.start_chunks()
         await _stream_text(writer, self.parts, self.delay)
-        await _finish_text(writer, (), self.error)
+        usage = _usage_chunk(request, _words("".join(self.parts)))
+        await _finish_text(writer, (), self.error, usage)
+
+
+@dataclass
+class Completion:
+    """A whole chat completion as one JSON answer (a request without `stream`), after
+    `delay` seconds: what a title request gets."""
+
+    text: str
+    delay: float = 0.0
+
+    async def send(self, request: Request, writer: Writer) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        message = {"role": "assistant", "content": self.text}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        payload = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0}
+        await writer.send_json(200, payload | {"model": "scripted", "choices": [choice]})
 
 
 @dataclass
@@ -250,7 +302,7 @@ class ToolCalls:
                 piece = {"index": index, "function": {"arguments": arguments[start : start + size]}}
                 await writer.chunk(_chunk({"tool_calls": [piece]}))
         await writer.chunk(_chunk({}, "tool_calls"))
-        await writer.chunk(b"data: [DONE]\n\n")
+        await writer.chunk(_usage_chunk(request, len(self.calls)) + b"data: [DONE]\n\n")
         await writer.end_chunks()
 
 
@@ -296,7 +348,8 @@ class Stall:
         if self.parts is None:
             await writer.start_chunks()
             await _stream_text(writer, (), 0.0)
-        await _finish_text(writer, self.rest)
+        answered = _words("".join([*(self.parts or ()), *self.rest]))
+        await _finish_text(writer, self.rest, usage=_usage_chunk(request, answered))
 
 
 @dataclass
@@ -309,11 +362,36 @@ class Respond:
         await self.choose(request.json()).send(request, writer)
 
 
+# -- what the model received ---------------------------------------------------------
+
+
+def received_parts(message: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """A recorded message's content as the model reads it: `("text", str)` for text
+    (a plain string content is one text part) and `("image", media_type, bytes)` for
+    an `image_url` data URL, decoded."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return [("text", content)]
+    parts: list[tuple[Any, ...]] = []
+    for part in content or ():
+        if part["type"] == "text":
+            parts.append(("text", part["text"]))
+        elif part["type"] == "image_url":
+            head, _, data = part["image_url"]["url"].partition(",")
+            media_type = head.removeprefix("data:").removesuffix(";base64")
+            parts.append(("image", media_type, base64.b64decode(data, validate=True)))
+        else:
+            parts.append((part["type"], part))
+    return parts
+
+
 # -- replies that read the conversation (for end-to-end tests and demos) -----------
 
 
 def _echo(body: dict[str, Any]) -> Reply:
-    words = str(body["messages"][-1].get("content") or "").split(" ")
+    """The newest message's text back, word by word (with content parts: their text)."""
+    parts = received_parts(body["messages"][-1])
+    words = "".join(part[1] for part in parts if part[0] == "text").split(" ")
     return Text([word + " " for word in words[:-1]] + words[-1:], delay=0.02)
 
 
@@ -341,19 +419,23 @@ SCRIPTS: dict[str, Callable[[], list[Reply]]] = {
 class ScriptedOpenAI(ScriptedHTTPServer):
     """Answers `POST …/chat/completions` with the script's replies, in turn (and, with
     `cycle`, the default, over again: a server process serves any number of requests);
-    `GET …/models` lists `models` (or answers `models_status` when it is not 200)."""
+    `GET …/models` lists `models` (or answers `models_status` when it is not 200). With
+    `refuse_stream_options`, a request that has `stream_options` is answered 400 (and
+    takes no reply of the script)."""
 
     def __init__(
         self,
         script: Sequence[Reply],
         *,
         cycle: bool = True,
+        refuse_stream_options: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(host, port)
         self.script = list(script)
         self.cycle = cycle
+        self.refuse_stream_options = refuse_stream_options
         self._next = 0
         self.models: list[str] = ["scripted"]
         self.models_status = 200
@@ -371,6 +453,10 @@ class ScriptedOpenAI(ScriptedHTTPServer):
         if request.method == "GET" and request.path == "/_requests":
             await writer.send_json(200, self.bodies)
         elif request.method == "POST" and request.path.endswith("/chat/completions"):
+            if self.refuse_stream_options and "stream_options" in request.json():
+                refusal = "Unrecognized request argument supplied: stream_options"
+                await Status(400, refusal).send(request, writer)
+                return
             await self._take().send(request, writer)
         elif request.method == "GET" and request.path.endswith("/models"):
             if self.models_status != 200:
@@ -399,8 +485,11 @@ def command_line(
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--script", default=default, choices=sorted(scripts))
+    if server_class is ScriptedOpenAI:
+        parser.add_argument("--refuse-stream-options", action="store_true")
     args = parser.parse_args()
-    server = server_class(scripts[args.script](), host=args.host, port=args.port)
+    options = {"refuse_stream_options": True} if vars(args).get("refuse_stream_options") else {}
+    server = server_class(scripts[args.script](), host=args.host, port=args.port, **options)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(server.serve(lambda: print(f"listening on {server.base_url}", flush=True)))
 

@@ -378,8 +378,12 @@ async def test_mode_none_has_no_account_pages_and_an_anonymous_me(
     make_settings: Callable[..., Settings],
 ) -> None:
     async with running_app(make_settings()) as app, client_for(app) as client:
-        for path in ("/login", "/signup", "/settings"):
+        for path in ("/login", "/signup"):
             assert (await client.get(path)).status_code == 404, path
+        settings_page = await client.get("/settings")  # export and import only (#12)
+        assert settings_page.status_code == 200
+        assert "Export all" in settings_page.text
+        assert "API tokens" not in settings_page.text and "Sign out" not in settings_page.text
         assert (await client.post("/logout")).status_code == 404
         me = (await client.get("/api/me")).json()
         assert me["auth"] == "none" and me["name"] == "anonymous" and len(me["id"]) == 32

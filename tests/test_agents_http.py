@@ -69,6 +69,9 @@ def openai_settings(make_settings: Callable[..., Settings], searx: ScriptedSearx
         searxng_url=searx.base_url,
         first_token_timeout=2.0,
         token_timeout=1.0,
+        # The scripts here are the answers' requests, in turn; a title request after a
+        # first answer would take one of them (titles: tests/test_titles.py).
+        titles="first-message",
     )
 
 
@@ -176,8 +179,10 @@ async def test_openai_search_round_trip_then_a_second_turn(
     assert text_of(evs) == "Paris is the capital [1]."
     assert (evs[-1].event, evs[-1].json()) == (
         "done",
-        {"message_id": stored["id"], "status": "complete"},
+        {"message_id": stored["id"], "status": "complete", "usage": stored["usage"]},
     )
+    # Both calls' tokens: the one that asked for the search (one call), then the answer.
+    assert stored["usage"]["output_tokens"] == 1 + 5
     # The model got the numbered snippets back as the tool's answer.
     tool_message = server.bodies[1]["messages"][-1]
     assert tool_message["role"] == "tool"

@@ -35,7 +35,7 @@ async def test_conversation_round_trip(client: httpx.AsyncClient) -> None:
 
     listed = (await client.get("/api/conversations")).json()
     assert [c["id"] for c in listed] == [cid]
-    assert set(listed[0]) == {"id", "title", "updated_at"}
+    assert set(listed[0]) == {"id", "title", "updated_at", "pinned"}  # pinned: #12
 
 
 async def test_list_is_last_activity_first(client: httpx.AsyncClient) -> None:

@@ -303,3 +303,21 @@ async def test_at_most_fifty_results_best_first(client: httpx.AsyncClient) -> No
     assert len(found) == 50
     messages = [hit["snippet"] for hit in found if hit["message_id"] != first]
     assert messages[:2] == ["gecko gecko gecko gecko"] * 2  # the question and its echo
+
+
+async def test_an_imported_conversation_is_found_by_the_path_it_shows(
+    client: httpx.AsyncClient, other_client: httpx.AsyncClient
+) -> None:
+    cid = await new_conversation(client)
+    question, _ = await answered(client, cid, "the tarsier question")
+    edit = await client.post(f"/api/messages/{question}/edit", json={"content": "the lemur one"})
+    await finished(client, edit)
+    exported = (await client.get("/api/export")).content
+    response = await other_client.post(
+        "/api/import", files={"file": ("hxchat-export.json", exported, "application/json")}
+    )
+    assert response.status_code == 201, response.text
+    found = await search(other_client, "lemur")
+    assert len(found) == 2 and {hit["conversation_id"] for hit in found}.isdisjoint({cid})
+    # The version the conversation does not show is not found; its title still is.
+    assert [hit["snippet"] for hit in await search(other_client, "tarsier")] == ["the lemur one"]

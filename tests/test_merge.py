@@ -33,7 +33,9 @@ class GatedModel:
     def __init__(self, script: Script) -> None:
         self.script = script
 
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, history: Sequence[Turn], *, instructions: str = ""
+    ) -> AsyncIterator[AgentEvent]:
         for item in self.script:
             if isinstance(item, asyncio.Event):
                 await item.wait()

@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
-from hxchat.domain import MessageStatus, ModelChoice, Role, Source, Turn
+from hxchat.domain import MessageStatus, ModelChoice, Role, Source, Timing, Turn, Usage
 from hxchat.errors import StoreUnavailable
 from hxchat.store.base import Checkpoint
 from hxchat.store.engine import make_engine
@@ -38,8 +38,12 @@ TABLES = {
     "users",
     "sessions",
     "api_tokens",
+    "shares",
+    "shared_messages",
+    "feedback",
 }
 ACCOUNT_TABLES = {"users", "sessions", "api_tokens"}  # from 0003 on
+LIBRARY_TABLES = {"shares", "shared_messages", "feedback"}  # from 0006 on
 
 
 async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
@@ -285,6 +289,7 @@ async def test_downgrade_to_0001_merges_the_pieces_of_running_answers(database_u
     assert await on_connection(database_url, table_names) == TABLES - {
         "answer_pieces",
         *ACCOUNT_TABLES,
+        *LIBRARY_TABLES,
     }
     assert await on_connection(database_url, contents) == [
         ("hi", "complete"),
@@ -361,7 +366,9 @@ async def test_accounts_arrive_over_a_schema_with_conversations(database_url: st
 
     await on_connection(database_url, at("0002"))
     assert await on_connection(database_url, contents) == before
-    assert await on_connection(database_url, table_names) == TABLES - ACCOUNT_TABLES
+    assert (
+        await on_connection(database_url, table_names) == TABLES - ACCOUNT_TABLES - LIBRARY_TABLES
+    )
 
 
 def stored_revision_or_none(connection: Connection) -> str | None:
@@ -636,3 +643,78 @@ async def test_upgrade_from_0004_leaves_old_answers_without_a_model_and_records_
     assert "model" not in await on_connection(database_url, columns)
     await upgrade(database_url)
     assert "model" in await on_connection(database_url, columns)
+
+
+# -- 0008: each answer records its tokens and times (issue #10) ----------------------------
+
+
+async def test_upgrade_from_0007_leaves_old_answers_without_usage_and_records_new_ones(
+    database_url: str,
+) -> None:
+    """Answers written before 0008 have no tokens nor times (NULL: nobody counted); the
+    app reads them as unknown, and a new answer records what it is given."""
+
+    def rows_at_0007(connection: Connection) -> None:
+        rows_at_0003(connection)
+        command.upgrade(alembic_config(connection), "0007")
+        connection.execute(text("UPDATE messages SET model = 'echo' WHERE role = 'assistant'"))
+
+    await on_connection(database_url, rows_at_0007)
+    await upgrade(database_url)
+    assert await on_connection(database_url, stored_revision) == head_revision()
+    assert await on_connection(database_url, differences) == []
+
+    store = await open_store(database_url)
+    try:
+        c1 = await store.get_conversation("u1", "c1")
+        assert c1 is not None and len(c1.messages) == 6
+        answers = [m for m in c1.messages if m.role is Role.ASSISTANT]
+        assert {(m.model, m.usage, m.timing) for m in answers} == {("echo", Usage(), None)}
+        assert {(m.usage, m.timing) for m in c1.messages if m.role is Role.USER} == {(None, None)}
+        await store.start_retry("u1", "c1", "gen-4", "w", 60)
+        running = await store.get_generation("gen-4", "u1")
+        assert running is not None and running.timing is None
+        assert await store.finish(
+            "gen-4",
+            content="answer three",
+            status=MessageStatus.COMPLETE,
+            sources=(),
+            error=None,
+            search_suggestions=None,
+            final_event_id=None,
+            worker_id="w",
+            usage=Usage(input_tokens=12, output_tokens=None),
+            timing=Timing(first_text_ms=340, total_ms=2150),
+        )
+        finished = await store.get_generation("gen-4", "u1")
+        assert finished is not None
+        assert (finished.usage, finished.timing) == (Usage(12, None), Timing(340, 2150))
+        c1 = await store.get_conversation("u1", "c1")
+        assert c1 is not None
+        assert (c1.messages[-1].usage, c1.messages[-1].timing) == (
+            Usage(12, None),
+            Timing(340, 2150),
+        )
+        # The interrupted answer of c2, swept, has no times: its generation never ended.
+        swept = await store.sweep_expired()
+        assert [(g.id, g.usage, g.timing) for g in swept] == [("gen-running", Usage(), None)]
+    finally:
+        await store.close()
+
+    def downgrade_to_0007(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "0007")
+
+    def columns(connection: Connection) -> set[str]:
+        return {c["name"] for c in inspect(connection).get_columns("messages")}
+
+    def contents(connection: Connection) -> list[str]:
+        rows = connection.execute(text("SELECT content FROM messages ORDER BY id")).all()
+        return [row.content for row in rows]
+
+    kept = await on_connection(database_url, contents)
+    await on_connection(database_url, downgrade_to_0007)
+    added = {"input_tokens", "output_tokens", "first_text_ms", "total_ms"}
+    assert not added & await on_connection(database_url, columns)
+    assert await on_connection(database_url, contents) == kept
+    await upgrade(database_url)
+    assert added <= await on_connection(database_url, columns)

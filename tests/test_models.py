@@ -67,6 +67,11 @@ async def say(
     return conversation
 
 
+def answers(server: ScriptedOpenAI) -> list[dict[str, Any]]:
+    """The requests for answers (streamed); a first answer's title request is not."""
+    return [body for body in server.bodies if body.get("stream")]
+
+
 # -- what is offered ------------------------------------------------------------------
 
 
@@ -134,7 +139,7 @@ async def test_each_answer_records_its_model_and_the_conversation_remembers_it(
         "echo",
     ]
     # What each model was sent: the right model name, and only for the OpenAI ones.
-    assert [body["model"] for body in server.bodies] == ["gpt-b", "gpt-b"]
+    assert [body["model"] for body in answers(server)] == ["gpt-b", "gpt-b"]
     # A new conversation starts with the default.
     other = await new_conversation(client)
     assert (await say(client, other, "hello"))["messages"][-1]["model"] == "echo"
@@ -169,7 +174,7 @@ async def test_edit_and_regenerate_may_name_another_model(
     await events(client, response.json()["events_url"])
     shown = (await client.get(f"/api/conversations/{cid}")).json()
     assert shown["messages"][-1]["model"] == "echo"
-    assert [body["model"] for body in server.bodies] == ["gpt-a", "gpt-b"]
+    assert [body["model"] for body in answers(server)] == ["gpt-a", "gpt-b"]
 
 
 @pytest.mark.parametrize("model", ["nope", "openai:gpt-c", "<img src=x onerror=alert(1)>"])
@@ -237,6 +242,40 @@ async def test_the_composer_offers_the_models_and_shows_the_conversations(
     article = page.find("article", data_role="assistant")
     assert article.attrs["data-model"] == "openai:gpt-a"
     assert "gpt-a (openai)" in article.find("footer").text
+
+
+async def test_regenerate_offers_the_models_and_asks_the_one_chosen(
+    client: httpx.AsyncClient, server: ScriptedOpenAI
+) -> None:
+    """Each finished answer's Regenerate form has a select of the models (its own model
+    shown first), a plain field of that form: without JavaScript it posts, and the new
+    version is written by the model chosen; a model not offered is 422."""
+    cid = await new_conversation(client)
+    conversation = await say(client, cid, "who are you?", "openai:gpt-a")
+    answer = conversation["messages"][-1]
+    page = html_tree.parse((await client.get(f"/c/{cid}")).text)
+    article = page.find("article", id=f"msg-{answer['id']}")
+    (form,) = [
+        f for f in article.find_all("form") if str(f.attrs["action"]).endswith("/regenerate")
+    ]
+    assert form.find("button", class_="regenerate").text.strip() == "Regenerate"
+    select = form.find("select", name="model")
+    assert page.find("label", for_=select.attrs["id"]).text.strip() == "Regenerate with"
+    options = [o.attrs["value"] for o in select.find_all("option")]
+    assert options == ["openai:gpt-a", "echo", "openai:gpt-b"]  # its own model first
+    assert not [o for o in select.find_all("option") if "selected" in o.attrs]
+
+    action = str(form.attrs["action"])
+    refused = await client.post(action, data={"model": "openai:nope"})
+    assert refused.status_code == 422
+    response = await client.post(action, data={"model": "openai:gpt-b"})
+    assert response.status_code == 303 and response.headers["location"] == f"/c/{cid}"
+    await answered(client, cid)
+    messages = (await client.get(f"/api/conversations/{cid}")).json()["messages"]
+    assert messages[-1]["model"] == "openai:gpt-b"
+    assert messages[-1]["content"] == "I am gpt-b."
+    assert messages[-1]["versions"] == [answer["id"], messages[-1]["id"]]
+    assert server.bodies[-1]["model"] == "gpt-b"
 
 
 async def answered(client: httpx.AsyncClient, cid: str) -> None:

@@ -26,6 +26,7 @@ from hxchat.domain import (
     TextDelta,
     ToolCall,
     ToolResult,
+    Usage,
 )
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
 from hxchat.providers.gemini import GeminiModel, build_gemini_model
@@ -103,7 +104,13 @@ async def test_partials_stream_and_the_final_event_is_not_doubled(
     model = make_model(answer(["Hel", "lo ", "world."]))
     events, error = await run(model, ask("Say hello"))
     assert error is None
-    assert events == [TextDelta("Hel"), TextDelta("lo "), TextDelta("world.")]
+    # The turn's usage (its metadata's token counts) comes when the turn has ended.
+    assert events == [
+        TextDelta("Hel"),
+        TextDelta("lo "),
+        TextDelta("world."),
+        Usage(input_tokens=2, output_tokens=2),
+    ]
 
 
 async def test_a_final_response_without_partials_is_shown_once(
@@ -139,6 +146,7 @@ async def test_grounding_yields_the_search_its_sources_and_the_chip(
             ),
         ),
         SearchSuggestions(CHIP_HTML),  # Google's HTML, unchanged
+        Usage(input_tokens=6, output_tokens=4),
     ]
 
 

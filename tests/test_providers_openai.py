@@ -20,13 +20,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hxchat.config import Settings
-from hxchat.domain import AgentEvent, Role, Source, TextDelta, ToolCall, ToolResult, Turn
+from hxchat.domain import AgentEvent, Role, Source, TextDelta, ToolCall, ToolResult, Turn, Usage
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
 from hxchat.providers.history import trim_history
 from hxchat.providers.openai_compat import OpenAICompatModel, build_openai_model
 from hxchat.providers.registry import build_model
 from hxchat.providers.search import SearxngSearch
-from tests.helpers import ask, eventually, run, text_of
+from tests.helpers import ask, eventually, run, text_of, without_usage
 from tests.scripted_openai import Cut, Reply, ScriptedOpenAI, Stall, Status, Text, ToolCalls
 from tests.scripted_searxng import Fail, ScriptedSearxng
 from tests.servers import free_port
@@ -77,8 +77,16 @@ async def test_streams_the_text_deltas(make_model: Callable[..., OpenAICompatMod
     with ScriptedOpenAI([Text(["Hel", "lo", ", world"])]) as server:
         events, error = await run(make_model(server), ask("Say hello"))
     assert error is None
-    assert events == [TextDelta("Hel"), TextDelta("lo"), TextDelta(", world")]
     body = server.bodies[0]
+    # Usage was asked for, and comes after the text: the words sent, and answered.
+    assert body["stream_options"] == {"include_usage": True}
+    sent = sum(len(message["content"].split()) for message in body["messages"])
+    assert events == [
+        TextDelta("Hel"),
+        TextDelta("lo"),
+        TextDelta(", world"),
+        Usage(input_tokens=sent, output_tokens=2),
+    ]
     assert body["model"] == "scripted" and body["stream"] is True
     assert body["messages"][0]["role"] == "system"
     assert body["messages"][1:] == [{"role": "user", "content": "Say hello"}]
@@ -126,6 +134,8 @@ async def test_tool_round_trip_ends_in_an_answer_with_sources(
     with ScriptedOpenAI(script) as server:
         events, error = await run(make_model(server), ask("What is the capital of France?"))
     assert error is None
+    assert isinstance(events[0], Usage)  # of the first call, which asked for the search
+    events = without_usage(events)
     assert events[0] == ToolCall("web_search", {"query": "capital of France"})
     assert events[1] == ToolResult(
         "web_search",
@@ -194,7 +204,7 @@ async def test_malformed_tool_call_lets_the_model_recover(
     with ScriptedOpenAI([ToolCalls([("web_search", '{"query": ')]), Text(["Sorry."])]) as server:
         events, error = await run(make_model(server), ask("Search something"))
     assert error is None
-    assert events == [TextDelta("Sorry.")]
+    assert without_usage(events) == [TextDelta("Sorry.")]
     assert searx.queries == []
     tool = server.bodies[1]["messages"][-1]
     assert tool["role"] == "tool"
@@ -221,9 +231,58 @@ async def test_failing_search_is_an_error(
     searx.script = [Fail(502)]
     with ScriptedOpenAI([ToolCalls([("web_search", '{"query": "q"}')])]) as server:
         events, error = await run(make_model(server), ask("Search"))
-    assert events == [ToolCall("web_search", {"query": "q"})]
+    assert without_usage(events) == [ToolCall("web_search", {"query": "q"})]
     assert isinstance(error, ProviderError)
     assert error.detail.startswith(f"Web search failed: the SearXNG server at {searx.base_url}")
+
+
+# -- usage ----------------------------------------------------------------------------
+
+
+async def test_usage_of_every_call_of_a_tool_loop_is_reported(
+    make_model: Callable[..., OpenAICompatModel], searx: ScriptedSearxng
+) -> None:
+    script: list[Reply] = [ToolCalls([("web_search", '{"query": "q"}')]), Text(["Two words."])]
+    with ScriptedOpenAI(script) as server:
+        events, error = await run(make_model(server), ask("Search"))
+    assert error is None
+    usages = [event for event in events if isinstance(event, Usage)]
+    sent = [
+        sum(len(m["content"].split()) for m in body["messages"] if isinstance(m["content"], str))
+        for body in server.bodies
+    ]
+    assert usages == [Usage(sent[0], 1), Usage(sent[1], 2)]
+    assert all(body["stream_options"] == {"include_usage": True} for body in server.bodies)
+
+
+async def test_a_server_that_refuses_stream_options_is_asked_again_without_and_remembered(
+    make_model: Callable[..., OpenAICompatModel],
+) -> None:
+    """The 400 naming the option costs one request more, once: the answer comes, without
+    usage, and the model's next answers do not ask for it again."""
+    with ScriptedOpenAI([Text(["Hi ", "there."])], refuse_stream_options=True) as server:
+        model = make_model(server, search=False)
+        first, error = await run(model, ask("Hello"))
+        assert error is None
+        second, error = await run(model, ask("Hello", "Hi there.", "Again"))
+    assert error is None
+    assert first == [TextDelta("Hi "), TextDelta("there.")] == second
+    asked = ["stream_options" in r.json() for r in server.requests]
+    assert asked == [True, False, False]
+    assert [r.path for r in server.requests] == ["/v1/chat/completions"] * 3
+
+
+async def test_another_client_error_is_not_taken_for_a_refusal(
+    make_model: Callable[..., OpenAICompatModel],
+) -> None:
+    with ScriptedOpenAI([Status(400, "messages: too long"), Text(["ok"])]) as server:
+        model = make_model(server, search=False)
+        _, error = await run(model, ask("Hello"))
+        assert isinstance(error, ProviderError) and "HTTP 400" in error.detail
+        events, _ = await run(model, ask("Hello"))
+    assert len(server.requests) == 2  # not asked again at once
+    assert all("stream_options" in r.json() for r in server.requests)  # nor forgotten
+    assert isinstance(events[-1], Usage) and events[-1].output_tokens == 1
 
 
 # -- faults ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Migration 0008 (#12) on a real SQLite file and a fresh PostgreSQL database: from
+"""Migration 0009 (#12) on a real SQLite file and a fresh PostgreSQL database: from
 0005 with real rows, the index is built for what the conversations show (versions
 not shown and answers still being written left out), then kept current by the app;
 the downgrade takes the index away and the upgrade builds it again."""
@@ -95,7 +95,7 @@ def search_tables(connection: Connection) -> set[str]:
 async def test_upgrade_from_0005_indexes_what_conversations_show(database_url: str) -> None:
     await on_connection(database_url, rows_at_0005)
     await upgrade(database_url)
-    assert head_revision() == "0008"
+    assert head_revision() == "0009"
 
     store = await open_store(database_url)
     try:

@@ -6,6 +6,8 @@ which the lease supervisor checkpoints). Text deltas that come within one frame
 interval are merged into one event (`pending.PendingText`): the log's work follows
 the readers' pace, not the model's. Its end is stored first and then announced to the
 readers, both retried with `backoff` while the database or the broker is briefly away.
+The end records what the answer cost: the tokens its model reported (`Usage` events,
+added up) and its times, measured here; they are stored, sent with `done` and counted.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from hxchat.domain import (
     SearchSuggestions,
     Source,
     TextDelta,
+    Timing,
     ToolCall,
     ToolResult,
     Turn,
+    Usage,
     merge_sources,
 )
 from hxchat.errors import (
@@ -71,9 +75,15 @@ class Answer:
     model: ChatModel | None = None  # who writes it, chosen when it started (else the default)
     lost: bool = False  # another worker swept it: stop without writing anything
     finishing: bool = False  # its end is being stored: no more checkpoints
+    status: MessageStatus = MessageStatus.STREAMING  # how it ended, once it has
     # What the store has confirmed: the text up to this character, this many sources.
     stored_chars: int = 0
     stored_sources: int = 0
+    # What it costs: the tokens its model reported, and when it began and first gave
+    # text (the event loop's clock); they become its `Timing` when it ends.
+    usage: Usage | None = None
+    began: float = 0.0
+    first_text_ms: int | None = None
 
     def text(self) -> str:
         """The text so far (its parts are joined once, here, not at every delta)."""
@@ -139,6 +149,7 @@ class AnswerWriter:
         cancelled_from_outside = False
         pending = PendingText()
         tasks: list[asyncio.Task[None]] = []
+        answer.began = asyncio.get_running_loop().time()
         try:
             history = list(answer.started.history)  # read when the turn was stored
             work = asyncio.create_task(self._consume(gid, history, answer, pending))
@@ -176,13 +187,15 @@ class AnswerWriter:
         self, gid: str, history: list[Turn], answer: Answer, pending: PendingText
     ) -> None:
         loop = asyncio.get_running_loop()
-        began = loop.time()
-        events = (answer.model or self.model).stream(history)
+        model = answer.model or self.model
+        events = model.stream(history, instructions=answer.started.instructions)
         try:
             async for event in events:
                 first = answer.chars + pending.chars == 0
                 if first and isinstance(event, TextDelta) and event.text:
-                    self.metrics.time_to_first_token.observe(loop.time() - began)
+                    waited = loop.time() - answer.began
+                    answer.first_text_ms = _ms(waited)
+                    self.metrics.first_text(model.name, waited)
                 await self._publish(gid, event, answer, pending)
         finally:
             aclose = getattr(events, "aclose", None)
@@ -234,6 +247,8 @@ class AnswerWriter:
                 )
         elif isinstance(event, SearchSuggestions):
             answer.suggestions = event.html
+        elif isinstance(event, Usage):
+            answer.usage = event if answer.usage is None else answer.usage + event
 
     async def _flush_when_due(self, gid: str, answer: Answer, pending: PendingText) -> None:
         """Append the pending text once it is due, merged into one event; the model may
@@ -305,16 +320,26 @@ class AnswerWriter:
         """Store the outcome first, then tell the readers: a client that sees `done`
         can send its next message at once (the conversation is already free)."""
         answer.finishing = True  # storing the end releases the lease: not "taken over"
+        answer.status = status
+        took = asyncio.get_running_loop().time() - answer.began
+        timing = Timing(answer.first_text_ms, _ms(took))
+        usage = answer.usage or Usage()
         self.metrics.generations.labels(status=status.value).inc()
+        self.metrics.count_tokens((answer.model or self.model).name, usage)
+        text, sources, suggestions = answer.text(), answer.sources, answer.suggestions
         await self.store_final(
-            gid, answer.text(), status, answer.sources, error, answer.suggestions, None
+            gid, text, status, sources, error, suggestions, None, usage=usage, timing=timing
         )
         data: dict[str, object]
         if status is MessageStatus.ERROR or status is MessageStatus.INTERRUPTED:
             kind, data = EventKind.ERROR, {"message": error or "The answer failed."}
         else:
             kind = EventKind.DONE
-            data = {"message_id": answer.started.assistant_message_id, "status": status.value}
+            data = {
+                "message_id": answer.started.assistant_message_id,
+                "status": status.value,
+                "usage": usage.as_json(),
+            }
         appended = await retrying(
             lambda: self.log.append(gid, kind, data),
             BrokerUnavailable,
@@ -334,6 +359,9 @@ class AnswerWriter:
         error: str | None,
         suggestions: str | None,
         final_event_id: str | None,
+        *,
+        usage: Usage | None = None,
+        timing: Timing | None = None,
     ) -> None:
         """Store the outcome; retried while the database is briefly away."""
         stored = await retrying(
@@ -346,6 +374,8 @@ class AnswerWriter:
                 search_suggestions=suggestions,
                 final_event_id=final_event_id,
                 worker_id=self.worker_id,
+                usage=usage,
+                timing=timing,
             ),
             StoreUnavailable,
             attempts=STORE_END_ATTEMPTS,
@@ -353,6 +383,10 @@ class AnswerWriter:
         )
         if not stored:
             logger.error("could not store the end of generation %s; a sweeper will mark it", gid)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
 
 
 def _describe(exc: BaseException) -> str:

@@ -34,21 +34,33 @@ from hxchat.providers.catalogue import Catalogue
 from hxchat.store.accounts import AccountStore
 from hxchat.store.base import Store
 from hxchat.store.directory import UserDirectory
+from hxchat.store.feedback import FeedbackStore
+from hxchat.store.library import Library
 from hxchat.store.migrate import schema_is_current, upgrade
+from hxchat.store.shares import ShareStore
 from hxchat.store.sql import SqlStore, open_store
 from hxchat.supervision import LeaseSupervisor
+from hxchat.titles import Titles
 from hxchat.web import (
     account_api,
     account_pages,
     admin_pages,
     api,
+    export_api,
+    feedback,
     handlers,
+    import_pages,
+    library_api,
+    library_pages,
     library_search,
     oidc_pages,
     pages,
+    share_api,
+    share_pages,
     version_pages,
 )
 from hxchat.web.compression import CompressionMiddleware
+from hxchat.web.import_upload import import_body_limits
 from hxchat.web.security import SecurityMiddleware, make_signer
 from hxchat.web.templating import Templates
 
@@ -126,6 +138,7 @@ def create_app(
             catalogue = Catalogue(settings, model, built=models)
             stack.push_async_callback(catalogue.close)
             await catalogue.open()
+            templates.offer(lambda: catalogue.models)
             chat_model = catalogue.default
             key = (
                 settings.secret_key.get_secret_value()
@@ -134,6 +147,10 @@ def create_app(
             )
             app.state.signer = make_signer(key)
             await _open_accounts(app, settings, the_store, stack, key)
+            _open_library(app, the_store)
+            titles = Titles(app.state.library) if settings.titles == "model" else None
+            if titles is not None:  # closed after the runner, whose answers start them
+                stack.push_async_callback(titles.close)
             runner = GenerationRunner(
                 store=the_store,
                 log=the_log,
@@ -141,6 +158,7 @@ def create_app(
                 settings=settings,
                 metrics=metrics,
                 models=catalogue,
+                titles=titles,
             )
             stack.push_async_callback(runner.close)
             supervisor = LeaseSupervisor(
@@ -170,15 +188,25 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.templates = templates
+    sharing = settings.share_mode != "off"
+    templates.env.globals["sharing"] = sharing  # the page offers Share (#12)
     handlers.install(app)
     app.include_router(api.router)
+    app.include_router(library_api.router)
+    app.include_router(export_api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
     app.include_router(library_search.router)
     app.include_router(version_pages.router)
+    app.include_router(library_pages.router)
     app.include_router(account_pages.router)
+    app.include_router(import_pages.router)
     app.include_router(oidc_pages.router)
     app.include_router(admin_pages.router)
+    app.include_router(feedback.router)
+    if sharing:  # HXCHAT_SHARE=off: every share route is a 404, as if it never existed
+        app.include_router(share_api.router)
+        app.include_router(share_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Inside the security middleware, which adds its headers to whatever these send.
@@ -190,6 +218,7 @@ def create_app(
         state=app.state,
         max_body_bytes=settings.max_message_chars * 4 + 65_536,
         anonymous=not settings.accounts,
+        larger_bodies=import_body_limits(settings),
     )
     return app
 
@@ -213,3 +242,14 @@ async def _open_accounts(
     app.state.limits = limits
     app.state.identities = identities
     app.state.accounts = Accounts(account_store, settings, limits, identities)
+
+
+def _open_library(app: FastAPI, store: Store) -> None:
+    """The library (#12): titles, pins and instructions, share links and feedback, kept
+    in hxchat's SQL store beside the conversations."""
+    if not isinstance(store, SqlStore):
+        raise ConfigError(
+            "HXCHAT_DATABASE_URL", "the conversation library needs hxchat's SQL store"
+        )
+    app.state.library = Library(store)
+    app.state.shares, app.state.feedback = ShareStore(store), FeedbackStore(store)

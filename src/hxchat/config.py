@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     secret_key: SecretStr | None = None
     max_message_chars: int = Field(default=16_000, ge=1)
+    # Who titles a conversation after its first answer (#12): its model, or the core
+    # (the first message, shortened).
+    titles: Literal["model", "first-message"] = "model"
+    max_import_mb: int = Field(default=32, ge=1, le=4_096)
 
     # -- tuning, documented in the README --
     first_token_timeout: float = Field(default=60.0, gt=0)
@@ -80,6 +84,9 @@ class Settings(BaseSettings):
     oidc_allowed_domains: str | None = None
     auth_header: str = "Remote-User"
     trusted_proxies: str = "127.0.0.1/32,::1/128"
+
+    # -- the library, documented in the README --
+    share: Literal["anyone", "users", "off"] | None = None  # None: by the auth mode
 
     @field_validator("auth")
     @classmethod
@@ -194,6 +201,14 @@ class Settings(BaseSettings):
         return self.auth != "none"
 
     @property
+    def share_mode(self) -> str:
+        """Who may open a shared link (`HXCHAT_SHARE`): `anyone` by default in auth mode
+        `none`, `users` (signed-in users) otherwise; `off` removes sharing."""
+        if self.share is not None:
+            return self.share
+        return "users" if self.accounts else "anyone"
+
+    @property
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """Header mode: the networks whose TCP peers may name the user."""
         return tuple(ipaddress.ip_network(p.strip()) for p in self.trusted_proxies.split(","))
@@ -242,6 +257,11 @@ def load_settings(**overrides: Any) -> Settings:
             "HXCHAT_SEARXNG_URL",
             "HXCHAT_SEARCH=searxng needs the base URL of a SearXNG instance, "
             "e.g. http://localhost:8888",
+        )
+    if settings.share == "users" and not settings.accounts:
+        raise ConfigError(
+            "HXCHAT_SHARE",
+            "users needs sign-in (HXCHAT_AUTH other than none); use anyone or off",
         )
     if "oidc" in settings.auth_modes:
         for field in ("oidc_issuer", "oidc_client_id"):

@@ -91,7 +91,43 @@ class SearchSuggestions:
     html: str
 
 
-AgentEvent = TextDelta | ToolCall | ToolResult | SearchSuggestions
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """The tokens one call to the model took, as its provider reported them (None: not
+    reported). A model yields one per call, after its text; the OpenAI tool loop makes
+    several calls for one answer, whose usage the answer adds up (`+`)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            _plus(self.input_tokens, other.input_tokens),
+            _plus(self.output_tokens, other.output_tokens),
+        )
+
+    def as_json(self) -> dict[str, int | None]:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    """A sum of counts where None means "not reported" (and stays so only if both are)."""
+    return b if a is None else a if b is None else a + b
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How long an answer took, measured by its generation: from its start to its first
+    text (None: it gave none) and to its end, in milliseconds."""
+
+    first_text_ms: int | None
+    total_ms: int
+
+    def as_json(self) -> dict[str, int | None]:
+        return {"first_text_ms": self.first_text_ms, "total_ms": self.total_ms}
+
+
+AgentEvent = TextDelta | ToolCall | ToolResult | SearchSuggestions | Usage
 
 
 @dataclass(frozen=True, slots=True)

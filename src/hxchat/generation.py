@@ -24,10 +24,11 @@ from hxchat.config import Settings
 from hxchat.domain import MessageStatus, ModelChoice
 from hxchat.errors import BrokerUnavailable, NotFound, ServiceUnavailable, UnknownModel
 from hxchat.metrics import Metrics
-from hxchat.providers.base import ChatModel
+from hxchat.providers.base import ChatModel, TitleWriter
 from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Checkpoint, Generation, Store, TurnStarted
 from hxchat.supervision import LEASE_SECONDS
+from hxchat.titles import Titles
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,12 @@ class GenerationRunner:
         settings: Settings,
         metrics: Metrics,
         models: Catalogue | None = None,
+        titles: Titles | None = None,
     ) -> None:
         self.store = store
+        # The model titles a conversation after its first answer (None: the first
+        # message stays its title, `HXCHAT_TITLES=first-message`).
+        self.titles = titles
         self.models = models  # the models offered; without it, `model` writes every answer
         self.log = log
         self.settings = settings
@@ -140,6 +145,7 @@ class GenerationRunner:
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
                 choice=choice,
+                model_title=self._titles_by(choice),
             ),
         )
 
@@ -217,6 +223,16 @@ class GenerationRunner:
             return None
         return self.models.choose(model)
 
+    def _titles_by(self, choice: ModelChoice | None) -> bool:
+        """Whether a first message's answer is to be titled by its model: titles are
+        on and that model can write one (the echo model cannot). A first message has no
+        earlier answer to inherit a model from: it is the one named, or the default."""
+        if self.titles is None:
+            return False
+        if self.models is None or choice is None:
+            return isinstance(self._writer.model, TitleWriter)
+        return isinstance(self.models.model(choice.requested or choice.default), TitleWriter)
+
     async def _start(
         self, owner: str, begin: Callable[[str], Awaitable[TurnStarted]]
     ) -> TurnStarted:
@@ -279,8 +295,12 @@ class GenerationRunner:
 
     def _forget(self, gid: str) -> None:
         self._tasks.pop(gid, None)
-        self._answers.pop(gid, None)
+        answer = self._answers.pop(gid, None)
         self.metrics.running_generations.dec()
+        if self.titles is not None and answer is not None and not answer.lost:
+            # After the final event: the title never delays the answer (`titles.py`).
+            model = answer.model or self._writer.model
+            self.titles.after_answer(answer.started, model, answer.text(), answer.status)
 
 
 def _retrieve(task: asyncio.Future[TurnStarted]) -> None:

@@ -5,6 +5,7 @@ where the choice is a plain field of the composer's form."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,3 +89,59 @@ def test_the_same_without_javascript(no_script: BrowserContext) -> None:
     expect(answer).to_have_attribute("data-model", OTHER)
     expect(answer.locator("footer")).to_contain_text("scripted (openai)")
     expect(page.get_by_role("combobox", name="Model")).to_have_value(OTHER)
+
+
+def test_regenerate_with_another_model(chat: Chat, page: Page) -> None:
+    """An answer's Regenerate offers the models: the new version streams in, written by
+    the model chosen, beside the old one (2 / 2); the reloaded page goes on with it."""
+    chat.open()
+    answer = chat.ask("who are you?")
+    expect(answer).to_have_attribute("data-model", "echo")
+    first_id = answer.get_attribute("id") or ""
+    choice = answer.get_by_role("combobox", name="Regenerate with")
+    expect(choice).to_have_value("echo")  # its own model, unless another is chosen
+    choice.select_option(OTHER)
+    answer.get_by_role("button", name="Regenerate").click()
+    answer = chat.answers.first
+    expect(answer).not_to_have_id(first_id)
+    expect(answer).to_have_attribute("data-status", "complete")
+    expect(answer).to_have_attribute("data-model", OTHER)
+    expect(answer.locator(".answer")).to_have_text(f"Answered by {OTHER.split(':')[1]}.")
+    expect(answer.locator(".versions")).to_contain_text("2 / 2")
+    # Its footer as the stream's end shows it: model, tokens, seconds.
+    expect(answer.locator("footer .model")).to_have_text(
+        re.compile(r"^scripted \(openai\) · 3 tokens · \d+\.\d s$")
+    )
+    page.reload()
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(OTHER)
+    expect(chat.answers.first.get_by_role("combobox", name="Regenerate with")).to_have_value(OTHER)
+
+
+def test_regenerate_with_another_model_without_javascript(no_script: BrowserContext) -> None:
+    page = no_script.new_page()
+    chat = Chat(page)
+    chat.open()
+    chat.message_box.fill("who are you?")
+    chat.send_button.click()
+    chat.conversation_id()
+
+    def ended() -> None:  # nothing streams in without JavaScript: reload until it ended
+        for _ in range(100):
+            if page.locator("article[data-status=streaming]").count() == 0:
+                return
+            page.wait_for_timeout(100)
+            page.reload()
+
+    ended()
+    answer = chat.answers.first
+    expect(answer).to_have_attribute("data-model", "echo")
+    answer.get_by_role("combobox", name="Regenerate with").select_option(OTHER)
+    answer.get_by_role("button", name="Regenerate").click()
+    ended()
+    answer = chat.answers.first
+    expect(answer).to_have_attribute("data-status", "complete")
+    expect(answer).to_have_attribute("data-model", OTHER)
+    expect(answer.locator(".versions")).to_contain_text("2 / 2")
+    answer.get_by_role("button", name="Previous version").click()
+    expect(chat.answers.first).to_have_attribute("data-model", "echo")
+    expect(chat.answers.first.locator(".versions")).to_contain_text("1 / 2")

@@ -13,8 +13,9 @@ event stream nothing per chunk but a clock read.
   uvicorn's own proxy-header rewriting off in this mode, so the peer is the peer.)
 - Otherwise the session cookie (`hxchat_login`): its user, or nobody.
 - Nobody, on a path that is not open (`/login`, `/signup`, `/logout`, `/healthz`,
-  `/metrics`, `/static/`): an API call answers 401 `{"detail": "Sign in first."}`, an
-  htmx request 401 with `HX-Redirect: /login`, a page `303` to `/login?next=<path>`.
+  `/metrics`, `/static/`, and shared links `/s/` with `HXCHAT_SHARE=anyone`): an API
+  call answers 401 `{"detail": "Sign in first."}`, an htmx request 401 with
+  `HX-Redirect: /login`, a page `303` to `/login?next=<path>`.
 - The user's id becomes the request's `owner`: every owner check of the store keys on
   the user unchanged.
 - An event stream re-checks its sign-in once a second as it sends (cached, see
@@ -42,6 +43,7 @@ from hxchat.config import Settings
 
 OPEN_PATHS = frozenset({"/login", "/signup", "/logout", "/healthz", "/metrics"})
 OPEN_PREFIXES = ("/static/", "/auth/oidc/")
+SHARED_LINKS = "/s/"  # open with HXCHAT_SHARE=anyone (#12)
 SIGN_IN_FIRST = "Sign in first."
 BAD_TOKEN = "The API token is wrong, revoked or expired."  # noqa: S105 - a sentence
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -61,8 +63,13 @@ def is_trusted(scope: Scope, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
-def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+def is_open(path: str, shared_links: bool = False) -> bool:
+    """May nobody ask for this path? `shared_links`: anyone may open a shared link."""
+    return (
+        path in OPEN_PATHS
+        or path.startswith(OPEN_PREFIXES)
+        or (shared_links and path.startswith(SHARED_LINKS))
+    )
 
 
 def is_stream(path: str) -> bool:
@@ -86,6 +93,7 @@ class AccountsMiddleware:
         self.app = app
         self.state = state  # the lifespan puts `identities` there
         self.header: bytes | None = None
+        self.shared_links = settings.share_mode == "anyone"
         if "header" in settings.auth_modes:
             self.header = settings.auth_header.lower().encode("latin-1")
             self.header_name = settings.auth_header
@@ -137,7 +145,7 @@ class AccountsMiddleware:
                 identity = await identities.by_session(secret)
         path: str = scope["path"]
         if identity is None:
-            if not is_open(path):
+            if not is_open(path, self.shared_links):
                 await _sign_in_first(scope, send)
                 return
         else:

@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from hxchat.broker.base import EventLog, Position
-from hxchat.domain import EventKind, LogEvent, MessageStatus
+from hxchat.domain import EventKind, LogEvent, MessageStatus, Usage
 from hxchat.errors import BrokerUnavailable, StoreUnavailable
 from hxchat.store.base import Generation, Store
 
@@ -151,6 +151,7 @@ def rebuilt_events(generation: Generation) -> list[LogEvent]:
             if generation.status is not MessageStatus.STREAMING
             else MessageStatus.INTERRUPTED.value
         )
-        data = {"message_id": generation.message_id, "status": status}
+        usage = (generation.usage or Usage()).as_json()
+        data = {"message_id": generation.message_id, "status": status, "usage": usage}
         events.append(LogEvent(end_id, EventKind.DONE, data))
     return events

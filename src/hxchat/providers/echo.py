@@ -3,7 +3,8 @@
 It needs no network, so it is the offline default and the engine of the fast tests
 and the benchmarks. Words are released on a fixed schedule (start + i * delay), not
 by sleeping a delay after each one, so a busy server shows up as lateness instead of
-silently stretching the answer.
+silently stretching the answer. Its usage counts words as tokens: in, the words of
+every turn it was given; out, the words it gave back.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 
 from hxchat import loops
-from hxchat.domain import AgentEvent, Role, TextDelta, Turn
+from hxchat.domain import AgentEvent, Role, TextDelta, Turn, Usage
 
 _WORD = re.compile(r"\s*\S+\s*|\s+")
 
@@ -29,7 +30,11 @@ class EchoModel:
     def __init__(self, delay: float = 0.03) -> None:
         self.delay = delay
 
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, history: Sequence[Turn], *, instructions: str = ""
+    ) -> AsyncIterator[AgentEvent]:
+        """The user's last message again, word by word (instructions change nothing;
+        nor does the echo model write titles: the first message stays the title)."""
         prompt = next((t.content for t in reversed(history) if t.role is Role.USER), "")
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -38,6 +43,8 @@ class EchoModel:
             if due > loop.time():  # a late word goes at once, without a trip round the loop
                 await loops.sleep(loop, due - loop.time())  # hxchat/loops.py
             yield TextDelta(word)
+        read = sum(len(turn.content.split()) for turn in history)
+        yield Usage(input_tokens=read, output_tokens=len(prompt.split()))
 
     async def close(self) -> None:
         return None

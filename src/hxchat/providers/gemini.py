@@ -5,12 +5,9 @@ An ADK `Agent` with the built-in `google_search` tool, run by ADK's `Runner` wit
 fresh in-memory ADK session rebuilt from the stored (trimmed) history and dropped
 afterwards, so memory survives restarts and any worker can answer.
 
-ADK's streaming shape, which this module relies on: each chunk is a `partial` event
-carrying only its new text, then one final event repeats the whole text (not shown
-twice here); on a fault ADK first yields an event with `error_code`/`error_message`
-and then raises. Sources come from the grounding metadata (`grounding_chunks`), and
-Google's Search Suggestions chip (`search_entry_point.rendered_content`) is passed
-on untouched for the web layer to sandbox.
+What ADK's events mean (text, sources from the grounding metadata, Google's Search
+Suggestions chip passed on untouched for the web layer to sandbox, usage, the error
+codes that end an answer) is `gemini_events.py`.
 
 The client takes its configuration from google-genai's own environment
 (GOOGLE_API_KEY or GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, GOOGLE_GENAI_USE_VERTEXAI);
@@ -44,14 +41,12 @@ from hxchat.config import Settings
 from hxchat.domain import (
     AgentEvent,
     Role,
-    SearchSuggestions,
-    Source,
-    TextDelta,
-    ToolCall,
-    ToolResult,
     Turn,
 )
 from hxchat.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
+from hxchat.providers.base import system_prompt
+from hxchat.providers.gemini_events import EventReader, stopped
+from hxchat.providers.gemini_files import INLINE_BUDGET_BYTES, FilesApi, RequestContents
 from hxchat.providers.history import trim_history
 from hxchat.providers.search import connection_reason
 
@@ -60,6 +55,7 @@ logger = logging.getLogger(__name__)
 APP_NAME = "hxchat"
 AGENT_NAME = "hxchat"  # ADK reads events by this author as the model's own turns
 USER_ID = "hxchat"
+INSTRUCTIONS = "hxchat_instructions"  # the session state's key for the instructions
 
 
 #: the variables that may hold a Gemini API key
@@ -82,13 +78,25 @@ class GeminiModel:
     """A Gemini ADK agent; `llm` is a model name or any ADK `BaseLlm` (tests script one).
 
     `env` holds the provider's variables (see `build_gemini_model`); none by default.
+    Files too big to go inline go through `files`: by default the Files API of the
+    Gemini client (none on Vertex AI, nor for a scripted `llm`).
     """
 
     def __init__(
-        self, settings: Settings, *, llm: BaseLlm | str, env: Mapping[str, str] | None = None
+        self,
+        settings: Settings,
+        *,
+        llm: BaseLlm | str,
+        env: Mapping[str, str] | None = None,
+        files: FilesApi | None = None,
+        inline_budget: int = INLINE_BUDGET_BYTES,
     ) -> None:
         env = env or {}
         model = Gemini(model=llm) if isinstance(llm, str) else llm
+        if files is None and isinstance(model, Gemini) and not _vertex(env):
+            files = FilesApi(lambda: model.api_client)
+        self.files = files
+        self.inline_budget = inline_budget
         self.llm: BaseLlm = model  # what ADK calls: Google's API, or a scripted stand-in
         self.model = model.model
         self.name = f"gemini:{self.model}"
@@ -112,23 +120,31 @@ class GeminiModel:
         self._runner = Runner(app_name=APP_NAME, agent=agent, session_service=self._sessions)
 
     def _instruction(self, context: ReadonlyContext) -> str:
-        return self.system_prompt
+        """The system prompt of this answer: the conversation's instructions (#10) ride
+        in its session's state, since the agent is shared by every answer."""
+        return system_prompt(self.system_prompt, str(context.state.get(INSTRUCTIONS, "")))
 
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, history: Sequence[Turn], *, instructions: str = ""
+    ) -> AsyncIterator[AgentEvent]:
         """Answer the last user turn of `history`, grounded in Google Search."""
         turns = trim_history(history, self.history_budget)
         if not turns or turns[-1].role is not Role.USER:
             return
+        contents = await self._contents(turns)
         session = await self._sessions.create_session(
-            app_name=APP_NAME, user_id=USER_ID, session_id=f"answer-{uuid.uuid4().hex}"
+            app_name=APP_NAME,
+            user_id=USER_ID,
+            session_id=f"answer-{uuid.uuid4().hex}",
+            state={INSTRUCTIONS: instructions},
         )
         try:
-            for turn in turns[:-1]:
-                await self._sessions.append_event(session, _history_event(turn))
+            for content in contents[:-1]:
+                await self._sessions.append_event(session, _history_event(content))
             events = self._runner.run_async(
                 user_id=USER_ID,
                 session_id=session.id,
-                new_message=types.Content(role="user", parts=[types.Part(text=turns[-1].content)]),
+                new_message=contents[-1],
                 # StreamingMode.SSE, by its value: ADK exports the enum from no public module.
                 run_config=RunConfig.model_validate({"streaming_mode": "sse"}),
             )
@@ -138,6 +154,16 @@ class GeminiModel:
             await self._sessions.delete_session(
                 app_name=APP_NAME, user_id=USER_ID, session_id=session.id
             )
+
+    async def _contents(self, turns: Sequence[Turn]) -> list[types.Content]:
+        """The turns as Gemini contents, files included (uploaded where they must be)."""
+        request = RequestContents(self.files, self.inline_budget)
+        try:
+            return [await request.content(turn) for turn in turns]
+        except Exception as exc:  # an upload that failed, as one readable sentence
+            raise gemini_failure(
+                exc, None, model=self.model, where=self.where, waited=0, keys=self._keys
+            ) from None
 
     async def _read(self, events: AsyncGenerator[Event, None]) -> AsyncIterator[AgentEvent]:
         """ADK events -> our events, with the timeouts and errors mapped."""
@@ -166,112 +192,26 @@ class GeminiModel:
         reader.check()
         for out in reader.flush():
             yield out
+        for out in reader.usage():
+            yield out
+
+    async def title(self, question: str, answer: str, timeout: float) -> str:
+        """A title for the conversation (#12): `gemini_title.write_title`."""
+        from hxchat.providers.gemini_title import write_title
+
+        return await write_title(self, question, answer, timeout)
 
     async def close(self) -> None:
         """Close the runner (its toolsets, plugins and session service)."""
         await self._runner.close()
 
 
-def _history_event(turn: Turn) -> Event:
-    user = turn.role is Role.USER
+def _history_event(content: types.Content) -> Event:
     return Event(
         invocation_id="history",
-        author="user" if user else AGENT_NAME,
-        content=types.Content(
-            role="user" if user else "model", parts=[types.Part(text=turn.content)]
-        ),
+        author="user" if content.role == "user" else AGENT_NAME,
+        content=content,
     )
-
-
-class EventReader:
-    """Turns one answer's ADK events into ours, remembering what it has shown.
-
-    Text: partial events carry the new text; a final (non-partial) event repeats
-    the turn's whole text, of which only a part not yet streamed is shown.
-    Grounding: the search is announced once, sources are collected without
-    duplicates and shown when the model's turn ends, with the suggestions chip.
-    """
-
-    def __init__(self) -> None:
-        self.error: tuple[str, str] | None = None  # (error_code, error_message)
-        self._streamed = ""  # text of the current model turn shown so far
-        self._announced = False
-        self._sources: dict[str, Source] = {}  # url -> source, in order found
-        self._shown = 0  # how many of them have been yielded
-        self._chip = ""
-        self._chip_shown = ""
-
-    def read(self, event: Event) -> list[AgentEvent]:
-        """Our events for one ADK event (an error event is only remembered)."""
-        if event.error_code or event.error_message:
-            code = getattr(event.error_code, "value", event.error_code)  # may be an enum
-            self.error = (str(code or ""), str(event.error_message or ""))
-            return []
-        out: list[AgentEvent] = []
-        self._ground(event.grounding_metadata, out)
-        text = _text(event)
-        if event.partial:
-            if text:
-                self._streamed += text
-                out.append(TextDelta(text))
-            return out
-        if text.startswith(self._streamed) and len(text) > len(self._streamed):
-            out.append(TextDelta(text[len(self._streamed) :]))
-        self._streamed = ""
-        if event.content is not None:  # the model's turn has ended
-            out.extend(self.flush())
-        return out
-
-    def _ground(self, metadata: types.GroundingMetadata | None, out: list[AgentEvent]) -> None:
-        if metadata is None:
-            return
-        for chunk in metadata.grounding_chunks or ():
-            web = chunk.web
-            if web is not None and web.uri and web.uri not in self._sources:
-                self._sources[web.uri] = Source(web.title or web.domain or web.uri, web.uri)
-        queries = [query for query in metadata.web_search_queries or () if query]
-        if not self._announced and (queries or self._sources):
-            self._announced = True
-            out.append(ToolCall("google_search", {"queries": queries}))
-        entry = metadata.search_entry_point
-        if entry is not None and entry.rendered_content:
-            self._chip = entry.rendered_content
-
-    def flush(self) -> list[AgentEvent]:
-        """Sources and the chip not yet shown."""
-        out: list[AgentEvent] = []
-        sources = list(self._sources.values())[self._shown :]
-        if sources:
-            self._shown += len(sources)
-            out.append(ToolResult("google_search", tuple(sources)))
-        if self._chip and self._chip != self._chip_shown:
-            self._chip_shown = self._chip
-            out.append(SearchSuggestions(self._chip))
-        return out
-
-    def check(self) -> None:
-        """Raise for an error event that no exception followed (e.g. a blocked answer)."""
-        if self.error is not None:
-            raise _stopped(self.error[0])
-
-
-def _text(event: Event) -> str:
-    if event.content is None or not event.content.parts:
-        return ""
-    return "".join(part.text for part in event.content.parts if part.text and not part.thought)
-
-
-def _stopped(code: str) -> ProviderError:
-    """An answer Gemini ended with an error code instead of text."""
-    if code in ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"):
-        return ProviderError(f"Gemini blocked this answer with its safety filters ({code}).")
-    if code == "RECITATION":
-        return ProviderError(
-            "Gemini stopped because the answer would repeat protected text (RECITATION)."
-        )
-    if code == "MAX_TOKENS":
-        return ProviderError("Gemini stopped because the answer reached its length limit.")
-    return ProviderError(f"Gemini stopped with an error ({code or 'unknown'}). Please try again.")
 
 
 def _vertex(env: Mapping[str, str]) -> bool:
@@ -330,7 +270,7 @@ def gemini_failure(
             f"The connection to {where} was cut off in the middle of the answer. Please try again."
         )
     if error is not None and error[0] and not error[0].endswith("Error"):
-        return _stopped(error[0])
+        return stopped(error[0])
     return ProviderError(
         f"The Gemini agent failed ({type(exc).__name__}). Please try again; if it keeps "
         "failing, check the server log."

@@ -7,61 +7,65 @@ every step shows up as an event. Our own timeouts (first token, then between
 chunks) hold because the SDK's retries are off. Every failure becomes a
 `ProviderError` that says which server, what happened and what to try; the API key
 never appears in it.
+
+Usage is asked for with `stream_options: {"include_usage": true}` (a last chunk with
+the call's tokens). Some servers refuse that option (a 4xx that names it): the request
+is then sent once more without it, and the model's client remembers not to ask its
+endpoint again; its answers then have no usage.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import openai
-from openai import AsyncOpenAI, AsyncStream, omit
+from openai import AsyncOpenAI, AsyncStream, Omit, omit
 from openai.types.chat import (
     ChatCompletionChunk,
     ChatCompletionMessageParam,
-    ChatCompletionToolUnionParam,
+    ChatCompletionStreamOptionsParam,
 )
 
 from hxchat.config import Settings
-from hxchat.domain import AgentEvent, Role, Source, TextDelta, ToolCall, ToolResult, Turn
+from hxchat.domain import (
+    AgentEvent,
+    Role,
+    Source,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Turn,
+    Usage,
+)
 from hxchat.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from hxchat.providers.base import TITLE_PROMPT, system_prompt, title_request
+from hxchat.providers.catalogue import takes_images
 from hxchat.providers.history import trim_history
+from hxchat.providers.openai_content import user_content
 from hxchat.providers.openai_endpoint import endpoint
+from hxchat.providers.openai_tools import (
+    WEB_SEARCH_TOOL,
+    PendingCall,
+    number_new,
+    search_query,
+    tool_reply,
+)
 from hxchat.providers.search import (
-    SearchHit,
     WebSearch,
     build_search,
     connection_reason,
-    format_results,
 )
 
 logger = logging.getLogger(__name__)
 
 SEARCH_RESULTS = 5
 
-WEB_SEARCH_TOOL: ChatCompletionToolUnionParam = {
-    "type": "function",
-    "function": {
-        "name": "web_search",
-        "description": (
-            "Search the web for current or factual information. Returns numbered "
-            "results (title, URL, snippet); cite them in the answer as [n]."
-        ),
-        "parameters": {
-            "type": "object",
-            "properties": {"query": {"type": "string", "description": "what to search for"}},
-            "required": ["query"],
-        },
-    },
-}
-
 _KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-*.]{4,}")
+INCLUDE_USAGE: ChatCompletionStreamOptionsParam = {"include_usage": True}
 
 
 def build_openai_model(
@@ -70,27 +74,21 @@ def build_openai_model(
     """The `openai:`/`ollama:` model the settings and the variables in `env` describe
     (given by the providers' registry; see `endpoint`)."""
     where = endpoint(settings, provider, env)
+    name = f"{provider}:{model}"
     return OpenAICompatModel(
         model,
         base_url=where.base_url,
         api_key=where.api_key,
         settings=settings,
         search=build_search(settings),
-        name=f"{provider}:{model}",
+        name=name,
+        sees_images=takes_images(name, settings.vision_patterns),
     )
 
 
-@dataclass
-class _PendingCall:
-    """A tool call as its deltas arrive: id and name once, arguments in pieces."""
-
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
-
-
 class OpenAICompatModel:
-    """A Chat Completions model with hxchat's `web_search` tool loop."""
+    """A Chat Completions model with hxchat's `web_search` tool loop; a user's files
+    go as `openai_content` makes them (images only when `sees_images`)."""
 
     def __init__(
         self,
@@ -101,9 +99,12 @@ class OpenAICompatModel:
         settings: Settings,
         search: WebSearch | None = None,
         name: str | None = None,
+        sees_images: bool = False,
     ) -> None:
         self.name = name or f"openai:{model}"
         self.model = model
+        #: images go to it as images (HXCHAT_VISION_MODELS), else as a note
+        self.sees_images = sees_images
         self.search = search
         self.system_prompt = settings.system_prompt
         self.history_budget = settings.history_budget_chars
@@ -115,6 +116,8 @@ class OpenAICompatModel:
         #: where the model lives, as shown to people: no path, never credentials.
         self.where = f"{parts.scheme}://{parts.hostname}{port}"
         self._api_key = api_key
+        #: the endpoint refused `stream_options` once: it is not asked for usage again
+        self.refuses_usage = False
         self._client = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
@@ -122,21 +125,24 @@ class OpenAICompatModel:
             timeout=max(self.first_token_timeout, self.token_timeout) + 5,
         )
 
-    async def stream(self, history: Sequence[Turn]) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, history: Sequence[Turn], *, instructions: str = ""
+    ) -> AsyncIterator[AgentEvent]:
         """Answer the last user turn, searching the web when the model asks to."""
         messages: list[ChatCompletionMessageParam] = [
-            {"role": "system", "content": self.system_prompt}
+            {"role": "system", "content": system_prompt(self.system_prompt, instructions)}
         ]
         for turn in trim_history(history, self.history_budget):
             if turn.role is Role.USER:
-                messages.append({"role": "user", "content": turn.content})
+                content = user_content(turn, sees_images=self.sees_images)
+                messages.append({"role": "user", "content": content})
             else:
                 messages.append({"role": "assistant", "content": turn.content})
         numbers: dict[str, int] = {}  # url -> the [n] the model was given
         bad_calls = 0
         for round_ in range(self.max_tool_rounds + 1):
             offer_tools = self.search is not None and round_ < self.max_tool_rounds
-            calls: dict[int, _PendingCall] = {}
+            calls: dict[int, PendingCall] = {}
             text: list[str] = []
             async for delta in self._round(messages, offer_tools, calls, text):
                 yield delta
@@ -160,7 +166,7 @@ class OpenAICompatModel:
                 }
             )
             for call in pending:
-                query = _query(call)
+                query = search_query(call)
                 if query is None:
                     bad_calls += 1
                     if bad_calls > 1:
@@ -178,38 +184,38 @@ class OpenAICompatModel:
                 yield ToolCall("web_search", {"query": query})
                 assert self.search is not None
                 hits = await self.search.search(query, SEARCH_RESULTS)
-                new = _number(hits, numbers)
+                new = number_new(hits, numbers)
                 yield ToolResult("web_search", tuple(Source(h.title or h.url, h.url) for h in new))
-                reply = _tool_reply(hits, new, numbers)
+                reply = tool_reply(hits, new, numbers)
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": reply})
 
     async def _round(
         self,
         messages: list[ChatCompletionMessageParam],
         offer_tools: bool,
-        calls: dict[int, _PendingCall],
+        calls: dict[int, PendingCall],
         text: list[str],
-    ) -> AsyncIterator[TextDelta]:
-        """One streamed completion: yields text, collects tool calls into `calls`."""
+    ) -> AsyncIterator[TextDelta | Usage]:
+        """One streamed completion: yields text, then its usage when the server reports
+        it; collects tool calls into `calls`."""
         stream: AsyncStream[ChatCompletionChunk] | None = None
         waited = self.first_token_timeout
+        usage: Usage | None = None
         try:
             async with asyncio.timeout(self.first_token_timeout):
-                stream = await self._client.chat.completions.create(
-                    model=self.model,
-                    messages=messages,
-                    stream=True,
-                    tools=[WEB_SEARCH_TOOL] if offer_tools else omit,
-                )
+                stream = await self._open(messages, offer_tools)
                 chunk = await _next_chunk(stream)
             waited = self.token_timeout
             while chunk is not None:
+                if chunk.usage is not None:
+                    reported = chunk.usage
+                    usage = Usage(reported.prompt_tokens, reported.completion_tokens)
                 for choice in chunk.choices[:1]:
                     if choice.delta.content:
                         text.append(choice.delta.content)
                         yield TextDelta(choice.delta.content)
                     for tool_call in choice.delta.tool_calls or ():
-                        pending = calls.setdefault(tool_call.index, _PendingCall())
+                        pending = calls.setdefault(tool_call.index, PendingCall())
                         pending.id = tool_call.id or pending.id
                         function = tool_call.function
                         if function and function.name and function.name != pending.name:
@@ -218,6 +224,8 @@ class OpenAICompatModel:
                             pending.arguments += function.arguments
                 async with asyncio.timeout(self.token_timeout):
                     chunk = await _next_chunk(stream)
+            if usage is not None:
+                yield usage
         except TimeoutError:
             raise ProviderTimeout(self._silent(waited, started=stream is not None)) from None
         except openai.APIStatusError as exc:
@@ -245,6 +253,53 @@ class OpenAICompatModel:
         finally:
             if stream is not None:
                 await stream.close()
+
+    async def title(self, question: str, answer: str, timeout: float) -> str:
+        """A title for the conversation (#12): one normal, non-streamed chat completion
+        without tools, bounded by `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                completion = await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=[
+                        {"role": "system", "content": TITLE_PROMPT},
+                        {"role": "user", "content": title_request(question, answer)},
+                    ],
+                    timeout=timeout,
+                )
+        except (TimeoutError, openai.APITimeoutError):
+            raise ProviderTimeout(self._silent(timeout, started=False)) from None
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        except openai.APIError as exc:
+            logger.info("%s: title request failed: %s", self.name, type(exc).__name__)
+            raise ProviderUnavailable(f"The model at {self.where} could not be asked.") from None
+        choices = completion.choices
+        return (choices[0].message.content or "") if choices else ""
+
+    async def _open(
+        self, messages: list[ChatCompletionMessageParam], offer_tools: bool
+    ) -> AsyncStream[ChatCompletionChunk]:
+        """Start the completion, asking for usage unless the endpoint refused that once;
+        when it refuses now, ask once more without it (and remember)."""
+        options: ChatCompletionStreamOptionsParam | Omit = (
+            omit if self.refuses_usage else INCLUDE_USAGE
+        )
+        while True:
+            try:
+                return await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,
+                    stream=True,
+                    stream_options=options,
+                    tools=[WEB_SEARCH_TOOL] if offer_tools else omit,
+                )
+            except openai.APIStatusError as exc:
+                if options is omit or not _refuses_stream_options(exc):
+                    raise
+                logger.info("%s: the server refuses stream_options; not asked again", self.name)
+                self.refuses_usage = True
+                options = omit
 
     def _silent(self, seconds: float, *, started: bool) -> str:
         what = "sent nothing for" if started else "did not answer within"
@@ -312,37 +367,7 @@ async def _next_chunk(stream: AsyncStream[ChatCompletionChunk]) -> ChatCompletio
         return None
 
 
-def _query(call: _PendingCall) -> str | None:
-    """The search query of a well-formed `web_search` call, else None."""
-    if call.name != "web_search":
-        return None
-    try:
-        arguments: Any = json.loads(call.arguments or "{}")
-    except ValueError:
-        return None
-    query = arguments.get("query") if isinstance(arguments, dict) else None
-    return query.strip() if isinstance(query, str) and query.strip() else None
-
-
-def _number(hits: Sequence[SearchHit], numbers: dict[str, int]) -> list[SearchHit]:
-    """Give each new page the next number; pages seen in an earlier round keep theirs."""
-    new = []
-    for hit in hits:
-        if hit.url not in numbers:
-            numbers[hit.url] = len(numbers) + 1
-            new.append(hit)
-    return new
-
-
-def _tool_reply(
-    hits: Sequence[SearchHit], new: Sequence[SearchHit], numbers: dict[str, int]
-) -> str:
-    """The tool message: numbered snippets, numbering continued across rounds."""
-    if not hits:
-        return "No results."
-    reply = format_results(new, start=numbers[new[0].url]) if new else ""
-    again = sorted({numbers[hit.url] for hit in hits} - {numbers[hit.url] for hit in new})
-    if again:
-        listed = ", ".join(f"[{number}]" for number in again)
-        reply += ("\n\n" if reply else "") + f"Also found again: {listed} (see above)."
-    return reply
+def _refuses_stream_options(exc: openai.APIStatusError) -> bool:
+    """A client error (4xx) that names `stream_options`: the server does not know it."""
+    said = f"{exc.message} {exc.body}".lower()
+    return 400 <= exc.status_code < 500 and "stream_options" in said

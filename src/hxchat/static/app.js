@@ -25,15 +25,59 @@
     if (e) e.textContent = "";
   }
 
+  // -- the keyboard ------------------------------------------------------------
+  // Enter sends, Escape stops the answer being written, Ctrl+Shift+O (⌘⇧O on a Mac)
+  // starts a new chat, ArrowUp in an empty composer edits the last message. Each
+  // shortcut only does what a button or link on the page does, and says so in the
+  // page's live region, for screen readers.
+
+  var ANNOUNCE_KEY = "hxchat-announce"; // said once the next page has loaded
+
+  function announce(text) {
+    var region = $("#announcer");
+    if (!region) return;
+    region.textContent = "";
+    // A change a moment later: the region is read out even when the text repeats.
+    setTimeout(function () { region.textContent = text; }, 50);
+  }
+
+  function newChat() {
+    var link = $("a.new-chat");
+    try { sessionStorage.setItem(ANNOUNCE_KEY, "New chat"); } catch (e) { /* storage off */ }
+    window.location.assign(link ? link.href : "/");
+  }
+
+  function editLastMessage() {
+    var questions = document.querySelectorAll("#transcript article[data-role=user]");
+    var last = questions[questions.length - 1];
+    var edit = last && last.querySelector("button.edit");
+    if (!edit) return false; // none yet, or already being edited
+    edit.click(); // htmx swaps in the form; its field has autofocus
+    announce("Editing your last message");
+    return true;
+  }
+
   document.addEventListener("keydown", function (event) {
+    if (event.isComposing || event.keyCode === 229) return;
     var t = textarea();
-    if (event.target !== t) return;
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+    var modified = event.ctrlKey || event.metaKey || event.altKey;
+    if ((event.ctrlKey || event.metaKey) && event.shiftKey && !event.altKey && event.code === "KeyO") {
       event.preventDefault();
-      composer().requestSubmit();
+      newChat();
     } else if (event.key === "Escape") {
       var stop = $("#stop-slot button");
-      if (stop) { event.preventDefault(); stop.click(); }
+      if (stop) {
+        event.preventDefault();
+        stop.click();
+        announce("Answer stopped");
+      }
+    } else if (event.target !== t) {
+      return;
+    } else if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      composer().requestSubmit();
+    } else if (event.key === "ArrowUp" && !modified && !event.shiftKey && t.value === "") {
+      if (editLastMessage()) event.preventDefault();
     }
   });
 
@@ -65,10 +109,17 @@
     var copy = target.closest("button.copy");
     if (copy) {
       var code = copy.closest(".codeblock").querySelector("pre");
-      navigator.clipboard.writeText(code ? code.innerText : "").then(function () {
-        copy.textContent = "Copied";
-        setTimeout(function () { copy.textContent = "Copy"; }, 1500);
-      }, function () { copy.textContent = "Copy failed"; });
+      copyText(copy, code ? code.innerText : "");
+      return;
+    }
+    // An answer's Markdown (kept in a <template>) or a share link (in its field).
+    var copySource = target.closest("button.copy-answer, button.copy-link");
+    if (copySource) {
+      var source = document.getElementById(copySource.getAttribute("data-source") || "");
+      var text = "";
+      if (source instanceof HTMLTemplateElement) text = source.content.textContent;
+      else if (source instanceof HTMLInputElement) text = source.value;
+      copyText(copySource, text);
       return;
     }
     var menu = target.closest("button.menu");
@@ -100,6 +151,14 @@
     if (e) e.textContent = "The server could not be reached. Your message is still here; try again.";
   });
 
+  function copyText(button, text) {
+    var label = button.textContent;
+    navigator.clipboard.writeText(text).then(function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    }, function () { button.textContent = "Copy failed"; });
+  }
+
   // -- following the answer ------------------------------------------------------
 
   var stick = true;
@@ -129,9 +188,18 @@
       blocks[i].setAttribute("data-copy-ready", "");
       blocks[i].insertBefore(button, blocks[i].firstChild);
     }
+    // Copy buttons need this script (the clipboard): hidden until it runs.
+    var copies = (root || document).querySelectorAll("button.copy-answer[hidden], button.copy-link[hidden]");
+    for (var j = 0; j < copies.length; j++) copies[j].hidden = false;
   }
 
+  // New content outside the transcript (the Share panel): its Copy link button.
+  document.addEventListener("htmx:load", function (event) {
+    if (event.detail && event.detail.elt instanceof Element) decorate(event.detail.elt);
+  });
+
   function observe() {
+    decorate(document); // the Share panel, and a shared page's code blocks
     var el = transcript();
     if (!el) return;
     el.addEventListener("scroll", function () {
@@ -147,10 +215,20 @@
     el.scrollTop = el.scrollHeight;
   }
 
+  function announcePending() {
+    var text = null;
+    try {
+      text = sessionStorage.getItem(ANNOUNCE_KEY);
+      sessionStorage.removeItem(ANNOUNCE_KEY);
+    } catch (e) { /* storage off */ }
+    if (text) announce(text);
+  }
+
+  function start() { observe(); autosize(); announcePending(); }
+
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () { observe(); autosize(); });
+    document.addEventListener("DOMContentLoaded", start);
   } else {
-    observe();
-    autosize();
+    start();
   }
 })();

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from hxchat.domain import MessageStatus, ModelChoice, Role, Source, Turn
+from hxchat.domain import MessageStatus, ModelChoice, Role, Source, Timing, Turn, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,18 @@ class ConversationSummary:
     id: str
     title: str
     updated_at: datetime
+    pinned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """What the owner said of an answer (#12)."""
+
+    rating: str | None  # "up", "down", or None (a comment alone)
+    comment: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"rating": self.rating, "comment": self.comment}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +60,9 @@ class Message:
     # It and its siblings, oldest first (see `store/tree.py`); () when not known here.
     versions: tuple[int, ...] = ()
     model: str | None = None  # the model that wrote an answer (None: not recorded)
+    feedback: Feedback | None = None  # an answer's rating and comment, when it has one
+    usage: Usage | None = None  # a finished answer's tokens (None: a user's message)
+    timing: Timing | None = None  # a finished answer's times (None: not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +73,16 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
     messages: tuple[Message, ...] = ()  # the path it shows, first message first
+    pinned: bool = False
+    instructions: str = ""  # added to the system prompt of its answers ("" for none)
+    # Who wrote the title: "message", "pending" (the model is writing one), "model",
+    # "user" (see `store/library.py`).
+    title_source: str = "message"
+
+    @property
+    def title_pending(self) -> bool:
+        """The model is writing this conversation's title (the page waits for it)."""
+        return self.title_source == "pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +100,8 @@ class Generation:
     final_event_id: str | None = None
     search_suggestions: str | None = None
     model: str | None = None  # the model writing it (None: not recorded)
+    usage: Usage | None = None  # as for `Message`
+    timing: Timing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +134,10 @@ class TurnStarted:
     # transaction, so that the answer starts without another trip to the database.
     history: tuple[Turn, ...] = ()
     model: str | None = None  # the model chosen for the answer (None: no choice given)
+    instructions: str = ""  # the conversation's, for the system prompt (#10)
+    # The first answer of a conversation whose title the model is to write once it has
+    # ended (`titles.py`): the conversation's title is "pending" until then.
+    wants_title: bool = False
 
 
 class Store(Protocol):
@@ -149,11 +180,14 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        model_title: bool = False,
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming) at once,
         and return them with the history the model sees (`history`).
 
-        Sets the conversation's title from its first message. Raises `NotFound`, or
+        Sets the conversation's title from its first message, unless the user named it;
+        with `model_title`, that title is marked "pending" (the model writes one once
+        the answer has ended: `TurnStarted.wants_title`). Raises `NotFound`, or
         `Busy` while another generation of the conversation is streaming (atomic: two
         concurrent calls never both succeed).
         """
@@ -243,10 +277,13 @@ class Store(Protocol):
         search_suggestions: str | None,
         final_event_id: str | None,
         worker_id: str | None,
+        usage: Usage | None = None,
+        timing: Timing | None = None,
     ) -> bool:
         """Store the final answer (`content` is its whole text, which replaces what its
-        checkpoints added) and release the conversation. With a `worker_id`, only
-        while that worker still holds it; False when nothing was updated."""
+        checkpoints added, with its `usage` and `timing`) and release the conversation.
+        With a `worker_id`, only while that worker still holds it; False when nothing
+        was updated."""
 
     async def sweep_expired(
         self, include_live: bool = False, spare_worker: str | None = None

@@ -15,6 +15,11 @@ transaction handling is switched off for that (SQLAlchemy's documented recipe).
 PostgreSQL uses `pool_pre_ping`, so pooled connections that died with a server
 restart are replaced instead of failing the next request.
 
+PostgreSQL's text cannot hold a NUL character, and a NUL typed by a user or written
+by a hostile model would fail the statement (a 500, an answer lost). Both engines
+therefore write every NUL of a string parameter as U+FFFD, as the renderer shows it
+(`_without_nul`): the two databases keep the same text, and nothing fails.
+
 Every database failure that means "not reachable now" becomes `StoreUnavailable`
 with one sentence that names the host or file but never the URL's credentials.
 """
@@ -78,11 +83,13 @@ def make_engine(database_url: str) -> AsyncEngine:
             engine = create_async_engine(url)
             _configure_sqlite(engine.sync_engine, url)
             return engine
-        return create_async_engine(
+        engine = create_async_engine(
             url,
             pool_pre_ping=True,
             connect_args={"timeout": PG_CONNECT_TIMEOUT_S},
         )
+        _without_nul(engine.sync_engine)
+        return engine
     except (ArgumentError, NoSuchModuleError):
         raise ConfigError(
             "HXCHAT_DATABASE_URL",
@@ -101,7 +108,29 @@ def make_sqlite_engine(database_url: str) -> Engine:
     return engine
 
 
+def _without_nul(engine: Engine) -> None:
+    """Every NUL of a string parameter becomes U+FFFD before the statement runs."""
+
+    def clean(value: object) -> object:
+        return value.replace("\0", "\ufffd") if isinstance(value, str) and "\0" in value else value
+
+    def clean_row(row: Any) -> Any:
+        if isinstance(row, dict):
+            return {key: clean(value) for key, value in row.items()}
+        return type(row)(clean(value) for value in row)
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _before_execute(
+        _conn: Connection, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
+    ) -> tuple[str, Any]:
+        if parameters:
+            parameters = [clean_row(row) for row in parameters] if many else clean_row(parameters)
+        return statement, parameters
+
+
 def _configure_sqlite(engine: Engine, url: URL) -> None:
+    _without_nul(engine)
+
     @event.listens_for(engine, "do_connect")
     def _before_connect(*_args: Any) -> None:
         # Said before the driver opens anything: after a failed connect, aiosqlite's

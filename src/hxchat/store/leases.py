@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Text, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from hxchat.domain import MessageStatus, Role, Source
+from hxchat.domain import MessageStatus, Role, Source, Timing, Usage
 from hxchat.errors import Busy, NotFound
 from hxchat.store import pieces, search
 from hxchat.store.base import Checkpoint, Generation
@@ -107,6 +107,10 @@ _FINAL_VALUES: dict[str, Any] = {
     "error": bindparam("error_text"),
     "search_suggestions": bindparam("suggestions"),
     "final_event_id": bindparam("event_id"),
+    "input_tokens": bindparam("input_tokens"),
+    "output_tokens": bindparam("output_tokens"),
+    "first_text_ms": bindparam("first_text_ms"),
+    "total_ms": bindparam("total_ms"),
     "lease_expires_at": None,
     "updated_at": bindparam("now"),
 }
@@ -255,9 +259,11 @@ def release(
     search_suggestions: str | None,
     final_event_id: str | None,
     worker_id: str | None,
+    usage: Usage | None = None,
+    timing: Timing | None = None,
 ) -> bool:
-    """Store the final answer (its whole text: its pieces are deleted) and free the
-    conversation; False if it was not ours."""
+    """Store the final answer (its whole text: its pieces are deleted, with its usage
+    and timing) and free the conversation; False if it was not ours."""
     if not status.is_final:
         raise ValueError("finish needs a final status, not streaming")
     now = utcnow()
@@ -269,6 +275,10 @@ def release(
         "error_text": error,
         "suggestions": search_suggestions,
         "event_id": final_event_id,
+        "input_tokens": usage.input_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+        "first_text_ms": timing.first_text_ms if timing else None,
+        "total_ms": timing.total_ms if timing else None,
         "now": now,
     }
     if worker_id is None:

@@ -9,13 +9,14 @@ those about values (titles, sources as JSON) in `records`.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Role, Turn
 from hxchat.errors import InvalidMessage, NothingToRetry
-from hxchat.store import leases, pieces, search, tree
+from hxchat.store import feedback, leases, library, pieces, search, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
 from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row
 from hxchat.store.tables import conversations, messages, utcnow
@@ -23,10 +24,15 @@ from hxchat.store.tables import conversations, messages, utcnow
 # The statements are built once (see `leases`); their values are bound at execution.
 
 _INSERT_CONVERSATION = insert(conversations)  # values: a dict of columns
-_CONVERSATIONS_OF = (
-    select(conversations.c.id, conversations.c.title, conversations.c.updated_at)
+_CONVERSATIONS_OF = (  # pinned ones first, each group by last activity (#12)
+    select(
+        conversations.c.id,
+        conversations.c.title,
+        conversations.c.updated_at,
+        conversations.c.pinned,
+    )
     .where(conversations.c.owner == bindparam("owned_by"))
-    .order_by(conversations.c.updated_at.desc(), conversations.c.id)
+    .order_by(conversations.c.pinned.desc(), conversations.c.updated_at.desc(), conversations.c.id)
     .limit(bindparam("limit"))
 )
 _CONVERSATION = select(conversations).where(leases.OWNED)
@@ -48,10 +54,16 @@ _ROLE_AND_PARENT = select(messages.c.role, messages.c.parent_id).where(
     messages.c.id == bindparam("message")
 )
 _MODEL_OF = select(messages.c.model).where(messages.c.id == bindparam("message"))
-_SET_TITLE = (
+_SET_TITLE = (  # from the first message: never over a title the user chose (#12)
     update(conversations)
-    .where(conversations.c.id == bindparam("conversation"))
-    .values(title=bindparam("new_title"))
+    .where(
+        conversations.c.id == bindparam("conversation"),
+        conversations.c.title_source != library.USER,
+    )
+    .values(title=bindparam("new_title"), title_source=bindparam("source"))
+)
+_INSTRUCTIONS = select(conversations.c.instructions).where(
+    conversations.c.id == bindparam("conversation")
 )
 
 
@@ -74,7 +86,10 @@ def create_conversation(conn: Connection, owner: str) -> str:
 
 def list_conversations(conn: Connection, owner: str, limit: int) -> list[ConversationSummary]:
     rows = conn.execute(_CONVERSATIONS_OF, {"owned_by": owner, "limit": limit}).all()
-    return [ConversationSummary(id=r.id, title=r.title, updated_at=r.updated_at) for r in rows]
+    return [
+        ConversationSummary(id=r.id, title=r.title, updated_at=r.updated_at, pinned=r.pinned)
+        for r in rows
+    ]
 
 
 def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conversation | None:
@@ -85,6 +100,7 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
     rows = tree.path_rows(conn, skeleton.path(head.current_leaf_id))
     streaming = {row.id: row.content for row in rows if row.status == leases.STREAMING}
     texts = pieces.texts(conn, streaming)  # the answer being written, with its checkpoints
+    rated = feedback.of(conn, [row.id for row in rows if row.role == Role.ASSISTANT.value])
     return Conversation(
         id=head.id,
         owner=head.owner,
@@ -92,8 +108,12 @@ def get_conversation(conn: Connection, owner: str, conversation_id: str) -> Conv
         created_at=head.created_at,
         updated_at=head.updated_at,
         messages=tuple(
-            message_from_row(row, texts.get(row.id), skeleton.versions(row.id)) for row in rows
+            message_from_row(row, texts.get(row.id), skeleton.versions(row.id), rated.get(row.id))
+            for row in rows
         ),
+        pinned=head.pinned,
+        instructions=head.instructions,
+        title_source=head.title_source,
     )
 
 
@@ -116,17 +136,25 @@ def start_turn(
     worker_id: str,
     lease_seconds: float,
     choice: ModelChoice | None = None,
+    model_title: bool = False,
 ) -> TurnStarted:
     leases.lock(conn, owner, conversation_id, generation_id)
+    wants_title = False
     if conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None:
-        conn.execute(
-            _SET_TITLE, {"conversation": conversation_id, "new_title": make_title(content)}
+        titled = conn.execute(
+            _SET_TITLE,
+            {
+                "conversation": conversation_id,
+                "new_title": make_title(content),
+                "source": library.PENDING if model_title else library.MESSAGE,
+            },
         )
+        wants_title = model_title and titled.rowcount == 1
     parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
     model = _chosen(conn, choice, parent_id)
     user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
     search.add(conn, [user_message_id])  # the path goes on: nothing leaves it
-    return _answer_placeholder(
+    started = _answer_placeholder(
         conn,
         conversation_id,
         generation_id,
@@ -136,6 +164,7 @@ def start_turn(
         True,
         model,
     )
+    return replace(started, wants_title=wants_title)
 
 
 def start_edit(
@@ -292,6 +321,7 @@ def _answer_placeholder(
         # Only ended answers: their checkpoints' pieces are merged into `content` already.
         history=tuple(tree.seen_above(conn, conversation_id, parent_id)),
         model=model,
+        instructions=conn.scalar(_INSTRUCTIONS, {"conversation": conversation_id}) or "",
     )
 
 

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hxchat.domain import MessageStatus, Role, Source
-from hxchat.store.base import Generation, Message
+from hxchat.domain import MessageStatus, Role, Source, Timing, Usage
+from hxchat.store.base import Feedback, Generation, Message
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +67,14 @@ def sources_from_json(raw: str | None) -> tuple[Source, ...]:
 
 
 def message_from_row(
-    row: Any, content: str | None = None, versions: tuple[int, ...] = ()
+    row: Any,
+    content: str | None = None,
+    versions: tuple[int, ...] = (),
+    feedback: Feedback | None = None,
 ) -> Message:
     """A `Message` from a row of the `messages` table (with `content` as its text, when
-    given: a streaming answer's checkpoints are joined to it, see `pieces`; and the ids
-    of its `versions`, see `tree`)."""
+    given: a streaming answer's checkpoints are joined to it, see `pieces`; the ids
+    of its `versions`, see `tree`; and its `feedback`, see `store.feedback`)."""
     return Message(
         id=row.id,
         parent_id=row.parent_id,
@@ -86,6 +89,9 @@ def message_from_row(
         search_suggestions=row.search_suggestions,
         created_at=row.created_at,
         model=row.model,
+        feedback=feedback,
+        usage=usage_from_row(row),
+        timing=timing_from_row(row),
     )
 
 
@@ -104,7 +110,24 @@ def generation_from_row(row: Any, owner: str, content: str | None = None) -> Gen
         final_event_id=row.final_event_id,
         search_suggestions=row.search_suggestions,
         model=row.model,
+        usage=usage_from_row(row),
+        timing=timing_from_row(row),
     )
+
+
+def usage_from_row(row: Any) -> Usage | None:
+    """An answer's tokens (each None when not reported); None for a user's message."""
+    if row.role != Role.ASSISTANT.value:
+        return None
+    return Usage(row.input_tokens, row.output_tokens)
+
+
+def timing_from_row(row: Any) -> Timing | None:
+    """An answer's times, when its generation recorded them (not while it streams, nor
+    for the answers written before hxchat kept them)."""
+    if row.total_ms is None:
+        return None
+    return Timing(row.first_text_ms, row.total_ms)
 
 
 def seen_statuses() -> Sequence[str]:

@@ -1,6 +1,6 @@
 """The search index kept current with the messages a conversation shows (#12).
 
-The index (built by migration 0008: FTS5 on SQLite, `tsvector`s under GIN on
+The index (built by migration 0009: FTS5 on SQLite, `tsvector`s under GIN on
 PostgreSQL) holds the text of every message on the path each conversation shows,
 once it is written, and every conversation's title. Titles are kept by triggers in
 the database, whoever writes them (a rename, a title written by the model, an
@@ -99,5 +99,5 @@ def follow_path(
 
 def in_metadata(name: str | None, type_: str, _parents: Any) -> bool:
     """Alembic's `include_name`: the index's tables (`search_…`, and FTS5's own tables
-    on SQLite) are made by migration 0008 alone, not described in `tables.py`."""
+    on SQLite) are made by migration 0009 alone, not described in `tables.py`."""
     return not (type_ == "table" and name is not None and name.startswith("search_"))

@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from hxchat.domain import MessageStatus, ModelChoice, Source, Turn
+from hxchat.domain import MessageStatus, ModelChoice, Source, Timing, Turn, Usage
 from hxchat.store import leases, queries, search_query
 from hxchat.store.base import (
     Checkpoint,
@@ -164,6 +164,7 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        model_title: bool = False,
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming)."""
         return await self._write(
@@ -175,6 +176,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             choice,
+            model_title,
         )
 
     async def start_retry(
@@ -281,6 +283,8 @@ class SqlStore:
         search_suggestions: str | None,
         final_event_id: str | None,
         worker_id: str | None,
+        usage: Usage | None = None,
+        timing: Timing | None = None,
     ) -> bool:
         """Store the final answer and release the conversation; False if nothing changed."""
         return await self._write(
@@ -293,6 +297,8 @@ class SqlStore:
             search_suggestions=search_suggestions,
             final_event_id=final_event_id,
             worker_id=worker_id,
+            usage=usage,
+            timing=timing,
         )
 
     async def sweep_expired(

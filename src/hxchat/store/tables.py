@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 # Stable constraint names, so that later migrations can refer to them on both databases.
@@ -85,6 +86,13 @@ conversations = Table(
     # The end of the path the conversation shows (`store/tree.py`): its messages are
     # this one and its ancestors. None only while the conversation is empty.
     Column("current_leaf_id", Integer, nullable=True),
+    # The library (#12): pinned ones are listed first; `title_source` says who wrote the
+    # title (`store/library.py`): "message" (the first message, or "New chat"),
+    # "pending" (the model is writing one), "model", "user" (renamed: never overwritten).
+    Column("pinned", Boolean, nullable=False, server_default=false()),
+    Column("title_source", String(16), nullable=False, server_default="message"),
+    # Added to the system prompt of the conversation's answers (#10); "" for none.
+    Column("instructions", Text, nullable=False, server_default=""),
     Index("ix_conversations_owner_updated_at", "owner", "updated_at"),
 )
 
@@ -117,6 +125,12 @@ messages = Table(
     # The model that wrote an answer (`openai:gpt-4o-mini`); None for a user's message
     # and for the answers written before hxchat recorded it.
     Column("model", String(255), nullable=True),
+    # What a finished answer cost (None: not reported, or written before hxchat kept
+    # it): its tokens as the provider reported them, and its times in milliseconds.
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("first_text_ms", Integer, nullable=True),
+    Column("total_ms", Integer, nullable=True),
     Index("ix_messages_status_lease_expires_at", "status", "lease_expires_at"),
     # Ids only grow (a parent's id is below its children's), also after deletions.
     sqlite_autoincrement=True,
@@ -199,4 +213,61 @@ api_tokens = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("last_used_at", UtcDateTime(), nullable=True),
     Column("expires_at", UtcDateTime(), nullable=True),
+)
+
+# -- the library: share links and feedback (#12) ---------------------------------------
+# A share is a snapshot: its messages are copies, so what the conversation says later
+# never reaches the link. The link's token is kept only as its SHA-256, like sessions.
+
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the link's token, hex
+    Column(
+        "conversation_id",
+        String(32),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("title", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+shared_messages = Table(
+    "shared_messages",
+    metadata,
+    Column(
+        "share_id",
+        String(64),
+        ForeignKey("shares.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    # The message this is a copy of: the files a shared message carries are those of
+    # this message (no foreign key: the copy outlives nothing, the share goes with
+    # its conversation).
+    Column("message_id", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("sources", Text, nullable=False),  # a JSON list of {"title", "url"}
+    Column("error", Text, nullable=True),
+    Column("model", String(255), nullable=True),
+)
+
+# One row per rated answer: its rating ("up", "down", or None with only a comment).
+feedback = Table(
+    "feedback",
+    metadata,
+    Column(
+        "message_id",
+        Integer,
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("rating", String(8), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -1,7 +1,8 @@
 """The accounts' pages: sign in, sign up, sign out, settings (password and API tokens).
 
 Plain forms, server-rendered, usable without JavaScript, under the page's strict CSP.
-They exist in the modes with accounts; in mode `none` they answer 404. The cross-site
+They exist in the modes with accounts; in mode `none` they answer 404, except the
+settings page, which offers every mode the export and import of conversations. The cross-site
 refusal of `web.security` guards every POST here, `/login` and `/logout` included.
 """
 
@@ -175,21 +176,26 @@ async def signup(
 # -- settings --------------------------------------------------------------------------
 
 
-async def _settings_page(
+async def render_settings(
+    request: Request,
     templates: TemplatesDep,
     accounts: AccountsDep,
-    identity: Identity,
+    identity: Identity | None,
     status: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    tokens = await accounts.store.list_tokens(identity.user.id)
+    """The settings page: in the modes with accounts the signed-in user's password and
+    tokens, and in every mode their conversations' export and import."""
+    me = _signed_in(request, identity) if request.app.state.settings.accounts else None
+    tokens = await accounts.store.list_tokens(me.user.id) if me is not None else []
     return form_page(
         templates,
         "settings.html",
         status,
-        identity=identity,
+        identity=me,
         tokens=tokens,
         title="Settings",
+        import_limit_mb=request.app.state.settings.max_import_mb,
         **context,
     )
 
@@ -200,11 +206,26 @@ def _signed_in(request: Request, identity: Identity | None) -> Identity:
     return identity
 
 
+def imported_sentence(imported: str) -> str | None:
+    """The settings page's word after an import (`?imported=N`, the redirect's)."""
+    if not (imported.isascii() and imported.isdigit() and len(imported) <= 9):
+        return None
+    count = int(imported)
+    noun = "conversation" if count == 1 else "conversations"
+    return f"Imported {count:,} {noun}; they are in your conversation list."
+
+
 @router.get("/settings", response_class=HTMLResponse)
 async def settings_page(
-    request: Request, templates: TemplatesDep, accounts: AccountsDep, identity: IdentityDep
+    request: Request,
+    templates: TemplatesDep,
+    accounts: AccountsDep,
+    identity: IdentityDep,
+    imported: str = "",
 ) -> Response:
-    return await _settings_page(templates, accounts, _signed_in(request, identity))
+    return await render_settings(
+        request, templates, accounts, identity, import_done=imported_sentence(imported)
+    )
 
 
 @router.post("/settings/password", response_class=HTMLResponse)
@@ -222,10 +243,11 @@ async def change_password(
     except HxchatError as exc:
         if exc.status_code >= 500:
             raise
-        return await _settings_page(
-            templates, accounts, me, exc.status_code, password_error=exc.detail
+        return await render_settings(
+            request, templates, accounts, me, exc.status_code, password_error=exc.detail
         )
-    return await _settings_page(
+    return await render_settings(
+        request,
         templates,
         accounts,
         me,
@@ -247,10 +269,10 @@ async def create_token(
     except HxchatError as exc:
         if exc.status_code >= 500:
             raise
-        return await _settings_page(
-            templates, accounts, me, exc.status_code, token_error=exc.detail
+        return await render_settings(
+            request, templates, accounts, me, exc.status_code, token_error=exc.detail
         )
-    return await _settings_page(templates, accounts, me, 201, new_token=made)
+    return await render_settings(request, templates, accounts, me, 201, new_token=made)
 
 
 @router.post("/settings/tokens/{token_id}/revoke")

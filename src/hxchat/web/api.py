@@ -8,18 +8,20 @@ with `POST /api/conversations` and keeps the cookie it gets.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from hxchat.errors import HxchatError, NotFound
+from hxchat.errors import HxchatError, NotFound, StoreUnavailable
 from hxchat.metrics import CONTENT_TYPE
 from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Conversation, Message, TurnStarted
 from hxchat.web.checks import checked_message, parse_message_id
 from hxchat.web.deps import (
+    FeedbackDep,
     LimitsDep,
     LogDep,
     MetricsDep,
@@ -31,6 +33,7 @@ from hxchat.web.deps import (
 )
 from hxchat.web.json_stream import json_events
 
+logger = logging.getLogger(__name__)
 router = APIRouter()
 HEALTH_TIMEOUT = 3.0
 
@@ -56,6 +59,9 @@ def _message_json(m: Message) -> dict[str, Any]:
         "parent_id": m.parent_id,
         "versions": list(m.versions),
         "model": m.model,
+        "feedback": m.feedback.as_json() if m.feedback else None,
+        "usage": m.usage.as_json() if m.usage is not None else None,
+        "timing": m.timing.as_json() if m.timing is not None else None,
     }
 
 
@@ -65,11 +71,13 @@ def conversation_model(conversation: Conversation, models: Catalogue) -> str:
     return models.current(last)
 
 
-def _conversation_json(conversation: Conversation, models: Catalogue) -> dict[str, Any]:
+def conversation_json(conversation: Conversation, models: Catalogue) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "title": conversation.title,
         "model": conversation_model(conversation, models),
+        "pinned": conversation.pinned,
+        "instructions": conversation.instructions,
         "messages": [_message_json(m) for m in conversation.messages],
     }
 
@@ -92,9 +100,10 @@ async def create_conversation(store: StoreDep, owner: OwnerDep) -> dict[str, str
 
 
 @router.get("/api/conversations")
-async def list_conversations(store: StoreDep, owner: OwnerDep) -> list[dict[str, str]]:
+async def list_conversations(store: StoreDep, owner: OwnerDep) -> list[dict[str, Any]]:
+    """Pinned ones first, each group by last activity (#12)."""
     return [
-        {"id": c.id, "title": c.title, "updated_at": c.updated_at.isoformat()}
+        {"id": c.id, "title": c.title, "updated_at": c.updated_at.isoformat(), "pinned": c.pinned}
         for c in await store.list_conversations(owner)
     ]
 
@@ -112,7 +121,7 @@ async def get_conversation(
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
-    return _conversation_json(conversation, models)
+    return conversation_json(conversation, models)
 
 
 @router.delete("/api/conversations/{conversation_id}", status_code=204)
@@ -187,7 +196,7 @@ async def select_version(
 ) -> dict[str, Any]:
     selected = parse_message_id(message_id)
     await limits.check_message(owner, starts_answer=False)
-    return _conversation_json(await store.select_version(owner, selected), models)
+    return conversation_json(await store.select_version(owner, selected), models)
 
 
 @router.get("/api/generations/{generation_id}/events")
@@ -234,5 +243,9 @@ async def healthz(store: StoreDep, log: LogDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics_endpoint(metrics: MetricsDep) -> Response:
+async def metrics_endpoint(metrics: MetricsDep, feedback: FeedbackDep) -> Response:
+    try:  # ratings by model, counted by the database, so every worker agrees (#12)
+        metrics.set_ratings(await feedback.counts())
+    except StoreUnavailable as exc:  # the last figures stay; the scrape still answers
+        logger.warning("ratings not counted for /metrics: %s", exc.detail)
     return Response(metrics.render(), media_type=CONTENT_TYPE)

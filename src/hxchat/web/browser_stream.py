@@ -29,6 +29,8 @@ from hxchat.domain import (
     MessageStatus,
     Role,
     Source,
+    Timing,
+    Usage,
     merge_sources,
 )
 from hxchat.render.view import StreamView
@@ -51,18 +53,22 @@ class BrowserAnswer:
     status: MessageStatus = MessageStatus.STREAMING
     error: str | None = None
     suggestions: str | None = None
-    used_tools: bool = False
+    usage: Usage | None = None  # what the stored answer cost, read when it has ended
+    timing: Timing | None = None
+
+    def ended(self, stored: Generation) -> None:
+        """Take from the stored answer what its events do not carry."""
+        self.suggestions = stored.search_suggestions
+        self.usage, self.timing = stored.usage, stored.timing
 
     def apply(self, event: LogEvent) -> None:
         data: dict[str, Any] = dict(event.data)
         if event.kind is EventKind.DELTA:
             self.view.feed(str(data.get("text", "")))
         elif event.kind is EventKind.TOOL_CALL:
-            self.used_tools = True
             self.activity = _activity(str(data.get("name", "")), data.get("arguments") or {})
             self.activity_changed = True
         elif event.kind is EventKind.TOOL_RESULT:
-            self.used_tools = True
             found = data.get("sources") or []
             merge_sources(
                 self.sources,
@@ -88,6 +94,8 @@ class BrowserAnswer:
             error=self.error,
             search_suggestions=self.suggestions,
             model=m.model,
+            usage=self.usage,
+            timing=self.timing,
         )
 
 
@@ -115,7 +123,7 @@ async def browser_frames(
     if await log.position(generation.id) is Position.MISSING:
         for event in rebuilt_events(generation):
             answer.apply(event)
-        answer.suggestions = generation.search_suggestions
+        answer.ended(generation)
         yield _end_frame(templates, answer, REBUILT_END_ID)
         return
     first = True
@@ -129,9 +137,10 @@ async def browser_frames(
             answer.apply(event)
         last = batch[-1]
         if last.kind.is_final:
-            if answer.used_tools:  # Google's chip comes with grounding; stored at the end
-                stored = await store.get_generation(generation.id)
-                answer.suggestions = stored.search_suggestions if stored else None
+            # Its times, and Google's chip (with grounding), are stored at the end.
+            stored = await store.get_generation(generation.id)
+            if stored is not None:
+                answer.ended(stored)
             yield _end_frame(templates, answer, last.id, streamed=not first)
             return
         if first:

@@ -20,6 +20,8 @@ from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
 from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Store
+from hxchat.store.feedback import FeedbackStore
+from hxchat.store.library import Library
 from hxchat.web.templating import Templates
 
 
@@ -44,6 +46,10 @@ async def get_store(request: Request) -> Store:
     return cast(Store, request.app.state.store)
 
 
+async def get_library(request: Request) -> Library:
+    return cast(Library, request.app.state.library)
+
+
 async def get_log(request: Request) -> EventLog:
     return cast(EventLog, request.app.state.log)
 
@@ -60,6 +66,10 @@ async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
+async def get_feedback(request: Request) -> FeedbackStore:
+    return cast(FeedbackStore, request.app.state.feedback)
+
+
 async def get_templates(request: Request) -> Templates:
     return cast(Templates, request.app.state.templates)
 
@@ -73,9 +83,11 @@ IdentityDep = Annotated["Identity | None", Depends(get_identity)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 StoreDep = Annotated[Store, Depends(get_store)]
+LibraryDep = Annotated[Library, Depends(get_library)]
 LogDep = Annotated[EventLog, Depends(get_log)]
 RunnerDep = Annotated[GenerationRunner, Depends(get_runner)]
 ModelsDep = Annotated[Catalogue, Depends(get_models)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemplatesDep = Annotated[Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback)]

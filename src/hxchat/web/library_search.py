@@ -72,9 +72,11 @@ async def search_page(
         "search_problem": problem,
     }
     if is_htmx(request):
-        context["conversations"] = [] if searching else await store.list_conversations(owner)
-        context["conversation"] = None
-        context["current_id"] = conversation_id
+        listed = [] if searching else await store.list_conversations(owner)
+        context["conversations"] = listed
+        # The list marks the page's conversation, and its forms lead back to it.
+        context["conversation"] = next((c for c in listed if c.id == conversation_id), None)
+        context["renaming"] = None
         context["oob"] = False
         return HTMLResponse(templates.block(PAGE, "conversation_list", **context), headers=VARY)
     return await render_page(store, templates, models, owner, None, identity, **context)

@@ -36,6 +36,7 @@ from hxchat.web.deps import (
     StoreDep,
     TemplatesDep,
 )
+from hxchat.web.share_links import SharePanel, SharesDep, panel_for
 from hxchat.web.sse import EventStreamResponse
 
 router = APIRouter()
@@ -68,6 +69,8 @@ async def render_page(
     conversation: Conversation | None,
     identity: Identity | None,
     editing: int | None = None,
+    renaming: str | None = None,
+    share: SharePanel | None = None,
     **extra: Any,
 ) -> HTMLResponse:
     """The chat page; `extra` adds to its context (a search's results, `library_search`)."""
@@ -78,12 +81,14 @@ async def render_page(
         "models": models.models,  # the composer's choice, when there is one
         "current_model": current,
         "editing": editing,  # the user's message shown as a form to edit it
+        "renaming": renaming,  # the conversation whose list item is a form to rename it
         "identity": identity,
         "conversations": await store.list_conversations(owner),
         "conversation": conversation,
         "messages": conversation.messages if conversation else (),
         "title": conversation.title if conversation and conversation.title else "hxchat",
         "streaming_generation": _streaming_generation(conversation),
+        "share": share,  # the Share controls' state (#12)
         "oob": False,
         **extra,
     }
@@ -97,27 +102,43 @@ async def home(
     models: ModelsDep,
     owner: OwnerDep,
     identity: IdentityDep,
+    rename: str = "",
 ) -> HTMLResponse:
-    return await render_page(store, templates, models, owner, None, identity)
+    """The empty chat; `?rename=<id>` shows that conversation of the list as a form to
+    rename it (the list's Rename button without JavaScript)."""
+    return await render_page(
+        store, templates, models, owner, None, identity, renaming=rename or None
+    )
 
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
 async def conversation_page(
+    request: Request,
     conversation_id: str,
     store: StoreDep,
     templates: TemplatesDep,
     models: ModelsDep,
     owner: OwnerDep,
     identity: IdentityDep,
+    shares: SharesDep,
     edit: str = "",
+    rename: str = "",
+    shared: str = "",
 ) -> HTMLResponse:
     """The conversation; `?edit=<message id>` shows that message of yours as a form to
-    edit it (the page's Edit button without JavaScript)."""
+    edit it (the page's Edit button without JavaScript), `?rename=<id>` as on `/`;
+    `?shared=<token>` shows the link just made by the Share form (without JavaScript,
+    `web/share_pages.py`)."""
     conversation = await store.get_conversation(owner, conversation_id)
     if conversation is None:
         raise NotFound()
     editing = int(edit) if edit.isascii() and edit.isdigit() and len(edit) <= 10 else None
-    return await render_page(store, templates, models, owner, conversation, identity, editing)
+    share = None
+    if templates.env.globals.get("sharing"):
+        share = await panel_for(request, shares, conversation_id, shared)
+    return await render_page(
+        store, templates, models, owner, conversation, identity, editing, rename or None, share
+    )
 
 
 @router.post("/send")
@@ -184,12 +205,15 @@ async def _sent_fragment(
     if with_user and started.user_message_id in by_id:
         parts.append(templates.macro("_message.html", "user", by_id[started.user_message_id]))
     parts.append(templates.macro("_message.html", "assistant", by_id[started.assistant_message_id]))
-    for block in ("conversation_list", "heading", "actions", "conversation_field"):
+    for block in ("conversation_list", "heading", "actions", "conversation_field", "title_watch"):
         parts.append(templates.block(PAGE, block, **context))
     parts.append(templates.macro("_message.html", "stop_slot", started.generation_id))
     headers = dict(VARY)
     if is_new:
         parts.append('<section id="welcome" hx-swap-oob="delete"></section>')
+        if templates.env.globals.get("sharing"):  # a new conversation can be shared now
+            parts.append(templates.macro("_share.html", "share_panel", conversation.id, None, True))
+        parts.append(templates.block(PAGE, "instructions", **context))  # its form (#10)
         headers["HX-Push-Url"] = f"/c/{conversation.id}"
     parts.append(str(Markup("<title>{}</title>").format(conversation.title or "hxchat")))
     return HTMLResponse("".join(parts), headers=headers)

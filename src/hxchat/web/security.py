@@ -13,7 +13,8 @@ through untouched and cheaply.
   request with `Authorization: Bearer` (a browser cannot add that header to a
   cross-site request, and such a request is judged by its token alone).
 - Body size: a request body larger than the limit is refused with 413 before it is
-  read whole, whatever its framing.
+  read whole, whatever its framing. A few paths take larger bodies (`larger_bodies`:
+  the imports), with a limit of their own.
 - Every answer carries a strict Content-Security-Policy unless a route set its own.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import cast
 from urllib.parse import urlsplit
@@ -44,12 +46,19 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class SecurityMiddleware:
     def __init__(
-        self, app: ASGIApp, *, state: State, max_body_bytes: int, anonymous: bool = True
+        self,
+        app: ASGIApp,
+        *,
+        state: State,
+        max_body_bytes: int,
+        anonymous: bool = True,
+        larger_bodies: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.anonymous = anonymous
         self.state = state  # the lifespan puts the session `signer` there (see `make_signer`)
         self.max_body_bytes = max_body_bytes
+        self.larger_bodies = dict(larger_bodies or {})  # path -> its own limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,8 +72,9 @@ class SecurityMiddleware:
         ):
             await _refuse(send, CrossSiteRequest.status_code, CrossSiteRequest.default_detail)
             return
+        limit = self.larger_bodies.get(scope["path"], self.max_body_bytes)
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body_bytes:
+        if length.isdigit() and int(length) > limit:
             await _refuse(send, 413, BodyTooLarge.default_detail)
             return
 
@@ -92,7 +102,7 @@ class SecurityMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise BodyTooLarge()
             return message
 

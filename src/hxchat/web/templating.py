@@ -6,6 +6,7 @@ first page load and the live updates use the same markup.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,18 +16,13 @@ from markupsafe import Markup
 
 from hxchat import __version__
 from hxchat.domain import MessageStatus
-from hxchat.providers.catalogue import label_of
-from hxchat.render import render_markdown
+from hxchat.providers.catalogue import ModelInfo, label_of
+from hxchat.render.cache import RenderedAnswers
 from hxchat.search_text import marked
 from hxchat.store.base import Message
 from hxchat.web.wire import BrowserEvent
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
-
-def answer_html(message: Message) -> Markup:
-    """A stored answer as sanitised HTML (rendered once per page view)."""
-    return Markup(render_markdown(message.content))  # noqa: S704 - nh3-sanitised
 
 
 def status_note(message: Message) -> str:
@@ -40,6 +36,18 @@ def status_note(message: Message) -> str:
     return ""
 
 
+def answer_cost(message: Message) -> list[str]:
+    """What the answer's footer says after its model: its output tokens and the seconds
+    it took ("312 tokens", "4.2 s"), each when known."""
+    parts = []
+    tokens = message.usage.output_tokens if message.usage is not None else None
+    if tokens is not None:
+        parts.append(f"{tokens:,} token{'' if tokens == 1 else 's'}")
+    if message.timing is not None:
+        parts.append(f"{message.timing.total_ms / 1000:.1f} s")
+    return parts
+
+
 def site(url: str) -> str:
     """The host a source link points to, shown beside its title."""
     return urlsplit(url).hostname or url
@@ -47,6 +55,7 @@ def site(url: str) -> str:
 
 class Templates:
     def __init__(self) -> None:
+        self.rendered = RenderedAnswers()
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(["html"]),
@@ -56,13 +65,24 @@ class Templates:
         )
         self.env.globals.update(
             version=__version__,
-            answer_html=answer_html,
+            answer_html=self.answer_html,
             status_note=status_note,
+            answer_cost=answer_cost,
             wire=BrowserEvent,  # the browser stream's event names: {{ wire.BODY }}
         )
+        self.offer(tuple)
         self.env.filters["site"] = site
         self.env.filters["model_label"] = label_of  # "gpt-4o-mini (openai)"
         self.env.filters["marked"] = marked  # a search result's words: (piece, matched)
+
+    def answer_html(self, message: Message) -> Markup:
+        """A stored answer as sanitised HTML (rendered once, then remembered)."""
+        return Markup(self.rendered(message.content))  # noqa: S704 - nh3-sanitised
+
+    def offer(self, models: Callable[[], Sequence[ModelInfo]]) -> None:
+        """Where the templates read the models offered now (the catalogue's, which an
+        endpoint's list changes): an answer's `Regenerate` offers them."""
+        self.env.globals["offered_models"] = models
 
     def page(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)

@@ -24,8 +24,8 @@ The upgrade builds the index for the existing rows; the downgrade drops it.
 
 Written out as SQL: a migration must not change with the code.
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04 00:00:00
 """
 
@@ -36,8 +36,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0005"
+revision: str = "0009"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,164 @@
+"""Share links and feedback in a real browser (#12): share a conversation and open the
+link in a fresh profile, rate an answer and watch `aria-pressed` flip, copy an answer's
+Markdown and a link to the clipboard; then the same with JavaScript switched off, where
+every control is a plain form (and the Copy buttons, which need a script, are absent).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+
+from tests.browser.helpers import VIEWPORT, Chat, Watch, answer_text, new_context
+from tests.servers import Server
+
+pytestmark = pytest.mark.browser
+
+
+def rating(answer: Locator, name: str) -> Locator:
+    return answer.get_by_role("button", name=name, exact=True)
+
+
+def clipboard(page: Page) -> str:
+    return str(page.evaluate("() => navigator.clipboard.readText()"))
+
+
+def test_share_copy_the_link_and_open_it_in_a_fresh_profile(
+    chat: Chat, page: Page, context: BrowserContext, browser: Browser, server: Server
+) -> None:
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    chat.open()
+    chat.ask("what the **link** shows")
+    page.evaluate("() => { window.__sameDocument = true; }")  # gone after any full load
+
+    page.get_by_role("button", name="Share", exact=True).click()
+    field = page.get_by_role("textbox", name="Share link")
+    expect(field).to_have_value(re.compile(re.escape(f"{server.url}/s/") + r"[\w-]{32}$"))
+    link = field.input_value()
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert clipboard(page) == link
+    assert page.evaluate("() => window.__sameDocument === true"), "the page was reloaded"
+
+    chat.ask("said after sharing")
+    watch = Watch()
+    fresh = new_context(browser, server, watch)  # someone else, who has never been here
+    try:
+        viewer = fresh.new_page()
+        assert (response := viewer.goto(link)) is not None and response.status == 200
+        expect(viewer).to_have_title("what the link shows")
+        shown = viewer.locator("article[data-role=assistant]")
+        expect(shown).to_have_count(1)
+        expect(shown.locator("strong")).to_have_text("link")
+        expect(viewer.get_by_text("said after sharing")).to_have_count(0)
+        expect(viewer.get_by_role("textbox")).to_have_count(0)  # no composer
+        expect(viewer.get_by_role("button")).to_have_count(0)
+        expect(viewer.get_by_role("navigation")).to_have_count(0)
+        assert viewer.locator('meta[name="robots"]').get_attribute("content") == "noindex"
+
+        page.get_by_role("button", name="Stop sharing").click()
+        expect(page.get_by_role("button", name="Share", exact=True)).to_be_visible()
+        expect(page.get_by_role("textbox", name="Share link")).to_have_count(0)
+        gone = viewer.goto(link)
+        assert gone is not None and gone.status == 404
+        assert not watch.problems(), watch.problems()
+    finally:
+        fresh.close()
+
+
+def test_rate_an_answer_and_copy_its_markdown(
+    chat: Chat, page: Page, context: BrowserContext, server: Server
+) -> None:
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    chat.open()
+    markdown = "Some **bold**, a [link](https://example.com/) & `<code>`"
+    answer = chat.ask(markdown)
+    page.evaluate("() => { window.__sameDocument = true; }")
+    good, bad = rating(answer, "Good answer"), rating(answer, "Bad answer")
+    expect(good).to_have_attribute("aria-pressed", "false")
+    expect(bad).to_have_attribute("aria-pressed", "false")
+
+    good.click()
+    expect(rating(answer, "Good answer")).to_have_attribute("aria-pressed", "true")
+    rating(answer, "Bad answer").click()
+    expect(rating(answer, "Bad answer")).to_have_attribute("aria-pressed", "true")
+    expect(rating(answer, "Good answer")).to_have_attribute("aria-pressed", "false")
+    assert page.evaluate("() => window.__sameDocument === true"), "the page was reloaded"
+
+    answer.get_by_role("button", name="Copy", exact=True).click()
+    expect(answer.get_by_role("button", name="Copied", exact=True)).to_be_visible()
+    assert clipboard(page) == markdown
+
+    page.reload()
+    answer = chat.answers.first
+    expect(rating(answer, "Bad answer")).to_have_attribute("aria-pressed", "true")
+    rating(answer, "Bad answer").click()  # pressed again: off
+    expect(rating(answer, "Bad answer")).to_have_attribute("aria-pressed", "false")
+    expect(rating(answer, "Good answer")).to_have_attribute("aria-pressed", "false")
+
+
+@pytest.fixture
+def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
+    ctx.set_default_timeout(10_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def until_answered(page: Page) -> None:
+    """Without JavaScript nothing streams in: reload until the answer is there."""
+    for _ in range(100):
+        if page.locator("article[data-status=streaming]").count() == 0:
+            return
+        page.wait_for_timeout(100)
+        page.reload()
+    raise AssertionError("the answer did not end")
+
+
+def test_the_same_without_javascript(
+    no_script: BrowserContext, browser: Browser, server: Server
+) -> None:
+    page = no_script.new_page()
+    chat = Chat(page)
+    chat.open()
+    chat.message_box.fill("plain forms only")
+    chat.send_button.click()
+    cid = chat.conversation_id()
+    until_answered(page)
+    answer = chat.answers.first
+    expect(answer.get_by_role("button", name="Copy", exact=True)).to_be_hidden()
+
+    rating(answer, "Good answer").click()
+    expect(page).to_have_url(f"{server.url}/c/{cid}#{answer.get_attribute('id')}")
+    answer = chat.answers.first
+    expect(rating(answer, "Good answer")).to_have_attribute("aria-pressed", "true")
+    expect(rating(answer, "Bad answer")).to_have_attribute("aria-pressed", "false")
+
+    page.get_by_role("button", name="Share", exact=True).click()
+    link = page.get_by_role("textbox", name="Share link").input_value()
+    assert link.startswith(f"{server.url}/s/")
+    expect(page.get_by_role("button", name="Copy link")).to_be_hidden()
+
+    reader = no_script.browser
+    assert reader is not None
+    other = reader.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    try:
+        viewer = other.new_page()
+        assert (response := viewer.goto(link)) is not None and response.status == 200
+        expect(viewer.locator("article[data-role=assistant] .answer")).to_have_text(
+            "plain forms only"
+        )
+        expect(viewer.get_by_role("button")).to_have_count(0)
+
+        page.get_by_role("button", name="Stop sharing").click()
+        expect(page.get_by_role("button", name="Share", exact=True)).to_be_visible()
+        gone = viewer.goto(link)
+        assert gone is not None and gone.status == 404
+    finally:
+        other.close()
+    assert answer_text(chat.answers.first) == "plain forms only"
