@@ -54,6 +54,7 @@ from hxchat.web import (
     import_pages,
     library_api,
     library_pages,
+    library_search,
     oidc_pages,
     pages,
     share_api,
@@ -201,6 +202,7 @@ def create_app(
     app.include_router(files_api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
+    app.include_router(library_search.router)
     app.include_router(version_pages.router)
     app.include_router(library_pages.router)
     app.include_router(account_pages.router)

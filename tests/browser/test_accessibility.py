@@ -85,7 +85,7 @@ def test_axe_finds_no_serious_violation(
     assert not found, f"axe ({scheme}):\n" + "\n".join(found)
 
 
-def tab_cycle(page: Page, presses: int = 20) -> list[str]:
+def tab_cycle(page: Page, presses: int = 30) -> list[str]:
     """The names of the controls Tab visits, each with a visible focus ring."""
     visited: list[str] = []
     for _ in range(presses):

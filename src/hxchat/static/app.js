@@ -85,6 +85,16 @@
     if (event.target === textarea()) autosize();
   });
 
+  // Escape clears the library's search field and brings the conversations back (#12),
+  // in every browser: its `search` event is what htmx listens for besides typing.
+  document.addEventListener("keydown", function (event) {
+    var field = event.target;
+    if (event.key !== "Escape" || !field || field.id !== "library-search" || !field.value) return;
+    event.preventDefault();
+    field.value = "";
+    field.dispatchEvent(new Event("search"));
+  });
+
   document.addEventListener("click", function (event) {
     var target = event.target;
     if (!(target instanceof Element)) return;

@@ -51,6 +51,16 @@ class StoredFile:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message that a search found (`Store.search`), with plain text around the match."""
+
+    conversation_id: str
+    title: str
+    message_id: int
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: int
     conversation_id: str
@@ -170,6 +180,11 @@ class Store(Protocol):
     async def get_conversation(self, owner: str, conversation_id: str) -> Conversation | None:
         """One conversation with the messages of the path it shows, first message first
         (each with its versions), or None (absent or foreign)."""
+
+    async def search(self, owner: str, query: str) -> list[SearchHit]:
+        """The owner's messages and titles that have every word of `query` (whole or
+        as a prefix, accents folded), best first, at most 50; the messages of the path
+        each conversation shows, answers once they have ended (`store/search.py`)."""
 
     async def delete_conversation(self, owner: str, conversation_id: str) -> str | None:
         """Delete it with its messages. Returns the id of a generation that was running

@@ -43,12 +43,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Source, Timing, Turn, Usage
-from hxchat.store import leases, queries
+from hxchat.store import leases, queries, search_query
 from hxchat.store.base import (
     Checkpoint,
     Conversation,
     ConversationSummary,
     Generation,
+    SearchHit,
     Store,
     TurnStarted,
 )
@@ -143,6 +144,10 @@ class SqlStore:
     async def get_conversation(self, owner: str, conversation_id: str) -> Conversation | None:
         """One conversation with all its messages in order, or None (absent or foreign)."""
         return await self._read(queries.get_conversation, owner, conversation_id)
+
+    async def search(self, owner: str, query: str) -> list[SearchHit]:
+        """The owner's best matches for `query` (see `store.search_query`)."""
+        return await self._read(search_query.find, owner, query)
 
     async def delete_conversation(self, owner: str, conversation_id: str) -> str | None:
         """Delete it with its messages; the running generation's id, "" or None."""

@@ -63,7 +63,7 @@ def _streaming_generation(conversation: Conversation | None) -> str | None:
     return None
 
 
-async def _page(
+async def render_page(
     store: StoreDep,
     templates: TemplatesDep,
     models: Catalogue,
@@ -74,7 +74,9 @@ async def _page(
     renaming: str | None = None,
     share: SharePanel | None = None,
     draft: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> HTMLResponse:
+    """The chat page; `extra` adds to its context (a search's results, `library_search`)."""
     current = (
         models.default_id if conversation is None else conversation_model(conversation, models)
     )
@@ -92,6 +94,7 @@ async def _page(
         "share": share,  # the Share controls' state (#12)
         "oob": False,
         "draft": draft or {},  # after a refused file: the text, kept files and error
+        **extra,
     }
     return HTMLResponse(templates.page(PAGE, **context), headers=VARY)
 
@@ -107,7 +110,9 @@ async def home(
 ) -> HTMLResponse:
     """The empty chat; `?rename=<id>` shows that conversation of the list as a form to
     rename it (the list's Rename button without JavaScript)."""
-    return await _page(store, templates, models, owner, None, identity, renaming=rename or None)
+    return await render_page(
+        store, templates, models, owner, None, identity, renaming=rename or None
+    )
 
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
@@ -135,7 +140,7 @@ async def conversation_page(
     share = None
     if templates.env.globals.get("sharing"):
         share = await panel_for(request, shares, conversation_id, shared)
-    return await _page(
+    return await render_page(
         store, templates, models, owner, conversation, identity, editing, rename or None, share
     )
 
@@ -165,7 +170,9 @@ async def send(
         if form.conversation_id:
             conversation = await store.get_conversation(owner, form.conversation_id)
         draft = {"content": form.content, "files": form.files, "error": refused.detail}
-        page = await _page(store, templates, models, owner, conversation, identity, draft=draft)
+        page = await render_page(
+            store, templates, models, owner, conversation, identity, draft=draft
+        )
         page.status_code = refused.status_code
         return page
     content = checked_message(form.content, settings, form.file_ids)

@@ -18,6 +18,7 @@ from hxchat import __version__
 from hxchat.domain import MessageStatus, cost_words
 from hxchat.providers.catalogue import ModelInfo, label_of
 from hxchat.render.cache import RenderedAnswers
+from hxchat.search_text import marked
 from hxchat.store.base import Message
 from hxchat.web.wire import BrowserEvent
 
@@ -65,6 +66,7 @@ class Templates:
         self.offer(tuple)
         self.env.filters["site"] = site
         self.env.filters["model_label"] = label_of  # "gpt-4o-mini (openai)"
+        self.env.filters["marked"] = marked  # a search result's words: (piece, matched)
 
     def answer_html(self, message: Message) -> Markup:
         """A stored answer as sanitised HTML (rendered once, then remembered)."""
