@@ -238,3 +238,29 @@ async def test_html_in_an_imported_file_is_never_kept(
         page = (await client.get(f"/c/{imported}")).text
         assert "not ours" not in page and "<script>alert" not in page
         assert shows(page, render_markdown("plain *text*"))
+
+
+async def test_a_hostile_answer_is_kept_as_the_renderer_sanitised_it(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """What a model writes to attack the page is kept as nh3 left it, and shown so
+    after a restart: the kept HTML is the renderer's, never the answer's own markup."""
+    hostile = (
+        "<script>alert(1)</script> [x](javascript:alert(2)) <img src=x onerror=alert(3)>\n\n"
+        "```html\n<script>alert(4)</script>\n```\n"
+    )
+    settings = make_settings()
+    async with running_app(settings) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        await events(client, (await send(client, cid, hostile))["events_url"])
+        assert (await client.get(f"/c/{cid}")).status_code == 200
+        cookies = dict(client.cookies)
+    url = settings.database_url
+    [(html, renderer)] = (await on_connection(url, kept_html(url))).values()
+    assert (html, renderer) == (render_markdown(hostile), RENDERER)
+    assert "<script" not in html and "<img" not in html and 'href="javascript' not in html
+    async with running_app(settings) as app, client_for(app) as client:
+        client.cookies.update(cookies)
+        page = (await client.get(f"/c/{cid}")).text
+        assert shows(page, html)
+        assert "<script>alert" not in page
