@@ -95,7 +95,10 @@ def search_tables(connection: Connection) -> set[str]:
 async def test_upgrade_from_0005_indexes_what_conversations_show(database_url: str) -> None:
     await on_connection(database_url, rows_at_0005)
     await upgrade(database_url)
-    assert head_revision() == "0010"
+    revision = await on_connection(
+        database_url, lambda c: c.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    )
+    assert revision == head_revision()  # through 0010, whatever came after it
 
     store = await open_store(database_url)
     try:

@@ -61,6 +61,26 @@ class SearchHit:
 
 
 @dataclass(frozen=True, slots=True)
+class Rendered:
+    """A finished answer's HTML as hxchat's renderer made it from the answer's text
+    (sanitised), and which renderer that was (`render.markdown.RENDERER`). Only the
+    server writes it (`Store.keep_rendered`), from the renderer's own output."""
+
+    html: str
+    renderer: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeptHtml:
+    """What `Store.keep_rendered` writes: `html` rendered by `renderer` from `content`,
+    kept only while the answer has ended and still has exactly that text."""
+
+    message_id: int
+    content: str
+    rendered: Rendered
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: int
     conversation_id: str
@@ -80,6 +100,7 @@ class Message:
     feedback: Feedback | None = None  # an answer's rating and comment, when it has one
     usage: Usage | None = None  # a finished answer's tokens (None: a user's message)
     timing: Timing | None = None  # a finished answer's times (None: not recorded)
+    rendered: Rendered | None = None  # a finished answer's HTML, when the store keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +327,10 @@ class Store(Protocol):
         checkpoints added, with its `usage` and `timing`) and release the conversation.
         With a `worker_id`, only while that worker still holds it; False when nothing
         was updated."""
+
+    async def keep_rendered(self, kept: Sequence[KeptHtml]) -> None:
+        """Keep each answer's HTML with it, unless it is streaming, its text is no
+        longer the one rendered, or it already has HTML by that renderer."""
 
     async def sweep_expired(
         self, include_live: bool = False, spare_worker: str | None = None

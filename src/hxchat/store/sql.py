@@ -43,12 +43,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Source, Timing, Turn, Usage
-from hxchat.store import leases, queries, search_query
+from hxchat.store import leases, queries, rendered, search_query
 from hxchat.store.base import (
     Checkpoint,
     Conversation,
     ConversationSummary,
     Generation,
+    KeptHtml,
     SearchHit,
     Store,
     TurnStarted,
@@ -302,6 +303,11 @@ class SqlStore:
             usage=usage,
             timing=timing,
         )
+
+    async def keep_rendered(self, kept: Sequence[KeptHtml]) -> None:
+        """Keep these answers' HTML (`store/rendered.py`)."""
+        if kept:
+            await self._write(rendered.keep, kept)
 
     async def sweep_expired(
         self, include_live: bool = False, spare_worker: str | None = None

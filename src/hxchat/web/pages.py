@@ -20,7 +20,8 @@ from hxchat.broker.base import Position
 from hxchat.domain import MessageStatus, Role
 from hxchat.errors import NotFound
 from hxchat.providers.catalogue import Catalogue
-from hxchat.store.base import Conversation, Message, TurnStarted
+from hxchat.store.base import Conversation, KeptHtml, Message, TurnStarted
+from hxchat.web import answer_html
 from hxchat.web.api import conversation_model
 from hxchat.web.browser_stream import browser_frames
 from hxchat.web.checks import checked_message
@@ -80,6 +81,10 @@ async def render_page(
     current = (
         models.default_id if conversation is None else conversation_model(conversation, models)
     )
+    # The answers rendered for this page: the store keeps their HTML from now on.
+    fresh: list[KeptHtml] = []
+    if conversation is not None:
+        conversation, fresh = answer_html.fill(conversation, templates.rendered)
     context: dict[str, Any] = {
         "models": models.models,  # the composer's choice, when there is one
         "current_model": current,
@@ -96,7 +101,10 @@ async def render_page(
         "draft": draft or {},  # after a refused file: the text, kept files and error
         **extra,
     }
-    return HTMLResponse(templates.page(PAGE, **context), headers=VARY)
+    page = templates.page(PAGE, **context)
+    if fresh:
+        await answer_html.keep(store, fresh)
+    return HTMLResponse(page, headers=VARY)
 
 
 @router.get("/", response_class=HTMLResponse)

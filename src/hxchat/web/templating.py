@@ -20,6 +20,7 @@ from hxchat.providers.catalogue import ModelInfo, label_of
 from hxchat.render.cache import RenderedAnswers
 from hxchat.search_text import marked
 from hxchat.store.base import Message
+from hxchat.web.answer_html import current_html
 from hxchat.web.wire import BrowserEvent
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -69,8 +70,12 @@ class Templates:
         self.env.filters["marked"] = marked  # a search result's words: (piece, matched)
 
     def answer_html(self, message: Message) -> Markup:
-        """A stored answer as sanitised HTML (rendered once, then remembered)."""
-        return Markup(self.rendered(message.content))  # noqa: S704 - nh3-sanitised
+        """A stored answer as sanitised HTML: as the store keeps it when the current
+        renderer made it (`web/answer_html.py`), else rendered once, then remembered."""
+        html = current_html(message)
+        if html is None:
+            html = self.rendered(message.content)
+        return Markup(html)  # noqa: S704 - nh3-sanitised, by our renderer only
 
     def offer(self, models: Callable[[], Sequence[ModelInfo]]) -> None:
         """Where the templates read the models offered now (the catalogue's, which an
