@@ -154,8 +154,9 @@ async def send(
     identity: IdentityDep,
 ) -> Response:
     """The composer: its text and files (multipart without JavaScript). A refused file
-    shows the page again with the error beside the composer, the typed text and the
-    files that were kept (htmx: the error line only; the form keeps the rest)."""
+    (or a file storage that cannot be reached) shows the page again with the error
+    beside the composer, the typed text and the files that were kept (htmx: the error
+    line only; the form keeps the rest)."""
     form = await read_composer(request, files, owner)
     refused = form.error
     if refused is not None:
