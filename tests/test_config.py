@@ -41,6 +41,28 @@ def test_defaults() -> None:
     assert settings.max_message_chars == 16_000
 
 
+def test_the_files_and_library_settings_by_their_names_and_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert settings.files_url == "file:./hxchat-files"
+    assert (settings.max_file_mb, settings.max_files_per_message) == (20, 10)
+    assert settings.titles == "model"
+    assert settings.share_mode == "anyone"  # auth mode none
+    for name, value in (
+        ("HXCHAT_FILES_URL", "s3://bucket/prefix"),
+        ("HXCHAT_MAX_FILE_MB", "3"),
+        ("HXCHAT_MAX_FILES_PER_MESSAGE", "2"),
+        ("HXCHAT_TITLES", "first-message"),
+        ("HXCHAT_SHARE", "off"),
+    ):
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.files_url == "s3://bucket/prefix"
+    assert (settings.max_file_mb, settings.max_files_per_message) == (3, 2)
+    assert (settings.titles, settings.share_mode) == ("first-message", "off")
+
+
 def test_dotenv_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("HXCHAT_ECHO_DELAY_MS=7\n")
     assert load_settings().echo_delay_ms == 7
