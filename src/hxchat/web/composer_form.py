@@ -98,8 +98,8 @@ def _named(exc: FileRefused, filename: str) -> FileRefused:
 
 async def _add_kept(form: ComposerForm, files: Files, owner: str, ids: list[str]) -> None:
     for file_id in ids:
-        if not file_id or len(file_id) > FILE_ID_CHARS:
-            continue
+        if not file_id or len(file_id) > FILE_ID_CHARS or file_id in form.file_ids:
+            continue  # not an id, or one already kept: a file is attached once
         try:
             form.files.append(await files.find(owner, file_id))
         except NotFound:
