@@ -106,3 +106,18 @@ def test_drop_and_paste_add_chips_and_a_refused_file_keeps_the_text_and_the_chip
     expect(chat.message_box).to_have_value("read these carefully")
     expect(chips).to_have_count(2)
     expect(chat.questions).to_have_count(0)
+
+
+def test_a_file_over_the_size_limit_is_an_error_beside_the_composer(
+    chat: Chat, page: Page, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * (21 * 1_048_576))  # the limit is 20 MB
+    chat.open()
+    chat.message_box.fill("a question about a large log")
+    page.get_by_label("Attach files").set_input_files(big)
+    chat.send_button.click()
+    expect(chat.error).to_contain_text("The file is larger than 20 MB.")
+    expect(chat.message_box).to_have_value("a question about a large log")
+    expect(page.locator("#attached li.chip")).to_contain_text("big.txt")
+    expect(chat.questions).to_have_count(0)
