@@ -23,6 +23,11 @@ from tests.servers import run_hxchat
         ({"search": "bing"}, "HXCHAT_SEARCH"),
         ({"echo_delay_ms": -1}, "HXCHAT_ECHO_DELAY_MS"),
         ({"max_message_chars": 0}, "HXCHAT_MAX_MESSAGE_CHARS"),
+        ({"files_url": "ftp://host/files"}, "HXCHAT_FILES_URL"),
+        ({"max_file_mb": 0}, "HXCHAT_MAX_FILE_MB"),
+        ({"max_files_per_message": 0}, "HXCHAT_MAX_FILES_PER_MESSAGE"),
+        ({"titles": "llm"}, "HXCHAT_TITLES"),
+        ({"share": "everyone"}, "HXCHAT_SHARE"),
     ],
 )
 def test_bad_values_name_their_variable(overrides: dict[str, object], variable: str) -> None:
