@@ -104,7 +104,7 @@ async def test_an_unreachable_store_is_a_readable_503(
     )
 
 
-async def test_without_javascript_an_unreachable_store_keeps_the_text_beside_the_error(
+async def test_on_the_page_an_unreachable_store_is_an_error_beside_the_composer(
     monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
 ) -> None:
     for name, value in s3_environment(f"http://127.0.0.1:{free_port()}").items():
@@ -116,7 +116,16 @@ async def test_without_javascript_an_unreachable_store_keeps_the_text_beside_the
             data={"content": "my long careful question", "conversation_id": ""},
             files=[("file", (f"{i}.txt", b"text", "text/plain")) for i in range(3)],
         )
+        with_htmx = await client.post(
+            "/send",
+            data={"content": "again"},
+            files=[("file", ("a.txt", b"text", "text/plain"))],
+            headers={"HX-Request": "true"},
+        )
         listed = (await client.get("/api/conversations")).json()
+    assert with_htmx.status_code == 503
+    assert with_htmx.headers["hx-retarget"] == "#composer-error"
+    assert with_htmx.text.startswith(f"The file storage (bucket {BUCKET}) cannot be reached")
     assert response.status_code == 503
     form = parse(response.text).find("form", id="composer")
     assert form.find("textarea").text == "my long careful question"
