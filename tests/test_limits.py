@@ -70,8 +70,10 @@ async def test_a_page_post_over_the_rate_shows_a_readable_page(
     ):
         assert (await client.post("/send", data={"content": "hi"})).status_code == 303
         refused = await client.post("/send", data={"content": "again"})
-        assert refused.status_code == 429
-        assert "too fast" in html_tree.parse(refused.text).find("p").text
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        composer = html_tree.parse(refused.text).find("form", id="composer")
+        assert "too fast" in composer.find(id="composer-error").text
+        assert composer.find("textarea", name="content").text == "again"  # the text stays
 
 
 @pytest.mark.redis

@@ -195,12 +195,14 @@
       item.className = "chip";
       item.setAttribute("data-chosen", String(j));
       var name = document.createElement("span");
+      name.id = "chosen-" + j;
       name.textContent = input.files[j].name;
+      // Named `Remove`, like the list's Rename and Pin; the file's name describes it.
       var remove = document.createElement("button");
       remove.type = "button";
       remove.className = "remove";
       remove.textContent = "Remove";
-      remove.setAttribute("aria-label", "Remove " + input.files[j].name);
+      remove.setAttribute("aria-describedby", name.id);
       item.appendChild(name);
       item.appendChild(remove);
       list.appendChild(item);

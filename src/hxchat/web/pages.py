@@ -18,14 +18,14 @@ from markupsafe import Markup
 from hxchat.auth.identity import Identity
 from hxchat.broker.base import Position
 from hxchat.domain import MessageStatus, Role
-from hxchat.errors import NotFound
+from hxchat.errors import HxchatError, NotFound, TooManyRequests
 from hxchat.providers.catalogue import Catalogue
 from hxchat.store.base import Conversation, KeptHtml, Message, TurnStarted
 from hxchat.web import answer_html
 from hxchat.web.api import conversation_model
 from hxchat.web.browser_stream import browser_frames
 from hxchat.web.checks import checked_message
-from hxchat.web.composer_form import read_composer
+from hxchat.web.composer_form import ComposerForm, read_composer
 from hxchat.web.deps import (
     IdentityDep,
     LimitsDep,
@@ -166,34 +166,51 @@ async def send(
     models: ModelsDep,
     identity: IdentityDep,
 ) -> Response:
-    """The composer: its text and files (multipart without JavaScript). A refused file
-    shows the page again with the error beside the composer, the typed text and the
-    files that were kept (htmx: the error line only; the form keeps the rest)."""
+    """The composer: its text and files (multipart without JavaScript). A refusal (a
+    file refused, a file storage that cannot be reached, a message too long or empty,
+    an answer still running, too many requests) shows the page again with the error
+    beside the composer, the typed text and the files that were kept (htmx: the error
+    line only; the form keeps the rest). Another owner's conversation stays a 404."""
     form = await read_composer(request, files, owner)
-    refused = form.error
-    if refused is not None:
-        if is_htmx(request):
-            raise refused
-        conversation = None
-        if form.conversation_id:
-            conversation = await store.get_conversation(owner, form.conversation_id)
-        draft = {"content": form.content, "files": form.files, "error": refused.detail}
-        page = await render_page(
-            store, templates, models, owner, conversation, identity, draft=draft
-        )
-        page.status_code = refused.status_code
-        return page
-    content = checked_message(form.content, settings, form.file_ids)
-    model, conversation_id = form.model, form.conversation_id
-    runner.choose(model or None)  # an unknown model: 422 before a conversation is made
-    await limits.check_message(owner)
-    is_new = not conversation_id
-    if is_new:
-        conversation_id = await store.create_conversation(owner)
-    started = await runner.send(owner, conversation_id, content, model or None, form.file_ids)
+    try:
+        if form.error is not None:
+            raise form.error
+        content = checked_message(form.content, settings, form.file_ids)
+        model, conversation_id = form.model, form.conversation_id
+        runner.choose(model or None)  # an unknown model: 422 before a conversation is made
+        await limits.check_message(owner)
+        is_new = not conversation_id
+        if is_new:
+            conversation_id = await store.create_conversation(owner)
+        started = await runner.send(owner, conversation_id, content, model or None, form.file_ids)
+    except HxchatError as refused:
+        if is_htmx(request) or isinstance(refused, NotFound):
+            raise
+        return await _refused(store, templates, models, owner, identity, form, refused)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     return await _sent_fragment(store, templates, owner, started, with_user=True, is_new=is_new)
+
+
+async def _refused(
+    store: StoreDep,
+    templates: TemplatesDep,
+    models: Catalogue,
+    owner: str,
+    identity: Identity | None,
+    form: ComposerForm,
+    refused: HxchatError,
+) -> HTMLResponse:
+    """The page the message was typed on, again, with the refusal on the error line."""
+    conversation = None
+    if form.conversation_id:
+        conversation = await store.get_conversation(owner, form.conversation_id)
+    draft = {"content": form.content, "files": form.files, "error": refused.detail}
+    page = await render_page(store, templates, models, owner, conversation, identity, draft=draft)
+    page.status_code = refused.status_code
+    if isinstance(refused, TooManyRequests):
+        page.headers["Retry-After"] = str(refused.retry_after)
+    return page
 
 
 @router.post("/c/{conversation_id}/retry")
