@@ -28,7 +28,6 @@ import asyncio
 import html
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import hxchat_environment, run_hxchat
+from tests.servers import add_account, run_hxchat
 
 from bench.bench_render import mixed
 from bench.machine import busy_seconds, describe, parse_cpus, pin_self, tree_cpu_seconds
@@ -263,16 +262,7 @@ TOKEN_ENV = {
 
 def make_token(workdir: Path, env: dict[str, str]) -> str:
     """A user `bench` and an API token of theirs, made with the commands."""
-    subprocess.run(
-        [sys.executable, "-m", "hxchat", "users", "add", "bench", "--password-stdin"],
-        cwd=workdir,
-        env=hxchat_environment(env),
-        input="a bench password\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    add_account(workdir, env, "bench", "a bench password")
     token = run_hxchat(workdir, env, "tokens", "add", "bench", "ramp")
     assert token.returncode == 0, token.stderr
     return token.stdout.split()[-1]

@@ -5,7 +5,7 @@ docs/api.md#accounts describes what is checked here."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import httpx
@@ -22,22 +22,18 @@ from tests import html_tree
 from tests.helpers import (
     PASSWORD,
     add_user,
-    cheap_password_hashing,
     client_for,
     eventually,
     new_conversation,
     running_app,
     send,
     sign_in,
+    signed_in,
 )
 
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
+
 WRONG = "Wrong username or password."
-
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing() -> Iterator[None]:
-    with cheap_password_hashing():
-        yield
 
 
 @pytest.fixture
@@ -47,10 +43,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 async def alice(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client signed in as alice."""
-    await add_user(app, "alice")
-    async with client_for(app) as c:
-        assert (await sign_in(c, "alice")).status_code == 303
+    async with signed_in(app, "alice") as c:
         yield c
 
 
@@ -61,6 +54,7 @@ def cookie_of(response: httpx.Response) -> str:
 async def test_before_sign_in_pages_redirect_and_the_api_says_so(
     client: httpx.AsyncClient,
 ) -> None:
+
     home = await client.get("/")
     assert (home.status_code, home.headers["location"]) == (303, "/login?next=%2F")
     deep = await client.get("/c/abc", params={"x": "1"})
