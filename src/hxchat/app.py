@@ -210,4 +210,4 @@ async def _open_accounts(
     app.state.oidc = OidcSignIn(settings, key) if "oidc" in settings.auth_modes else None
     app.state.limits = limits
     app.state.identities = identities
-    app.state.accounts = Accounts(account_store, settings, limits, identities)
+    app.state.accounts = Accounts(account_store, settings, limits, identities, app.state.metrics)

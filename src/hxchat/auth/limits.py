@@ -9,7 +9,8 @@ The counts live in the `limits` storage: in this process's memory, or in Redis w
 - **Sign-in lockout**: 5 failed sign-ins for one username within 15 minutes, or 20
   from one address, lock that username (or address) for 15 minutes: a second,
   fixed-window key set at the failure that reaches the limit. Locked sign-ins are
-  refused before the password is checked, so a locked-out attacker costs no hashing.
+  refused before the password is checked, so a locked-out attacker costs no hashing,
+  and only after a wait in the `tarpit` (`auth.tarpit`), so it costs next to no CPU.
 
 Every refusal is `TooManyRequests` (429) with the seconds to wait (`Retry-After`).
 """
@@ -28,6 +29,7 @@ from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimite
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
+from hxchat.auth.tarpit import Tarpit
 from hxchat.config import Settings
 from hxchat.errors import BrokerUnavailable, TooManyRequests
 from hxchat.store.accounts import AccountStore
@@ -78,6 +80,7 @@ class Limits:
         self._limit_text = settings.rate_limit
         self._max_running = settings.max_answers_per_user
         self._accounts = accounts
+        self.tarpit = Tarpit()  # where refused sign-ins wait
 
     async def close(self) -> None:
         timer: Any = getattr(self.storage, "timer", None)  # the memory storage's expiry task

@@ -21,6 +21,7 @@ from hxchat.store.base import Message
 from hxchat.web.wire import BrowserEvent
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+CACHED_PAGES = 256
 
 
 def answer_html(message: Message) -> Markup:
@@ -61,9 +62,23 @@ class Templates:
         )
         self.env.filters["site"] = site
         self.env.filters["model_label"] = label_of  # "gpt-4o-mini (openai)"
+        self._cached: dict[tuple[object, ...], str] = {}
 
     def page(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
+
+    def cached_page(self, name: str, **context: str | bool | None) -> str:
+        """A page that depends on nothing but `context` (plain values), rendered once
+        per distinct context (the last `CACHED_PAGES` kept): for answers that must cost
+        next to nothing, such as a locked-out sign-in's refusal."""
+        key = (name, *sorted(context.items()))
+        page = self._cached.get(key)
+        if page is None:
+            page = self.page(name, **context)
+            if len(self._cached) >= CACHED_PAGES:
+                del self._cached[next(iter(self._cached))]  # the oldest
+            self._cached[key] = page
+        return page
 
     def block(self, name: str, block: str, **context: Any) -> str:
         """Render one named block of a template: a fragment."""
