@@ -63,7 +63,9 @@ class ApiToken:
     expires_at: datetime | None
 
 
-_USER_COLUMNS = (
+# A user as a row, and ending a user's sign-ins: shared with `store.directory`, which
+# finds and changes users for the other sign-ins and /admin.
+USER_COLUMNS = (
     users.c.id,
     users.c.name,
     users.c.email,
@@ -75,7 +77,8 @@ _USER_COLUMNS = (
 )
 
 
-def _user(row: Any) -> User:
+def user_from_row(row: Any) -> User:
+    """The `User` of a row selected with `USER_COLUMNS`."""
     return User(
         id=row.id,
         name=row.name,
@@ -124,14 +127,14 @@ def add_user(
             created_at=utcnow(),
         )
     )
-    row = conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)).one()
-    return _user(row)
+    row = conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id)).one()
+    return user_from_row(row)
 
 
 def user_by_name(conn: Connection, name: str) -> tuple[User, str | None] | None:
-    row = conn.execute(select(*_USER_COLUMNS, users.c.password_hash).where(users.c.name == name))
+    row = conn.execute(select(*USER_COLUMNS, users.c.password_hash).where(users.c.name == name))
     found = row.first()
-    return None if found is None else (_user(found), found.password_hash)
+    return None if found is None else (user_from_row(found), found.password_hash)
 
 
 def password_hash_of(conn: Connection, user_id: str) -> str | None:
@@ -139,10 +142,12 @@ def password_hash_of(conn: Connection, user_id: str) -> str | None:
 
 
 def list_users(conn: Connection) -> list[User]:
-    return [_user(r) for r in conn.execute(select(*_USER_COLUMNS).order_by(users.c.name))]
+    return [user_from_row(r) for r in conn.execute(select(*USER_COLUMNS).order_by(users.c.name))]
 
 
-def _end_sign_ins(conn: Connection, user_id: str, keep_session: str | None = None) -> None:
+def end_sign_ins(conn: Connection, user_id: str, keep_session: str | None = None) -> None:
+    """Delete the user's sessions (but `keep_session`) and API tokens: every worker sees
+    them gone at its next check, within a second."""
     ended = delete(sessions).where(sessions.c.user_id == user_id)
     if keep_session is not None:
         ended = ended.where(sessions.c.id != keep_session)
@@ -156,7 +161,7 @@ def set_disabled(conn: Connection, name: str, disabled: bool) -> bool:
         return False
     conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
     if disabled:
-        _end_sign_ins(conn, user_id)
+        end_sign_ins(conn, user_id)
     return True
 
 
@@ -165,7 +170,7 @@ def set_password(
 ) -> None:
     """A new password ends every other session and every API token of the user."""
     conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
-    _end_sign_ins(conn, user_id, keep_session)
+    end_sign_ins(conn, user_id, keep_session)
 
 
 def delete_user(conn: Connection, name: str) -> bool:
@@ -174,7 +179,7 @@ def delete_user(conn: Connection, name: str) -> bool:
     if user_id is None:
         return False
     conn.execute(delete(conversations).where(conversations.c.owner == user_id))
-    _end_sign_ins(conn, user_id)
+    end_sign_ins(conn, user_id)
     conn.execute(delete(users).where(users.c.id == user_id))
     return True
 
@@ -205,7 +210,7 @@ def create_session(conn: Connection, user_id: str, key: str, replaces: str | Non
 
 def session_user(conn: Connection, key: str, not_before: datetime) -> SignedIn | None:
     row = conn.execute(
-        select(*_USER_COLUMNS, sessions.c.last_seen_at.label("used_at"))
+        select(*USER_COLUMNS, sessions.c.last_seen_at.label("used_at"))
         .join(users, users.c.id == sessions.c.user_id)
         .where(
             sessions.c.id == key,
@@ -213,7 +218,7 @@ def session_user(conn: Connection, key: str, not_before: datetime) -> SignedIn |
             users.c.disabled.is_(False),
         )
     ).first()
-    return None if row is None else SignedIn(_user(row), row.used_at)
+    return None if row is None else SignedIn(user_from_row(row), row.used_at)
 
 
 def touch_session(conn: Connection, key: str, user_id: str) -> None:
@@ -248,7 +253,7 @@ def create_token(
 
 def token_user(conn: Connection, key: str) -> SignedIn | None:
     row = conn.execute(
-        select(*_USER_COLUMNS, api_tokens.c.last_used_at.label("used_at"))
+        select(*USER_COLUMNS, api_tokens.c.last_used_at.label("used_at"))
         .join(users, users.c.id == api_tokens.c.user_id)
         .where(
             api_tokens.c.token_hash == key,
@@ -256,7 +261,7 @@ def token_user(conn: Connection, key: str) -> SignedIn | None:
             users.c.disabled.is_(False),
         )
     ).first()
-    return None if row is None else SignedIn(_user(row), row.used_at)
+    return None if row is None else SignedIn(user_from_row(row), row.used_at)
 
 
 def touch_token(conn: Connection, key: str, user_id: str) -> None:
