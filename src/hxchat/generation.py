@@ -140,6 +140,7 @@ class GenerationRunner:
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 
@@ -166,6 +167,7 @@ class GenerationRunner:
                 lease_seconds=LEASE_SECONDS,
                 conversation_id=conversation_id,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 
@@ -189,6 +191,7 @@ class GenerationRunner:
                 lease_seconds=LEASE_SECONDS,
                 conversation_id=conversation_id,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 
@@ -205,6 +208,7 @@ class GenerationRunner:
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 

@@ -1,4 +1,4 @@
-"""Users, their sign-in sessions and API tokens, and what an owner has running.
+"""Users, their sign-in sessions and API tokens.
 
 Like `queries`, each function here is one whole transaction on the connection it is
 given; `AccountStore` runs them on a `SqlStore` (`SqlStore.run`). Sessions and tokens
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from hxchat.domain import MessageStatus
 from hxchat.errors import HxchatError
-from hxchat.store.tables import api_tokens, conversations, messages, sessions, users, utcnow
+from hxchat.store.running import count_running
+from hxchat.store.tables import api_tokens, conversations, sessions, users, utcnow
 
 if TYPE_CHECKING:
     from hxchat.store.sql import SqlStore
@@ -286,24 +286,6 @@ def delete_token(conn: Connection, user_id: str, token_id: str) -> bool:
     return bool(result.rowcount)
 
 
-# -- limits ----------------------------------------------------------------------------
-
-
-def count_running(conn: Connection, owner: str) -> int:
-    """How many answers of `owner` are being written now, on any worker."""
-    return int(
-        conn.scalar(
-            select(func.count())
-            .select_from(messages.join(conversations))
-            .where(
-                messages.c.status == MessageStatus.STREAMING.value,
-                conversations.c.owner == owner,
-            )
-        )
-        or 0
-    )
-
-
 class AccountStore:
     """The transactions above on a `SqlStore`; each method is one transaction."""
 
@@ -377,4 +359,5 @@ class AccountStore:
         return await self._store.run(True, delete_token, user_id, token_id)
 
     async def count_running(self, owner: str) -> int:
+        """See `store.running`: the limit's early check, before a request stores anything."""
         return await self._store.run(False, count_running, owner)

@@ -159,6 +159,7 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming)."""
         return await self._write(
@@ -170,6 +171,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             choice,
+            most_running,
         )
 
     async def start_retry(
@@ -180,6 +182,7 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of the path's last answer, as a new placeholder."""
         return await self._write(
@@ -190,6 +193,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             choice,
+            most_running,
         )
 
     async def start_edit(
@@ -202,6 +206,7 @@ class SqlStore:
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of a user's message, and a placeholder answering it."""
         return await self._write(
@@ -214,6 +219,7 @@ class SqlStore:
             lease_seconds,
             conversation_id,
             choice,
+            most_running,
         )
 
     async def start_regenerate(
@@ -225,6 +231,7 @@ class SqlStore:
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of an answer, as a placeholder beside it."""
         return await self._write(
@@ -236,6 +243,7 @@ class SqlStore:
             lease_seconds,
             conversation_id,
             choice,
+            most_running,
         )
 
     async def select_version(
