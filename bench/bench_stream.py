@@ -49,6 +49,7 @@ from bench.ramp import (
     SPREAD,
     STEPS,
     TARGET_P99,
+    Auth,
     Step,
     cpu_per_1k_words,
     largest_ok,
@@ -268,6 +269,24 @@ def make_token(workdir: Path, env: dict[str, str]) -> str:
     return token.stdout.split()[-1]
 
 
+async def more_tokens(port: int, bearer: dict[str, str], count: int) -> list[dict[str, str]]:
+    """`count` API tokens of the same user, made through `POST /api/tokens`: a client
+    each, as many programs (or people) would have, so each stream's sign-in is its own."""
+    conn = await Connection.open(HOST, port)
+    try:
+        made = []
+        for i in range(count):
+            body = json.dumps({"name": f"client {i}"}).encode()
+            headers = {**bearer, "Content-Type": "application/json"}
+            answer = await conn.request("POST", "/api/tokens", headers, body)
+            if answer.status != 201:
+                raise RuntimeError(f"POST /api/tokens answered {answer.status}")
+            made.append({"Authorization": f"Bearer {json.loads(answer.body)['token']}"})
+        return made
+    finally:
+        conn.close()
+
+
 def ramp_words(delay_ms: int) -> int:
     """Words per answer of the ramp: as many as fill 6 s at `delay_ms` a word (300 at
     20 ms), so that a faster model's streams overlap as long as the tutorial's."""
@@ -284,7 +303,11 @@ async def part_b(
     auth: str = "none",
 ) -> None:
     words = ramp_words(delay_ms)
-    mode = "password, one user's API token on every request" if auth == "token" else "none"
+    mode = {
+        "none": "none",
+        "token": "password, one user's API token on every request",
+        "tokens": "password, an API token per client",
+    }[auth]
     print(
         f"\n== b. N concurrent conversations, {words} words each at {delay_ms} ms per word, "
         f"1 worker, SQLite + in-memory event log, HXCHAT_AUTH={mode} =="
@@ -303,12 +326,14 @@ async def part_b(
         sub = workdir / kind
         sub.mkdir()
         env = server_env(sub, delay_ms)
-        headers = None
-        if auth == "token":
+        headers: Auth | None = None
+        if auth in ("token", "tokens"):
             env.update(TOKEN_ENV)
             headers = {"Authorization": f"Bearer {make_token(sub, env)}"}
         server = start_pinned(sub, env, server_cpus)
         try:
+            if auth == "tokens" and isinstance(headers, dict):
+                headers = await more_tokens(server.port, headers, max(steps))
             share = time.monotonic() + (deadline - time.monotonic()) / (len(kinds) - i)
             done = await ramp(
                 server.port,
@@ -355,9 +380,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--auth",
-        choices=("none", "token"),
+        choices=("none", "token", "tokens"),
         default="none",
-        help="part b: mode none (a cookie each), or password mode with one user's API token",
+        help="part b: mode none (a cookie each), or password mode with one user's API token "
+        "on every request (token) or a token per client (tokens)",
     )
     args = parser.parse_args()
     deadline = time.monotonic() + args.budget
