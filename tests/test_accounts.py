@@ -243,11 +243,33 @@ async def test_a_disabled_user_is_out_on_the_next_request_and_their_stream_ends(
             assert await app.state.accounts.store.set_disabled("alice", True)
             async with asyncio.timeout(5):  # long before the answer would end
                 ended = await stream
-            assert ended.status_code == 200 and '"done"' not in ended.text
+            assert ended.status_code == 200 and "event: done" not in ended.text
             await eventually(lambda: _status(alice, "/api/me", 401), within=3)
             page = await alice.get("/")
             assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2F")
             assert (await sign_in(alice, "alice")).status_code == 401
+
+
+async def test_open_streams_end_with_their_own_sign_in_only(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The open streams' sign-ins are checked together: revoking one token ends the
+    stream opened with it, and neither the one of another token nor the cookie's."""
+    settings = make_settings(auth="password", echo_delay_ms=50)
+    async with running_app(settings) as app, signed_in(app, "alice") as alice:
+        tokens = [(await alice.post("/api/tokens", json={"name": n})).json() for n in "ab"]
+        streams = []
+        for headers in ({"Authorization": f"Bearer {t['token']}"} for t in tokens):
+            started = await send(alice, await new_conversation(alice), "w " * 60)  # 3 s
+            streams.append(alice.get(started["events_url"], headers=headers))
+        started = await send(alice, await new_conversation(alice), "w " * 60)
+        streams.append(alice.get(started["events_url"]))
+        running = [asyncio.create_task(stream) for stream in streams]
+        await asyncio.sleep(0.3)
+        assert (await alice.delete(f"/api/tokens/{tokens[0]['id']}")).status_code == 204
+        revoked, other, cookie = await asyncio.gather(*running)
+        assert "event: done" not in revoked.text and "event: delta" in revoked.text
+        assert "event: done" in other.text and "event: done" in cookie.text
 
 
 async def test_a_new_password_keeps_this_session_and_ends_the_others(

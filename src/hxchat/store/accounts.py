@@ -221,6 +221,20 @@ def session_user(conn: Connection, key: str, not_before: datetime) -> SignedIn |
     return None if row is None else SignedIn(user_from_row(row), row.used_at)
 
 
+def live_sessions(conn: Connection, keys: list[str], not_before: datetime) -> set[str]:
+    """Which of `keys` are sessions still good (as `session_user` finds them), at once."""
+    rows = conn.execute(
+        select(sessions.c.id)
+        .join(users, users.c.id == sessions.c.user_id)
+        .where(
+            sessions.c.id.in_(keys),
+            sessions.c.last_seen_at >= not_before,
+            users.c.disabled.is_(False),
+        )
+    )
+    return {row.id for row in rows}
+
+
 def touch_session(conn: Connection, key: str, user_id: str) -> None:
     now = utcnow()
     conn.execute(update(sessions).where(sessions.c.id == key).values(last_seen_at=now))
@@ -262,6 +276,20 @@ def token_user(conn: Connection, key: str) -> SignedIn | None:
         )
     ).first()
     return None if row is None else SignedIn(user_from_row(row), row.used_at)
+
+
+def live_tokens(conn: Connection, keys: list[str]) -> set[str]:
+    """Which of `keys` are API tokens still good (as `token_user` finds them), at once."""
+    rows = conn.execute(
+        select(api_tokens.c.token_hash)
+        .join(users, users.c.id == api_tokens.c.user_id)
+        .where(
+            api_tokens.c.token_hash.in_(keys),
+            (api_tokens.c.expires_at.is_(None)) | (api_tokens.c.expires_at > utcnow()),
+            users.c.disabled.is_(False),
+        )
+    )
+    return {row.token_hash for row in rows}
 
 
 def touch_token(conn: Connection, key: str, user_id: str) -> None:
@@ -335,6 +363,9 @@ class AccountStore:
     async def session_user(self, key: str, not_before: datetime) -> SignedIn | None:
         return await self._store.run(False, session_user, key, not_before)
 
+    async def live_sessions(self, keys: list[str], not_before: datetime) -> set[str]:
+        return await self._store.run(False, live_sessions, keys, not_before)
+
     async def touch_session(self, key: str, user_id: str) -> None:
         await self._store.run(True, touch_session, key, user_id)
 
@@ -348,6 +379,9 @@ class AccountStore:
 
     async def token_user(self, key: str) -> SignedIn | None:
         return await self._store.run(False, token_user, key)
+
+    async def live_tokens(self, keys: list[str]) -> set[str]:
+        return await self._store.run(False, live_tokens, keys)
 
     async def touch_token(self, key: str, user_id: str) -> None:
         await self._store.run(True, touch_token, key, user_id)
