@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,6 @@ from hxchat.config import Settings, load_settings
 from tests.helpers import (
     PASSWORD,
     add_user,
-    cheap_password_hashing,
     client_for,
     new_conversation,
     running_app,
@@ -23,11 +22,7 @@ from tests.helpers import (
 )
 from tests.servers import run_hxchat
 
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing() -> Iterator[None]:
-    with cheap_password_hashing():
-        yield
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 def hxchat(
@@ -45,6 +40,7 @@ def hxchat(
 def test_the_users_commands(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+
     def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
         return hxchat(capsys, monkeypatch, *args, stdin=stdin)
 

@@ -158,6 +158,7 @@ class GenerationRunner:
                 choice=choice,
                 model_title=self._titles_by(choice),
                 files=files,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 
@@ -184,6 +185,7 @@ class GenerationRunner:
                 lease_seconds=LEASE_SECONDS,
                 conversation_id=conversation_id,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 
@@ -207,6 +209,7 @@ class GenerationRunner:
                 lease_seconds=LEASE_SECONDS,
                 conversation_id=conversation_id,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 
@@ -223,6 +226,7 @@ class GenerationRunner:
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 

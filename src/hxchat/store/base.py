@@ -223,6 +223,7 @@ class Store(Protocol):
         choice: ModelChoice | None = None,
         model_title: bool = False,
         files: Sequence[str] = (),
+        most_running: int | None = None,
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming) at once,
         and return them with the history the model sees (`history`). `files` are ids of
@@ -232,7 +233,9 @@ class Store(Protocol):
         with `model_title`, that title is marked "pending" (the model writes one once
         the answer has ended: `TurnStarted.wants_title`). Raises `NotFound`, or
         `Busy` while another generation of the conversation is streaming (atomic: two
-        concurrent calls never both succeed).
+        concurrent calls never both succeed). With `most_running`, all four starts
+        raise `TooManyRequests` while the owner has that many answers being written
+        (atomic too, `store.running`).
         """
 
     async def start_retry(
@@ -243,6 +246,7 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of the path's last answer (the old one is kept), as a new
         placeholder. Raises `NotFound`, `Busy`, or `NothingToRetry` when the
@@ -258,6 +262,7 @@ class Store(Protocol):
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of the user's message `message_id` with `content`, and a
         placeholder answering it; the path runs through them. Raises `NotFound` (not
@@ -273,6 +278,7 @@ class Store(Protocol):
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of the answer `message_id`, as a placeholder beside it; the
         path runs through it. Raises `NotFound`, `InvalidMessage` for a user's

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Role, Turn
 from hxchat.errors import InvalidMessage, NothingToRetry
-from hxchat.store import feedback, files, leases, library, pieces, search, tree
+from hxchat.store import feedback, files, leases, library, pieces, running, search, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
 from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row
 from hxchat.store.tables import conversations, messages, utcnow
@@ -148,7 +148,9 @@ def start_turn(
     choice: ModelChoice | None = None,
     model_title: bool = False,
     file_ids: Sequence[str] = (),
+    most_running: int | None = None,
 ) -> TurnStarted:
+    running.limit_running(conn, owner, most_running)
     leases.lock(conn, owner, conversation_id, generation_id)
     first = conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None
     parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
@@ -190,9 +192,11 @@ def start_edit(
     lease_seconds: float,
     conversation_id: str | None = None,
     choice: ModelChoice | None = None,
+    most_running: int | None = None,
 ) -> TurnStarted:
     """A new version of a user's message, and a new answer to it: the path now runs
     through them (the old version and what follows it stay)."""
+    running.limit_running(conn, owner, most_running)
     row = tree.find_message(conn, owner, message_id, conversation_id)
     if row.role != Role.USER.value:
         raise InvalidMessage("Only a message you wrote can be edited; regenerate an answer.")
@@ -224,9 +228,11 @@ def start_regenerate(
     lease_seconds: float,
     conversation_id: str | None = None,
     choice: ModelChoice | None = None,
+    most_running: int | None = None,
 ) -> TurnStarted:
     """A new version of an answer, beside it: the path now runs through the new one
     (what followed the old one stays on its branch)."""
+    running.limit_running(conn, owner, most_running)
     row = tree.find_message(conn, owner, message_id, conversation_id)
     if row.role != Role.ASSISTANT.value:
         raise InvalidMessage("Only an answer can be regenerated; edit a message instead.")
@@ -291,7 +297,9 @@ def start_retry(
     worker_id: str,
     lease_seconds: float,
     choice: ModelChoice | None = None,
+    most_running: int | None = None,
 ) -> TurnStarted:
+    running.limit_running(conn, owner, most_running)
     leases.lock(conn, owner, conversation_id, generation_id)
     # The path's last answer gets a new version beside it (the old one is kept); a path
     # that ends with a question gets its answer.

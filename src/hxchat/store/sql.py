@@ -167,6 +167,7 @@ class SqlStore:
         choice: ModelChoice | None = None,
         model_title: bool = False,
         files: Sequence[str] = (),
+        most_running: int | None = None,
     ) -> TurnStarted:
         """Store the user's message (with its `files`) and an assistant placeholder."""
         return await self._write(
@@ -180,6 +181,7 @@ class SqlStore:
             choice,
             model_title,
             files,
+            most_running,
         )
 
     async def start_retry(
@@ -190,6 +192,7 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of the path's last answer, as a new placeholder."""
         return await self._write(
@@ -200,6 +203,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             choice,
+            most_running,
         )
 
     async def start_edit(
@@ -212,6 +216,7 @@ class SqlStore:
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of a user's message, and a placeholder answering it."""
         return await self._write(
@@ -224,6 +229,7 @@ class SqlStore:
             lease_seconds,
             conversation_id,
             choice,
+            most_running,
         )
 
     async def start_regenerate(
@@ -235,6 +241,7 @@ class SqlStore:
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of an answer, as a placeholder beside it."""
         return await self._write(
@@ -246,6 +253,7 @@ class SqlStore:
             lease_seconds,
             conversation_id,
             choice,
+            most_running,
         )
 
     async def select_version(

@@ -24,6 +24,7 @@ from hxchat.web.answer_html import current_html
 from hxchat.web.wire import BrowserEvent
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+CACHED_PAGES = 256
 
 
 def status_note(message: Message) -> str:
@@ -68,6 +69,7 @@ class Templates:
         self.env.filters["site"] = site
         self.env.filters["model_label"] = label_of  # "gpt-4o-mini (openai)"
         self.env.filters["marked"] = marked  # a search result's words: (piece, matched)
+        self._cached: dict[tuple[object, ...], str] = {}
 
     def answer_html(self, message: Message) -> Markup:
         """A stored answer as sanitised HTML: as the store keeps it when the current
@@ -84,6 +86,19 @@ class Templates:
 
     def page(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
+
+    def cached_page(self, name: str, **context: str | bool | None) -> str:
+        """A page that depends on nothing but `context` (plain values), rendered once
+        per distinct context (the last `CACHED_PAGES` kept): for answers that must cost
+        next to nothing, such as a locked-out sign-in's refusal."""
+        key = (name, *sorted(context.items()))
+        page = self._cached.get(key)
+        if page is None:
+            page = self.page(name, **context)
+            if len(self._cached) >= CACHED_PAGES:
+                del self._cached[next(iter(self._cached))]  # the oldest
+            self._cached[key] = page
+        return page
 
     def block(self, name: str, block: str, **context: Any) -> str:
         """Render one named block of a template: a fragment."""
