@@ -12,8 +12,9 @@ server after a short warm-up, and prints each run and the median, for
 
 both pinned to CPU 0 (the client on CPU 1). `--profile DIR` instead runs one worker of
 each configuration under cProfile for one step and prints where its time went (the
-profile is written to DIR; deterministic profiling inflates the totals, the shares are
-what matter). Run: `python -m bench.bench_cpu [--runs 3] [--configs embedded,shared]`.
+profile is written to DIR; the main thread's CPU time, inflated by the profiler's own
+work per call: the shares are what matter).
+Run: `python -m bench.bench_cpu [--runs 3] [--configs embedded,shared]`.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ from bench.ramp import Step, run_step, start_pinned
 WARM_UP = 20  # streams of the first, unmeasured step
 # `hxchat serve` with a profiler that SIGUSR1 starts and SIGUSR2 stops and writes out
 # (uvicorn ends by re-raising SIGTERM: nothing at exit would run). Signal handlers run
-# in the main thread, the event loop's, which is the one profiled.
+# in the main thread, the event loop's, which is the one profiled, by its CPU time
+# (`time.thread_time`): time spent waiting for a core on a busy machine is not counted.
 PROFILED = """
-import cProfile, signal, sys
-profiler = cProfile.Profile()
+import cProfile, signal, sys, time
+profiler = cProfile.Profile(time.thread_time)
 signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
 def stop(*_):
     profiler.disable()
