@@ -682,3 +682,12 @@ def test_an_append_is_packed_as_redis_py_would() -> None:
     ours = redis_append.packed_append(command)
     theirs = Connection().pack_command("EVALSHA", redis_append.APPEND_SHA, 4, *command)
     assert ours == b"".join(theirs)
+    appends = redis_append.Appends(lambda g: f"p:gen:{g}", lambda g: f"p:cancel:{g}", 9, 8, 7)
+    for kind in (EventKind.DELTA, EventKind.DONE, EventKind.DELTA):  # the keys made, kept, let go
+        made, packed = appends.command("g", kind, {"text": "h\u00e9llo \u2603"})
+        assert (
+            made[:4] == values[:4] and made[4] == kind.value and made[7] == str(int(kind.is_final))
+        )
+        assert packed == b"".join(
+            Connection().pack_command("EVALSHA", redis_append.APPEND_SHA, 4, *made)
+        )

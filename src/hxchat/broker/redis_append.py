@@ -62,16 +62,17 @@ _EVALSHA_APPEND = bulk("EVALSHA") + bulk(APPEND_SHA) + bulk(4)
 # `json.dumps` with arguments builds an encoder per call; this one is made once.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
+_KINDS = {kind: bulk(kind.value) for kind in EventKind}
+_FINAL = {True: bulk("1"), False: bulk("0")}
+
 Command = tuple[Any, ...]  # the script's keys and arguments
 
 
-def packed_append(command: Command, keys: bytes | None = None, tail: bytes | None = None) -> bytes:
-    """`EVALSHA <sha> 4 *command` in RESP; `keys` (the first four values) and `tail`
-    (the last three) when the caller has them packed already."""
-    keys = b"".join(map(bulk, command[:4])) if keys is None else keys
-    tail = b"".join(map(bulk, command[8:])) if tail is None else tail
-    values = b"".join(map(bulk, command[4:8]))
-    return b"*%d\r\n%b%b%b%b" % (3 + len(command), _EVALSHA_APPEND, keys, values, tail)
+def packed_append(command: Command) -> bytes:
+    """`EVALSHA <sha> 4 *command` in RESP (an append sent again; `Appends` packs new
+    ones with what it has packed already)."""
+    values = b"".join(map(bulk, command))
+    return b"*%d\r\n%b%b" % (3 + len(command), _EVALSHA_APPEND, values)
 
 
 class Appends:
@@ -101,15 +102,20 @@ class Appends:
     ) -> tuple[Command, bytes]:
         final = kind.is_final
         keys, packed_keys = self._keys_of(generation_id, final)
-        command = (
-            *keys,
-            kind.value,
-            _JSON(data),
-            f"{self._token_prefix}{next(self._tokens):x}",
-            "1" if final else "0",
-            *self._limits,
+        data_json = _JSON(data)
+        token = f"{self._token_prefix}{next(self._tokens):x}"
+        command = (*keys, kind.value, data_json, token, "1" if final else "0", *self._limits)
+        packed = b"*%d\r\n%b%b%b%b%b%b%b" % (
+            3 + len(command),
+            _EVALSHA_APPEND,
+            packed_keys,
+            _KINDS[kind],
+            bulk(data_json),
+            bulk(token),
+            _FINAL[final],
+            self._packed_limits,
         )
-        return command, packed_append(command, packed_keys, self._packed_limits)
+        return command, packed
 
     def _keys_of(self, generation_id: str, final: bool) -> tuple[Command, bytes]:
         """A generation's four keys and the same packed: made at its first append and
