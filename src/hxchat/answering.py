@@ -180,10 +180,16 @@ class AnswerWriter:
         events = (answer.model or self.model).stream(history)
         try:
             async for event in events:
-                first = answer.chars + pending.chars == 0
-                if first and isinstance(event, TextDelta) and event.text:
-                    self.metrics.time_to_first_token.observe(loop.time() - began)
-                await self._publish(gid, event, answer, pending)
+                if not isinstance(event, TextDelta):
+                    await self._publish(gid, event, answer, pending)
+                elif event.text:  # text: the per-token path, no coroutine of its own
+                    if answer.chars + pending.chars == 0:
+                        self.metrics.time_to_first_token.observe(loop.time() - began)
+                    if self._add_text(event.text, answer, pending):
+                        async with pending.lock:
+                            await self._append_text(gid, answer, pending)
+                    elif len(pending.parts) % BURST == 0:
+                        await asyncio.sleep(0)  # a model that never waits lets readers run
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
@@ -192,13 +198,10 @@ class AnswerWriter:
     async def _publish(
         self, gid: str, event: AgentEvent, answer: Answer, pending: PendingText
     ) -> None:
-        """Append one model event to the event log, then record it in the answer: the
-        stored text is never ahead of what readers can get, nor behind it.
-
-        Text is appended at once when a frame interval has passed since the last text
-        was; otherwise it waits in `pending`, which `_flush_when_due` appends when the
-        interval is over, merged with whatever text came meanwhile. A tool call or a
-        tool result is never delayed: the pending text is appended first, then it.
+        """Append one model event other than text to the event log, then record it in
+        the answer: the stored text is never ahead of what readers can get, nor behind
+        it. A tool call or a tool result is never delayed: the pending text
+        (`_add_text`) is appended first, then it.
 
         A Stop (or shutdown) that cancels this while an append is under way still
         records it: the append is on its way (the Redis log sends a queued command
@@ -206,20 +209,7 @@ class AnswerWriter:
         so readers will see it, and the kept answer must hold it too. So does an append
         cut off by a broker outage (`AppendUncertain`): the log sends it again before
         the final event."""
-        if isinstance(event, TextDelta):
-            if not event.text:
-                return
-            if answer.chars + pending.chars + len(event.text) > self.settings.max_answer_chars:
-                raise AnswerTooLong(
-                    f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
-                )
-            pending.add(event.text)
-            if pending.is_due():  # the first text, or the first after a quiet interval
-                async with pending.lock:
-                    await self._append_text(gid, answer, pending)
-            elif len(pending.parts) % BURST == 0:
-                await asyncio.sleep(0)  # a model that never waits lets readers have a turn
-        elif isinstance(event, ToolCall):
+        if isinstance(event, ToolCall):
             data = {"name": event.name, "arguments": dict(event.arguments)}
             async with pending.lock:
                 await self._append_text(gid, answer, pending)
@@ -234,6 +224,18 @@ class AnswerWriter:
                 )
         elif isinstance(event, SearchSuggestions):
             answer.suggestions = event.html
+
+    def _add_text(self, text: str, answer: Answer, pending: PendingText) -> bool:
+        """Add a token's text to `pending`; whether it is due to be appended at once
+        (the first text, or the first after a quiet interval). Otherwise it waits, and
+        `_flush_when_due` appends it when the interval is over, merged with whatever
+        text came meanwhile."""
+        if answer.chars + pending.chars + len(text) > self.settings.max_answer_chars:
+            raise AnswerTooLong(
+                f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
+            )
+        pending.add(text)
+        return pending.is_due()
 
     async def _flush_when_due(self, gid: str, answer: Answer, pending: PendingText) -> None:
         """Append the pending text once it is due, merged into one event; the model may
