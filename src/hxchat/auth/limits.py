@@ -39,8 +39,6 @@ LOCKED = RateLimitItemPerMinute(1, 15)  # set once at the failure that reaches a
 RUNNING_RETRY_AFTER = 5  # seconds; an answer takes about that long to end
 KEY_PREFIX = "hxchat-limits"
 COMMAND_TIMEOUT = 5.0  # seconds, as the event log's own Redis calls
-
-
 EXPIRE_EVERY = 1.0  # seconds between two passes that forget expired counts in memory
 
 
