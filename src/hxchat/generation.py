@@ -19,7 +19,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from hxchat.answering import Answer, AnswerWriter
+from hxchat.answer import Answer
+from hxchat.answering import AnswerWriter
 from hxchat.broker.base import EventLog
 from hxchat.config import Settings
 from hxchat.domain import MessageStatus, ModelChoice

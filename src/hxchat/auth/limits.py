@@ -18,6 +18,7 @@ Every refusal is `TooManyRequests` (429) with the seconds to wait (`Retry-After`
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import AsyncIterator
@@ -41,6 +42,38 @@ FAILURES_PER_ADDRESS = RateLimitItemPerMinute(20, 15)
 LOCKED = RateLimitItemPerMinute(1, 15)  # set once at the failure that reaches a limit
 KEY_PREFIX = "hxchat-limits"
 COMMAND_TIMEOUT = 5.0  # seconds, as the event log's own Redis calls
+EXPIRE_EVERY = 1.0  # seconds between two passes that forget expired counts in memory
+
+
+class LoopMemoryStorage(MemoryStorage):
+    """`limits`' in-memory storage, forgetting expired counts in the event loop.
+
+    Its own pass (limits 5.8, started by every hit that finds none running) makes one
+    `asyncio.to_thread` per key to bisect a short list: with many owners sending, a
+    message cost a thread hop per owner seen in the last window, each a GIL hand-off
+    that the streams pay for (bench/README.md). Here the pass runs in the loop, at
+    most once per `EXPIRE_EVERY`; nothing is decided by it (a window counts its
+    entries by their time), it only frees memory."""
+
+    _next_pass = 0.0
+
+    async def _MemoryStorage__expire_events(self) -> None:  # the pass it schedules
+        now = time.time()
+        if now < self._next_pass:
+            return
+        self._next_pass = now + EXPIRE_EVERY
+        for key, events in list(self.events.items()):  # newest first
+            kept = events[: bisect.bisect_left(events, -now, key=lambda entry: -entry.expiry)]
+            if kept:
+                self.events[key] = kept
+            else:
+                self.events.pop(key, None)
+                self.locks.pop(key, None)
+        for key, expires in list(self.expirations.items()):
+            if expires <= now:
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+                self.locks.pop(key, None)
 
 
 def _storage_uri(redis_url: str) -> str:
@@ -53,7 +86,7 @@ def _storage_uri(redis_url: str) -> str:
 def make_storage(settings: Settings) -> tuple[Storage, ConnectionPool | None]:
     """The `limits` storage, and the Redis connection pool to close with it (if any)."""
     if settings.redis_url is None:
-        return MemoryStorage(), None
+        return LoopMemoryStorage(), None
     pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=COMMAND_TIMEOUT)
     options: dict[str, Any] = {"connection_pool": pool}
     storage = RedisStorage(

@@ -41,6 +41,7 @@ from sqlalchemy import Insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from hxchat.domain import MessageStatus, ModelChoice, Source, Timing, Turn, Usage
 from hxchat.store import leases, queries, rendered, search_query
@@ -102,7 +103,16 @@ class SqlStore:
         with translate_errors(self._url):
             if self._sqlite is not None:
                 return await self._sqlite.run(write, work, *args, **kwargs)
-            async with (self._writer if write else self._engine).begin() as conn:
+            try:
+                async with (self._writer if write else self._engine).begin() as conn:
+                    return await conn.run_sync(work, *args, **kwargs)
+            except DBAPIError as exc:
+                # A connection that died unnoticed (no pre-ping, see `engine`): the pool
+                # has dropped it and its peers. A read is tried again at once; a write
+                # may have committed, so it fails (its callers retry as they see fit).
+                if write or not exc.connection_invalidated:
+                    raise
+            async with self._engine.begin() as conn:
                 return await conn.run_sync(work, *args, **kwargs)
 
     async def run(
