@@ -29,7 +29,6 @@ import functools
 import html
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import hxchat_environment, run_hxchat
+from tests.servers import add_account, run_hxchat
 
 from bench.bench_render import mixed
 from bench.machine import busy_seconds, describe, parse_cpus, pin_self, tree_cpu_seconds
@@ -51,6 +50,7 @@ from bench.ramp import (
     SPREAD,
     STEPS,
     TARGET_P99,
+    Auth,
     Step,
     cpu_per_1k_words,
     largest_ok,
@@ -265,19 +265,28 @@ TOKEN_ENV = {
 
 def make_token(workdir: Path, env: dict[str, str]) -> str:
     """A user `bench` and an API token of theirs, made with the commands."""
-    subprocess.run(
-        [sys.executable, "-m", "hxchat", "users", "add", "bench", "--password-stdin"],
-        cwd=workdir,
-        env=hxchat_environment(env),
-        input="a bench password\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    add_account(workdir, env, "bench", "a bench password")
     token = run_hxchat(workdir, env, "tokens", "add", "bench", "ramp")
     assert token.returncode == 0, token.stderr
     return token.stdout.split()[-1]
+
+
+async def more_tokens(port: int, bearer: dict[str, str], count: int) -> list[dict[str, str]]:
+    """`count` API tokens of the same user, made through `POST /api/tokens`: a client
+    each, as many programs (or people) would have, so each stream's sign-in is its own."""
+    conn = await Connection.open(HOST, port)
+    try:
+        made = []
+        for i in range(count):
+            body = json.dumps({"name": f"client {i}"}).encode()
+            headers = {**bearer, "Content-Type": "application/json"}
+            answer = await conn.request("POST", "/api/tokens", headers, body)
+            if answer.status != 201:
+                raise RuntimeError(f"POST /api/tokens answered {answer.status}")
+            made.append({"Authorization": f"Bearer {json.loads(answer.body)['token']}"})
+        return made
+    finally:
+        conn.close()
 
 
 def ramp_words(delay_ms: int) -> int:
@@ -298,7 +307,11 @@ async def part_b(
     three_models: bool = False,
 ) -> None:
     words = ramp_words(delay_ms)
-    mode = "password, one user's API token on every request" if auth == "token" else "none"
+    mode = {
+        "none": "none",
+        "token": "password, one user's API token on every request",
+        "tokens": "password, an API token per client",
+    }[auth]
     print(
         f"\n== b. N concurrent conversations, {words} words each at {delay_ms} ms per word, "
         f"1 worker, SQLite + in-memory event log, HXCHAT_AUTH={mode} =="
@@ -331,12 +344,14 @@ async def part_b(
             prepare = functools.partial(
                 fill_trees, sub / "bench.db", turns=tree[0], versions=tree[1]
             )
-        headers = None
-        if auth == "token":
+        headers: Auth | None = None
+        if auth in ("token", "tokens"):
             env.update(TOKEN_ENV)
             headers = {"Authorization": f"Bearer {make_token(sub, env)}"}
         server = start_pinned(sub, env, server_cpus)
         try:
+            if auth == "tokens" and isinstance(headers, dict):
+                headers = await more_tokens(server.port, headers, max(steps))
             share = time.monotonic() + (deadline - time.monotonic()) / (len(kinds) - i)
             done = await ramp(
                 server.port,
@@ -384,9 +399,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--auth",
-        choices=("none", "token"),
+        choices=("none", "token", "tokens"),
         default="none",
-        help="part b: mode none (a cookie each), or password mode with one user's API token",
+        help="part b: mode none (a cookie each), or password mode with one user's API token "
+        "on every request (token) or a token per client (tokens)",
     )
     parser.add_argument(
         "--three-models", action="store_true", help="part b: offer three models (#10)"

@@ -7,10 +7,20 @@ HTML on every view), each with its versions line, and three models offered (so e
 answer's `Regenerate` has its model select). Written straight into the SQLite file
 (`bench/tree.py`), then `GET /c/{id}` is timed in-process through the whole ASGI app
 (middlewares, session cookie, store, templates; no sockets), `--runs` times after 5
-warm-up requests: the first view (no answer rendered yet: the cache of rendered
-answers emptied before each request, untimed) and a page shown again (its answers'
-HTML remembered, `render/cache.py`); `GET /api/conversations/{id}` (the same path as
-JSON) beside them. Target: the page under 50 ms of server time (p50).
+warm-up requests:
+
+- the first view of answers never shown (written before hxchat kept their HTML, or by
+  an API client, or imported): the answers' kept HTML erased from the database and the
+  worker's cache of rendered answers emptied before each request (untimed), so all 50
+  are rendered, and their HTML kept (`store/rendered.py`);
+- the first view after a restart: the cache emptied, the HTML kept in the database;
+- the page shown again (its answers' HTML in the cache too);
+- `GET /api/conversations/{id}` (the same path as JSON) beside them.
+
+Each request's wall time and the process's CPU time (`time.process_time`: every thread,
+the SQLite thread included, none of the machine's other processes) are printed, p50 and
+p95. Target: the page under 50 ms of server time (p95), the first view after a restart
+included.
 
 Run: `.venv/bin/python -m bench.bench_tree_page` (a few seconds).
 """
@@ -20,7 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,24 +48,29 @@ from hxchat.web.templating import Templates
 TURNS, EDITS, VERSIONS = 50, 2, 4  # 50 * 2 * (1 + 4) = 500 messages
 WARM_UP = 5
 TARGET_MS = 50.0
+NEVER_SHOWN = "the page, its answers never shown before"
+AFTER_RESTART = "the page, first view after a restart"
 
 
 async def timed(
     client: httpx.AsyncClient, path: str, runs: int, forget: Callable[[], None] | None = None
-) -> list[float]:
-    """Milliseconds per request of `runs` GETs of `path`, sorted; `forget` runs before
-    each (untimed)."""
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU milliseconds per request of `runs` GETs of `path`, each sorted;
+    `forget` runs before each (untimed)."""
     for _ in range(WARM_UP):
+        if forget is not None:
+            forget()
         assert (await client.get(path)).status_code == 200
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
         if forget is not None:
             forget()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         response = await client.get(path)
-        times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+        wall.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 200
-    return sorted(times)
+    return sorted(wall), sorted(cpu)
 
 
 def quantile(times: list[float], q: float) -> float:
@@ -92,27 +107,34 @@ async def main(runs: int, answer_words: int) -> None:
                 f"answers of ~{answer_words} words; three models offered; the page is "
                 f"{len(page.content) / 1024:.0f} KB"
             )
-            print(f"{'GET':<40}{'p50 ms':>8}{'p95 ms':>8}{'mean ms':>9}  ({runs} runs)")
+            print(f"{'GET':<46}{'wall p50':>9}{'p95':>7}{'CPU p50':>9}{'p95':>7}  ms, {runs} runs")
             templates: Templates = app.state.templates
 
-            def forget() -> None:  # as if no answer of the page had been rendered yet
+            def restart() -> None:  # a new worker: no answer rendered in its memory
                 templates.rendered = RenderedAnswers()
+
+            def never_shown() -> None:  # and no HTML kept: answers as before #10's 0009
+                restart()
+                with sqlite3.connect(database) as db:
+                    db.execute("UPDATE messages SET rendered_html = NULL, rendered_by = NULL")
 
             results: dict[str, list[float]] = {}
             for name, path, before in (
-                ("the page, first view (nothing cached)", f"/c/{cid}", forget),
+                (NEVER_SHOWN, f"/c/{cid}", never_shown),
+                (AFTER_RESTART, f"/c/{cid}", restart),
                 ("the page, again", f"/c/{cid}", None),
                 ("JSON", f"/api/conversations/{cid}", None),
             ):
-                times = results[name] = await timed(client, path, runs, before)
+                wall, cpu = await timed(client, path, runs, before)
+                results[name] = cpu
                 print(
-                    f"{name:<40}{quantile(times, 0.5):>8.1f}{quantile(times, 0.95):>8.1f}"
-                    f"{statistics.fmean(times):>9.1f}"
+                    f"{name:<46}{quantile(wall, 0.5):>9.1f}{quantile(wall, 0.95):>7.1f}"
+                    f"{quantile(cpu, 0.5):>9.1f}{quantile(cpu, 0.95):>7.1f}"
                 )
-    for name in ("the page, first view (nothing cached)", "the page, again"):
-        p50 = quantile(results[name], 0.5)
-        met = "met" if p50 < TARGET_MS else "MISSED"
-        print(f"target: {name} under {TARGET_MS:g} ms of server time (p50): {p50:.1f} ms -> {met}")
+    for name in (AFTER_RESTART, "the page, again"):
+        p95 = quantile(results[name], 0.95)
+        met = "met" if p95 < TARGET_MS else "MISSED"
+        print(f"target: {name} under {TARGET_MS:g} ms of CPU (p95): {p95:.1f} ms -> {met}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,22 +124,29 @@ class Step:
         return self.errors == 0 and self.p(0.99) < TARGET_P99
 
 
+# Headers that sign a client in: one set for all (e.g. one user's `Authorization:
+# Bearer`), or one set per client, taken in turn (e.g. a token each).
+Auth = dict[str, str] | Sequence[dict[str, str]]
+
+
 async def create_conversations(
-    port: int, n: int, auth: dict[str, str] | None = None
+    port: int, n: int, auth: Auth | None = None
 ) -> list[tuple[str, dict[str, str]]]:
-    """n conversations, each with its own session cookie (or all with the headers `auth`,
-    e.g. one user's `Authorization: Bearer`): (id, the headers that reach it)."""
+    """n conversations, each with its own session cookie (or with the headers `auth`):
+    (id, the headers that reach it)."""
     made: list[tuple[str, dict[str, str]]] = []
+    each = [auth] if isinstance(auth, dict) else list(auth or [])
 
     async def worker(count: int) -> None:
         conn = await Connection.open(HOST, port)
         try:
             for _ in range(count):
-                r = await conn.request("POST", "/api/conversations", auth)
+                headers = each[len(made) % len(each)] if each else None
+                r = await conn.request("POST", "/api/conversations", headers)
                 cookie = r.cookie()
-                if r.status != 201 or (cookie is None and auth is None):
+                if r.status != 201 or (cookie is None and headers is None):
                     raise RuntimeError(f"POST /api/conversations answered {r.status}")
-                made.append((json.loads(r.body)["id"], auth or {"Cookie": str(cookie)}))
+                made.append((json.loads(r.body)["id"], headers or {"Cookie": str(cookie)}))
         finally:
             conn.close()
 
@@ -255,7 +262,7 @@ async def run_step(
     spread: float = SPREAD,
     services_cpu: Callable[[], float] | None = None,
     patience: float = 30.0,
-    auth: dict[str, str] | None = None,
+    auth: Auth | None = None,
     prepare: Callable[[list[str]], object] | None = None,
 ) -> Step:
     """N streams at once; CPU and lateness of the measured phase (setup excluded, and
@@ -341,7 +348,7 @@ async def ramp(
     services_cpu: Callable[[], float] | None = None,
     words: int = 300,
     delay: float = 0.02,
-    auth: dict[str, str] | None = None,
+    auth: Auth | None = None,
     prepare: Callable[[list[str]], object] | None = None,
 ) -> list[Step]:
     """Steps in order until one misses the target, or the time budget runs out."""

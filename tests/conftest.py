@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Playwright
 from hxchat.config import Settings, load_settings
 from tests.helpers import (
     CHROMIUM_ARGS,
+    cheap_password_hashing,
     client_for,
     fresh_postgres_database,
     require_chromium,
@@ -59,6 +60,14 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def cheap_hashing() -> Iterator[None]:
+    """argon2id at its smallest (`cheap_password_hashing`), for a module that signs in
+    many times: `pytestmark = pytest.mark.usefixtures("cheap_hashing")`."""
+    with cheap_password_hashing():
+        yield
 
 
 @pytest.fixture

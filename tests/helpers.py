@@ -400,3 +400,16 @@ async def sign_in(
     client: httpx.AsyncClient, name: str, password: str = PASSWORD, next: str = "/"
 ) -> httpx.Response:
     return await client.post("/login", data={"username": name, "password": password, "next": next})
+
+
+@asynccontextmanager
+async def signed_in(
+    app: FastAPI, name: str, *, admin: bool = False
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` signed in, through the sign-in form, as a new password
+    account `name`."""
+    await add_user(app, name, admin=admin)
+    async with client_for(app) as client:
+        signed = await sign_in(client, name)
+        assert signed.status_code == 303, signed.text
+        yield client

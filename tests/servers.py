@@ -89,17 +89,29 @@ def hxchat_environment(env: dict[str, str]) -> dict[str, str]:
     return environment
 
 
-def run_hxchat(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def run_hxchat(
+    workdir: Path, env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the `hxchat` command to its end (as `python -m hxchat`, the same entry point)."""
     return subprocess.run(
         [sys.executable, "-m", "hxchat", *args],
         cwd=workdir,
         env=hxchat_environment(env),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def add_account(workdir: Path, env: dict[str, str], name: str, password: str, *extra: str) -> None:
+    """A password account made as an operator makes one: `hxchat users add NAME
+    --password-stdin` (`extra`: `--admin`, `--email E`)."""
+    added = run_hxchat(
+        workdir, env, "users", "add", name, "--password-stdin", *extra, stdin=password + "\n"
+    )
+    assert added.returncode == 0, added.stderr
 
 
 def start_server(workdir: Path, env: dict[str, str], *args: str, port: int | None = None) -> Server:

@@ -5,7 +5,7 @@ docs/api.md#accounts describes what is checked here."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import httpx
@@ -22,22 +22,18 @@ from tests import html_tree
 from tests.helpers import (
     PASSWORD,
     add_user,
-    cheap_password_hashing,
     client_for,
     eventually,
     new_conversation,
     running_app,
     send,
     sign_in,
+    signed_in,
 )
 
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
+
 WRONG = "Wrong username or password."
-
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing() -> Iterator[None]:
-    with cheap_password_hashing():
-        yield
 
 
 @pytest.fixture
@@ -47,10 +43,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 async def alice(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client signed in as alice."""
-    await add_user(app, "alice")
-    async with client_for(app) as c:
-        assert (await sign_in(c, "alice")).status_code == 303
+    async with signed_in(app, "alice") as c:
         yield c
 
 
@@ -61,6 +54,7 @@ def cookie_of(response: httpx.Response) -> str:
 async def test_before_sign_in_pages_redirect_and_the_api_says_so(
     client: httpx.AsyncClient,
 ) -> None:
+
     home = await client.get("/")
     assert (home.status_code, home.headers["location"]) == (303, "/login?next=%2F")
     deep = await client.get("/c/abc", params={"x": "1"})
@@ -181,31 +175,6 @@ async def _status(client: httpx.AsyncClient, path: str, expected: int) -> None:
     assert (await client.get(path)).status_code == expected
 
 
-async def test_brute_force_against_one_user_locks_it(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    await add_user(app, "alice")
-    await add_user(app, "bob")
-    for _ in range(5):
-        assert (await sign_in(client, "alice", "guess-guess")).status_code == 401
-    locked = await sign_in(client, "alice")  # even the right password
-    assert locked.status_code == 429
-    assert 840 <= int(locked.headers["retry-after"]) <= 900
-    assert "15 minutes" in html_tree.parse(locked.text).find(role="alert").text
-    assert (await sign_in(client, "nobody-at-all", "guess-guess")).status_code == 401
-    assert (await sign_in(client, "bob")).status_code == 303  # others are not locked out
-
-
-async def test_brute_force_from_one_address_locks_it(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    await add_user(app, "alice")
-    for attempt in range(20):
-        assert (await sign_in(client, f"user{attempt % 5}", "guess")).status_code == 401
-    locked = await sign_in(client, "alice")
-    assert locked.status_code == 429 and "retry-after" in locked.headers
-
-
 async def test_api_tokens_are_shown_once_and_work_until_revoked(
     alice: httpx.AsyncClient, app: FastAPI
 ) -> None:
@@ -274,11 +243,33 @@ async def test_a_disabled_user_is_out_on_the_next_request_and_their_stream_ends(
             assert await app.state.accounts.store.set_disabled("alice", True)
             async with asyncio.timeout(5):  # long before the answer would end
                 ended = await stream
-            assert ended.status_code == 200 and '"done"' not in ended.text
+            assert ended.status_code == 200 and "event: done" not in ended.text
             await eventually(lambda: _status(alice, "/api/me", 401), within=3)
             page = await alice.get("/")
             assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2F")
             assert (await sign_in(alice, "alice")).status_code == 401
+
+
+async def test_open_streams_end_with_their_own_sign_in_only(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The open streams' sign-ins are checked together: revoking one token ends the
+    stream opened with it, and neither the one of another token nor the cookie's."""
+    settings = make_settings(auth="password", echo_delay_ms=50)
+    async with running_app(settings) as app, signed_in(app, "alice") as alice:
+        tokens = [(await alice.post("/api/tokens", json={"name": n})).json() for n in "ab"]
+        streams = []
+        for headers in ({"Authorization": f"Bearer {t['token']}"} for t in tokens):
+            started = await send(alice, await new_conversation(alice), "w " * 60)  # 3 s
+            streams.append(alice.get(started["events_url"], headers=headers))
+        started = await send(alice, await new_conversation(alice), "w " * 60)
+        streams.append(alice.get(started["events_url"]))
+        running = [asyncio.create_task(stream) for stream in streams]
+        await asyncio.sleep(0.3)
+        assert (await alice.delete(f"/api/tokens/{tokens[0]['id']}")).status_code == 204
+        revoked, other, cookie = await asyncio.gather(*running)
+        assert "event: done" not in revoked.text and "event: delta" in revoked.text
+        assert "event: done" in other.text and "event: done" in cookie.text
 
 
 async def test_a_new_password_keeps_this_session_and_ends_the_others(

@@ -4,7 +4,7 @@ but an admin. docs/api.md#accounts describes what is checked here."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -14,20 +14,15 @@ from hxchat.config import Settings
 from hxchat.store.migrate import upgrade
 from tests import html_tree
 from tests.helpers import (
-    add_user,
-    cheap_password_hashing,
     client_for,
     new_conversation,
     running_app,
     send,
     sign_in,
+    signed_in,
 )
 
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing() -> Iterator[None]:
-    with cheap_password_hashing():
-        yield
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 @pytest.fixture
@@ -40,17 +35,13 @@ async def settings(make_settings: Callable[..., Settings], database_url: str) ->
 
 @pytest.fixture
 async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    await add_user(app, "root", admin=True)
-    async with client_for(app) as c:
-        assert (await sign_in(c, "root")).status_code == 303
+    async with signed_in(app, "root", admin=True) as c:
         yield c
 
 
 @pytest.fixture
 async def alice(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    await add_user(app, "alice")
-    async with client_for(app) as c:
-        assert (await sign_in(c, "alice")).status_code == 303
+    async with signed_in(app, "alice") as c:
         yield c
 
 
@@ -89,6 +80,7 @@ async def test_admin_lists_users_and_their_usage(
 async def test_disable_and_enable_end_and_allow_sign_ins(
     app: FastAPI, admin: httpx.AsyncClient, alice: httpx.AsyncClient
 ) -> None:
+
     alice_id = (await alice.get("/api/me")).json()["id"]
     token = (await alice.post("/api/tokens", json={"name": "t"})).json()["token"]
     done = await admin.post(f"/admin/users/{alice_id}/disable")

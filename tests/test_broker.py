@@ -675,10 +675,19 @@ def test_an_append_is_packed_as_redis_py_would() -> None:
     the same way, is what every test of a Redis reader goes through.)"""
     from redis.asyncio.connection import Connection
 
-    from hxchat.broker import redis_streams
+    from hxchat.broker import redis_append
 
     values = ("p:gen:g", "p:gen:g:open", "p:gen:g:end", "p:cancel:g", "delta")
     command = (*values, '{"text": "h\u00e9llo \u2603"}', "ab1f", "0", 200_000, 3_600_000, 1)
-    ours = redis_streams._packed_append(command)
-    theirs = Connection().pack_command("EVALSHA", redis_streams._APPEND_SHA, 4, *command)
+    ours = redis_append.packed_append(command)
+    theirs = Connection().pack_command("EVALSHA", redis_append.APPEND_SHA, 4, *command)
     assert ours == b"".join(theirs)
+    appends = redis_append.Appends(lambda g: f"p:gen:{g}", lambda g: f"p:cancel:{g}", 9, 8, 7)
+    for kind in (EventKind.DELTA, EventKind.DONE, EventKind.DELTA):  # the keys made, kept, let go
+        made, packed = appends.command("g", kind, {"text": "h\u00e9llo \u2603"})
+        assert (
+            made[:4] == values[:4] and made[4] == kind.value and made[7] == str(int(kind.is_final))
+        )
+        assert packed == b"".join(
+            Connection().pack_command("EVALSHA", redis_append.APPEND_SHA, 4, *made)
+        )

@@ -23,6 +23,11 @@ from tests.servers import run_hxchat
         ({"search": "bing"}, "HXCHAT_SEARCH"),
         ({"echo_delay_ms": -1}, "HXCHAT_ECHO_DELAY_MS"),
         ({"max_message_chars": 0}, "HXCHAT_MAX_MESSAGE_CHARS"),
+        ({"files_url": "ftp://host/files"}, "HXCHAT_FILES_URL"),
+        ({"max_file_mb": 0}, "HXCHAT_MAX_FILE_MB"),
+        ({"max_files_per_message": 0}, "HXCHAT_MAX_FILES_PER_MESSAGE"),
+        ({"titles": "llm"}, "HXCHAT_TITLES"),
+        ({"share": "everyone"}, "HXCHAT_SHARE"),
     ],
 )
 def test_bad_values_name_their_variable(overrides: dict[str, object], variable: str) -> None:
@@ -39,6 +44,28 @@ def test_defaults() -> None:
     assert settings.database_url == "sqlite+aiosqlite:///./hxchat.db"
     assert settings.redis_url is None
     assert settings.max_message_chars == 16_000
+
+
+def test_the_files_and_library_settings_by_their_names_and_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert settings.files_url == "file:./hxchat-files"
+    assert (settings.max_file_mb, settings.max_files_per_message) == (20, 10)
+    assert settings.titles == "model"
+    assert settings.share_mode == "anyone"  # auth mode none
+    for name, value in (
+        ("HXCHAT_FILES_URL", "s3://bucket/prefix"),
+        ("HXCHAT_MAX_FILE_MB", "3"),
+        ("HXCHAT_MAX_FILES_PER_MESSAGE", "2"),
+        ("HXCHAT_TITLES", "first-message"),
+        ("HXCHAT_SHARE", "off"),
+    ):
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.files_url == "s3://bucket/prefix"
+    assert (settings.max_file_mb, settings.max_files_per_message) == (3, 2)
+    assert (settings.titles, settings.share_mode) == ("first-message", "off")
 
 
 def test_dotenv_is_read(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from hxchat.store.sql import open_store
 from hxchat.store.tables import conversations, files, messages, utcnow
 from tests import hostile_files as hostile
 from tests.helpers import ScriptedModel, client_for, events, new_conversation, running_app
+from tests.html_tree import parse
 from tests.s3_server import BUCKET, s3_environment, s3_server
 from tests.servers import free_port
 
@@ -101,6 +102,38 @@ async def test_an_unreachable_store_is_a_readable_503(
         f"The file storage (bucket {BUCKET}) cannot be reached right now; "
         "please try again in a moment."
     )
+
+
+async def test_on_the_page_an_unreachable_store_is_an_error_beside_the_composer(
+    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+) -> None:
+    for name, value in s3_environment(f"http://127.0.0.1:{free_port()}").items():
+        monkeypatch.setenv(name, value)  # nothing listens there
+    settings = make_settings(files_url=f"s3://{BUCKET}/away")
+    async with running_app(settings) as app, client_for(app) as client:
+        response = await client.post(
+            "/send",
+            data={"content": "my long careful question", "conversation_id": ""},
+            files=[("file", (f"{i}.txt", b"text", "text/plain")) for i in range(3)],
+        )
+        with_htmx = await client.post(
+            "/send",
+            data={"content": "again"},
+            files=[("file", ("a.txt", b"text", "text/plain"))],
+            headers={"HX-Request": "true"},
+        )
+        listed = (await client.get("/api/conversations")).json()
+    assert with_htmx.status_code == 503
+    assert with_htmx.headers["hx-retarget"] == "#composer-error"
+    assert with_htmx.text.startswith(f"The file storage (bucket {BUCKET}) cannot be reached")
+    assert response.status_code == 503
+    form = parse(response.text).find("form", id="composer")
+    assert form.find("textarea").text == "my long careful question"
+    assert form.find(id="composer-error").text == (
+        f"The file storage (bucket {BUCKET}) cannot be reached right now; "
+        "please try again in a moment."
+    )
+    assert listed == []  # nothing was sent
 
 
 async def test_the_model_gets_the_files_of_every_user_message_on_the_path(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from hxchat.answering import Answer
+from hxchat.answer import Answer
 from hxchat.broker.memory import MemoryEventLog
 from hxchat.config import Settings
 from hxchat.domain import Role, Source

@@ -4,38 +4,33 @@ worker; the owner checks are the store's, the same in every mode)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from hxchat.config import Settings
 from tests.helpers import (
-    add_user,
-    cheap_password_hashing,
-    client_for,
     events,
     new_conversation,
     running_app,
     send,
-    sign_in,
+    signed_in,
 )
 
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing() -> Iterator[None]:
-    with cheap_password_hashing():
-        yield
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 async def test_two_users_see_nothing_of_each_other(
     make_settings: Callable[..., Settings],
 ) -> None:
+
     settings = make_settings(auth="password", echo_delay_ms=20)
-    async with running_app(settings) as app, client_for(app) as alice, client_for(app) as bob:
-        for name, client in (("alice", alice), ("bob", bob)):
-            await add_user(app, name)
-            assert (await sign_in(client, name)).status_code == 303
+    async with (
+        running_app(settings) as app,
+        signed_in(app, "alice") as alice,
+        signed_in(app, "bob") as bob,
+    ):
         cid = await new_conversation(alice)
         started = await send(alice, cid, " ".join(f"w{i}" for i in range(60)))
         gid = started["generation_id"]

@@ -4,12 +4,14 @@ page's composer error; with Redis, every worker shares one count."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from hxchat.config import Settings
+from hxchat.store.migrate import upgrade
 from tests import html_tree
 from tests.helpers import REDIS_URL, client_for, need, new_conversation, running_app, send
 
@@ -61,6 +63,30 @@ async def test_running_answers_are_limited_per_owner(
         await send(client, second, "now it may")
 
 
+async def test_concurrent_messages_never_pass_the_running_limit_together(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    """Six messages of one owner at the same moment, two answers allowed: the check
+    before each request sees none running for all six; the store's, in the transaction
+    that stores each answer, lets exactly two through."""
+    await upgrade(database_url)
+    settings = make_settings(database_url=database_url, max_answers_per_user=2, echo_delay_ms=50)
+    async with running_app(settings) as app, client_for(app) as client:
+        conversations = [await new_conversation(client) for _ in range(6)]
+        answers = await asyncio.gather(
+            *(
+                client.post(f"/api/conversations/{cid}/messages", json={"content": "w " * 100})
+                for cid in conversations
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [202, 202, 429, 429, 429, 429]
+        refused = next(a for a in answers if a.status_code == 429)
+        assert refused.headers["retry-after"] == "5"
+        assert "2 answers being written" in refused.json()["detail"]
+        shown = [(await client.get(f"/api/conversations/{cid}")).json() for cid in conversations]
+        assert sorted(len(c["messages"]) for c in shown) == [0, 0, 0, 0, 2, 2]  # nothing kept
+
+
 async def test_a_page_post_over_the_rate_shows_a_readable_page(
     make_settings: Callable[..., Settings],
 ) -> None:
@@ -71,9 +97,9 @@ async def test_a_page_post_over_the_rate_shows_a_readable_page(
         assert (await client.post("/send", data={"content": "hi"})).status_code == 303
         refused = await client.post("/send", data={"content": "again"})
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
-        page = html_tree.parse(refused.text)  # the chat again, the typed text kept
-        assert "too fast" in page.find(id="composer-error").text
-        assert page.find("textarea", name="content").text == "again"
+        composer = html_tree.parse(refused.text).find("form", id="composer")
+        assert "too fast" in composer.find(id="composer-error").text
+        assert composer.find("textarea", name="content").text == "again"  # the text stays
 
 
 @pytest.mark.redis

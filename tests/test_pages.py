@@ -96,6 +96,42 @@ async def test_refused_message_is_a_readable_fragment(client: httpx.AsyncClient)
         assert "<" not in response.text
 
 
+async def test_without_javascript_a_refused_message_keeps_its_text_beside_the_error(
+    client: httpx.AsyncClient,
+) -> None:
+    for text, status, error in (
+        ("  ", 422, "The message is empty."),
+        ("x" * 16_001, 413, "The message has 16,001 characters; the limit is 16,000."),
+    ):
+        response = await client.post("/send", data={"content": text, "conversation_id": ""})
+        assert response.status_code == status
+        form = html_tree.parse(response.text).find("form", id="composer")
+        assert form.find(id="composer-error").text == error
+        assert form.find("textarea", name="content").text == text
+    assert (await client.get("/api/conversations")).json() == []
+
+
+async def test_without_javascript_a_message_while_an_answer_runs_keeps_its_text(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with running_app(make_settings(echo_delay_ms=200)) as app, client_for(app) as client:
+        cid = await new_conversation(client)
+        started = await send(client, cid, "a slow answer of several words")
+        response = await client.post(
+            "/send", data={"content": "my follow-up", "conversation_id": cid}
+        )
+        await client.post(f"/api/generations/{started['generation_id']}/cancel")
+    assert response.status_code == 409
+    page = html_tree.parse(response.text)
+    form = page.find("form", id="composer")
+    assert "still being written" in form.find(id="composer-error").text
+    assert form.find("textarea", name="content").text == "my follow-up"
+    assert form.find("input", name="conversation_id").attrs["value"] == cid  # still this one
+    assert page.find("article", data_role="user").find(class_="content").text == (
+        "a slow answer of several words"
+    )
+
+
 async def test_conversation_page_shows_history(client: httpx.AsyncClient) -> None:
     cid = await new_conversation(client)
     started = await send(client, cid, "# Title\n\n| a | b |\n|--:|:-:|\n| 1 | 2 |")

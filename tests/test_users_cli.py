@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,6 @@ from hxchat.config import Settings, load_settings
 from tests.helpers import (
     PASSWORD,
     add_user,
-    cheap_password_hashing,
     client_for,
     eventually,
     new_conversation,
@@ -26,11 +25,7 @@ from tests.helpers import (
 )
 from tests.servers import run_hxchat, serving
 
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing() -> Iterator[None]:
-    with cheap_password_hashing():
-        yield
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 def hxchat(
@@ -48,6 +43,7 @@ def hxchat(
 def test_the_users_commands(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+
     def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
         return hxchat(capsys, monkeypatch, *args, stdin=stdin)
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from hxchat.answer import Answer
 from hxchat.backoff import Backoff, retrying
 from hxchat.broker.base import EventLog
 from hxchat.config import Settings
@@ -33,7 +33,6 @@ from hxchat.domain import (
     ToolResult,
     Turn,
     Usage,
-    merge_sources,
 )
 from hxchat.errors import (
     AnswerTooLong,
@@ -47,7 +46,7 @@ from hxchat.files.history import Attacher, history_of
 from hxchat.metrics import Metrics
 from hxchat.pending import PendingText
 from hxchat.providers.base import ChatModel
-from hxchat.store.base import Checkpoint, Store, TurnStarted
+from hxchat.store.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -61,62 +60,6 @@ FINAL_EVENT_ATTEMPTS = 13  # appending the final event: about a minute and a hal
 # run (its readers, new requests): a model that waits for the network between tokens
 # (every real one) never reaches it within a frame; the echo model at full speed does.
 BURST = 64
-
-
-@dataclass
-class Answer:
-    """What a running generation has produced so far."""
-
-    started: TurnStarted
-    owner: str
-    parts: list[str] = field(default_factory=list)
-    chars: int = 0
-    sources: list[Source] = field(default_factory=list)
-    suggestions: str | None = None
-    model: ChatModel | None = None  # who writes it, chosen when it started (else the default)
-    lost: bool = False  # another worker swept it: stop without writing anything
-    finishing: bool = False  # its end is being stored: no more checkpoints
-    status: MessageStatus = MessageStatus.STREAMING  # how it ended, once it has
-    # What the store has confirmed: the text up to this character, this many sources.
-    stored_chars: int = 0
-    stored_sources: int = 0
-    # What it costs: the tokens its model reported, and when it began and first gave
-    # text (the event loop's clock); they become its `Timing` when it ends.
-    usage: Usage | None = None
-    began: float = 0.0
-    first_text_ms: int | None = None
-
-    def text(self) -> str:
-        """The text so far (its parts are joined once, here, not at every delta)."""
-        if len(self.parts) > 1:
-            self.parts[:] = ["".join(self.parts)]
-        return self.parts[0] if self.parts else ""
-
-    def add_text(self, text: str) -> None:
-        self.parts.append(text)
-        self.chars += len(text)
-
-    def add_sources(self, sources: Sequence[Source]) -> None:
-        merge_sources(self.sources, sources)
-
-    def checkpoint(self) -> Checkpoint:
-        """What the store lacks: the text since the last confirmed checkpoint, and the
-        sources if they changed. Until the store confirms it, the next checkpoint
-        starts at the same place (a lost one is sent again, with what came since)."""
-        sources = self.sources
-        return Checkpoint(
-            generation_id=self.started.generation_id,
-            message_id=self.started.assistant_message_id,
-            start=self.stored_chars,
-            text=self.text()[self.stored_chars :],
-            sources=tuple(sources) if len(sources) != self.stored_sources else None,
-        )
-
-    def checkpointed(self, checkpoint: Checkpoint) -> None:
-        """The store has `checkpoint`: the next one starts where it ends."""
-        self.stored_chars = max(self.stored_chars, checkpoint.start + len(checkpoint.text))
-        if checkpoint.sources is not None:
-            self.stored_sources = max(self.stored_sources, len(checkpoint.sources))
 
 
 class AnswerWriter:
@@ -194,12 +137,18 @@ class AnswerWriter:
         events = model.stream(history, instructions=answer.started.instructions)
         try:
             async for event in events:
-                first = answer.chars + pending.chars == 0
-                if first and isinstance(event, TextDelta) and event.text:
-                    waited = loop.time() - answer.began
-                    answer.first_text_ms = _ms(waited)
-                    self.metrics.first_text(model.name, waited)
-                await self._publish(gid, event, answer, pending)
+                if not isinstance(event, TextDelta):
+                    await self._publish(gid, event, answer, pending)
+                elif event.text:  # text: the per-token path, no coroutine of its own
+                    if answer.chars + pending.chars == 0:
+                        waited = loop.time() - answer.began
+                        answer.first_text_ms = _ms(waited)
+                        self.metrics.first_text(model.name, waited)
+                    if self._add_text(event.text, answer, pending):
+                        async with pending.lock:
+                            await self._append_text(gid, answer, pending)
+                    elif len(pending.parts) % BURST == 0:
+                        await asyncio.sleep(0)  # a model that never waits lets readers run
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
@@ -208,13 +157,10 @@ class AnswerWriter:
     async def _publish(
         self, gid: str, event: AgentEvent, answer: Answer, pending: PendingText
     ) -> None:
-        """Append one model event to the event log, then record it in the answer: the
-        stored text is never ahead of what readers can get, nor behind it.
-
-        Text is appended at once when a frame interval has passed since the last text
-        was; otherwise it waits in `pending`, which `_flush_when_due` appends when the
-        interval is over, merged with whatever text came meanwhile. A tool call or a
-        tool result is never delayed: the pending text is appended first, then it.
+        """Append one model event other than text to the event log, then record it in
+        the answer: the stored text is never ahead of what readers can get, nor behind
+        it. A tool call or a tool result is never delayed: the pending text
+        (`_add_text`) is appended first, then it.
 
         A Stop (or shutdown) that cancels this while an append is under way still
         records it: the append is on its way (the Redis log sends a queued command
@@ -222,20 +168,7 @@ class AnswerWriter:
         so readers will see it, and the kept answer must hold it too. So does an append
         cut off by a broker outage (`AppendUncertain`): the log sends it again before
         the final event."""
-        if isinstance(event, TextDelta):
-            if not event.text:
-                return
-            if answer.chars + pending.chars + len(event.text) > self.settings.max_answer_chars:
-                raise AnswerTooLong(
-                    f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
-                )
-            pending.add(event.text)
-            if pending.is_due():  # the first text, or the first after a quiet interval
-                async with pending.lock:
-                    await self._append_text(gid, answer, pending)
-            elif len(pending.parts) % BURST == 0:
-                await asyncio.sleep(0)  # a model that never waits lets readers have a turn
-        elif isinstance(event, ToolCall):
+        if isinstance(event, ToolCall):
             data = {"name": event.name, "arguments": dict(event.arguments)}
             async with pending.lock:
                 await self._append_text(gid, answer, pending)
@@ -252,6 +185,18 @@ class AnswerWriter:
             answer.suggestions = event.html
         elif isinstance(event, Usage):
             answer.usage = event if answer.usage is None else answer.usage + event
+
+    def _add_text(self, text: str, answer: Answer, pending: PendingText) -> bool:
+        """Add a token's text to `pending`; whether it is due to be appended at once
+        (the first text, or the first after a quiet interval). Otherwise it waits, and
+        `_flush_when_due` appends it when the interval is over, merged with whatever
+        text came meanwhile."""
+        if answer.chars + pending.chars + len(text) > self.settings.max_answer_chars:
+            raise AnswerTooLong(
+                f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
+            )
+        pending.add(text)
+        return pending.is_due()
 
     async def _flush_when_due(self, gid: str, answer: Answer, pending: PendingText) -> None:
         """Append the pending text once it is due, merged into one event; the model may

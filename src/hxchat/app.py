@@ -54,6 +54,7 @@ from hxchat.web import (
     import_pages,
     library_api,
     library_pages,
+    library_search,
     oidc_pages,
     pages,
     share_api,
@@ -201,6 +202,7 @@ def create_app(
     app.include_router(files_api.router)
     app.include_router(account_api.router)
     app.include_router(pages.router)
+    app.include_router(library_search.router)
     app.include_router(version_pages.router)
     app.include_router(library_pages.router)
     app.include_router(account_pages.router)
@@ -247,11 +249,13 @@ async def _open_accounts(
     identities = (
         Identities(account_store, settings.session_days, directory) if settings.accounts else None
     )
+    if identities is not None:
+        stack.push_async_callback(identities.close)
     app.state.directory = directory
     app.state.oidc = OidcSignIn(settings, key) if "oidc" in settings.auth_modes else None
     app.state.limits = limits
     app.state.identities = identities
-    app.state.accounts = Accounts(account_store, settings, limits, identities)
+    app.state.accounts = Accounts(account_store, settings, limits, identities, app.state.metrics)
 
 
 def _open_library(app: FastAPI, store: Store) -> None:

@@ -19,7 +19,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from hxchat.answering import Answer, AnswerWriter
+from hxchat.answer import Answer
+from hxchat.answering import AnswerWriter
 from hxchat.broker.base import EventLog
 from hxchat.config import Settings
 from hxchat.domain import MessageStatus, ModelChoice
@@ -158,6 +159,7 @@ class GenerationRunner:
                 choice=choice,
                 model_title=self._titles_by(choice),
                 files=files,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 
@@ -184,6 +186,7 @@ class GenerationRunner:
                 lease_seconds=LEASE_SECONDS,
                 conversation_id=conversation_id,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 
@@ -207,6 +210,7 @@ class GenerationRunner:
                 lease_seconds=LEASE_SECONDS,
                 conversation_id=conversation_id,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 
@@ -223,6 +227,7 @@ class GenerationRunner:
                 worker_id=self.worker_id,
                 lease_seconds=LEASE_SECONDS,
                 choice=choice,
+                most_running=self.settings.max_answers_per_user,
             ),
         )
 

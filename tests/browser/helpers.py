@@ -1,6 +1,11 @@
 """The browser tests' page objects and watchers: the chat page found by role and
 accessible name, what a watched page did wrong, and a streaming answer's renderings.
 
+`serious_violations` runs axe-core (vendored in tests/browser/vendor, from npm, with its
+licence). The page's Content-Security-Policy forbids inline scripts, so it is not added
+as a script tag but evaluated through the DevTools protocol (`page.evaluate`), which
+the policy does not govern.
+
 `Watch` records every page of a browser context for Content-Security-Policy violations
 (the `securitypolicyviolation` event, reported across navigations, and console errors
 naming the policy), uncaught script errors and dialogs.
@@ -10,7 +15,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import (
     Browser,
@@ -23,12 +32,23 @@ from playwright.sync_api import (
     expect,
 )
 
-from tests.servers import Server
+from tests.servers import Server, add_account, serving
 
 ECHO_DELAY_MS = 25  # the echo model's pause between words on the test server
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 CONVERSATION_URL = re.compile(r"/c/([0-9A-Za-z_-]+)$")
 THINKING = "Thinking…"  # the screen-reader text of the placeholder's indicator
+
+AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1.min.js"
+RUN_AXE = """
+async () => {
+  const result = await axe.run(document, { resultTypes: ["violations"] });
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
+  }));
+}
+"""
 
 # Runs in every document before its own scripts: records CSP violations in the page
 # (window.__cspViolations) and reports them to the test, which survives navigations.
@@ -101,6 +121,42 @@ def new_context(browser: Browser, server: Server, watch: Watch) -> BrowserContex
     ctx.expose_function("__hxchatTestCsp", watch.report_csp)
     ctx.on("page", watch.attach)
     return ctx
+
+
+def serious_violations(page: Page, where: str) -> list[str]:
+    """axe's serious and critical findings on the page as it is now, one line each."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    found: list[dict[str, Any]] = page.evaluate(RUN_AXE)
+    return [
+        f"{where}: {v['id']} ({v['impact']}): {v['help']}\n    " + "\n    ".join(v["nodes"])
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@contextmanager
+def server_with_account(
+    workdir: Path, env: dict[str, str], name: str, password: str, *extra: str
+) -> Iterator[Server]:
+    """`hxchat serve` on a fresh SQLite file in `workdir` with `env` (a mode with
+    accounts) and one password account, `name`, made with `hxchat users add` (`extra`:
+    `--admin`)."""
+    env = {
+        "HXCHAT_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'hxchat.db'}",
+        "HXCHAT_ECHO_DELAY_MS": str(ECHO_DELAY_MS),
+        **env,
+    }
+    add_account(workdir, env, name, password, *extra)
+    with serving(workdir, env) as server:
+        yield server
+
+
+def sign_in_with_password(page: Page, name: str, password: str) -> None:
+    """Fill the sign-in page's form and press `Sign in`, as a person does."""
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
 
 
 def words(count: int, prefix: str = "word") -> str:

@@ -1,36 +1,24 @@
 """Accessibility: axe-core finds nothing serious, and the keyboard alone is enough.
 
-axe-core is vendored (tests/browser/vendor, from npm, with its licence). The page's
-Content-Security-Policy forbids inline scripts, so it is not added as a script tag but
-evaluated through the DevTools protocol (`page.evaluate`), which the policy does not
-govern. It runs on the empty chat page, during and after an answer with a heading, a
-table and highlighted code, on a stopped answer, and after a reload, in light and dark.
+axe-core (vendored, run by `tests/browser/helpers.py`) runs on the empty chat page,
+during and after an answer with a heading, a table and highlighted code, on a stopped
+answer, and after a reload, in light and dark.
 """
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.helpers import Chat, answer_text, words
+from tests.browser.helpers import Chat, answer_text, serious_violations, words
 from tests.browser.screenshot import SHOWCASE, capture
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1.min.js"
-RUN_AXE = """
-async () => {
-  const result = await axe.run(document, { resultTypes: ["violations"] });
-  return result.violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
-  }));
-}
-"""
 # What has keyboard focus, as a person would name it.
 FOCUSED = """
 () => {
@@ -44,18 +32,6 @@ FOCUSED = """
   };
 }
 """
-
-
-def serious_violations(page: Page, where: str) -> list[str]:
-    """axe's serious and critical findings on the page as it is now, one line each."""
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE.read_text(encoding="utf-8"))
-    found: list[dict[str, Any]] = page.evaluate(RUN_AXE)
-    return [
-        f"{where}: {v['id']} ({v['impact']}): {v['help']}\n    " + "\n    ".join(v["nodes"])
-        for v in found
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -85,7 +61,7 @@ def test_axe_finds_no_serious_violation(
     assert not found, f"axe ({scheme}):\n" + "\n".join(found)
 
 
-def tab_cycle(page: Page, presses: int = 20) -> list[str]:
+def tab_cycle(page: Page, presses: int = 30) -> list[str]:
     """The names of the controls Tab visits, each with a visible focus ring."""
     visited: list[str] = []
     for _ in range(presses):

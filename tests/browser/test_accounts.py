@@ -5,31 +5,22 @@ test_accessibility.py) and raise no CSP violation."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.helpers import ECHO_DELAY_MS, Chat
-from tests.servers import Server, hxchat_environment, serving
+from tests.browser.helpers import (
+    Chat,
+    serious_violations,
+    server_with_account,
+    sign_in_with_password,
+)
+from tests.servers import Server
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a browser password"
-AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1.min.js"
-RUN_AXE = """
-async () => {
-  const result = await axe.run(document, { resultTypes: ["violations"] });
-  return result.violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
-  }));
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -37,41 +28,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`hxchat serve` in password mode with one account, `alice` (replaces the
     conftest's server for this module, so `page` and `chat` are on this one)."""
     workdir = tmp_path_factory.mktemp("accounts-server")
-    env = {
-        "HXCHAT_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'hxchat.db'}",
-        "HXCHAT_ECHO_DELAY_MS": str(ECHO_DELAY_MS),
-        "HXCHAT_AUTH": "password",
-    }
-    added = subprocess.run(
-        [sys.executable, "-m", "hxchat", "users", "add", "alice", "--password-stdin"],
-        cwd=workdir,
-        env=hxchat_environment(env),
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert added.returncode == 0, added.stderr
-    with serving(workdir, env) as s:
+    with server_with_account(workdir, {"HXCHAT_AUTH": "password"}, "alice", PASSWORD) as s:
         yield s
 
 
-def serious_violations(page: Page, where: str) -> list[str]:
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE.read_text(encoding="utf-8"))
-    found: list[dict[str, Any]] = page.evaluate(RUN_AXE)
-    return [
-        f"{where}: {v['id']} ({v['impact']}): {v['help']}"
-        for v in found
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 def sign_in(page: Page, password: str = PASSWORD) -> None:
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_with_password(page, "alice", password)
 
 
 def test_sign_in_chat_and_sign_out(page: Page, chat: Chat) -> None:

@@ -5,32 +5,23 @@ axe-core clean (as the chat page is, see test_accessibility.py) in light and dar
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.helpers import ECHO_DELAY_MS, Chat
+from tests.browser.helpers import (
+    Chat,
+    serious_violations,
+    server_with_account,
+    sign_in_with_password,
+)
 from tests.oidc_provider import Provider, running_provider
-from tests.servers import Server, hxchat_environment, serving
+from tests.servers import Server
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a browser password"
-AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1.min.js"
-RUN_AXE = """
-async () => {
-  const result = await axe.run(document, { resultTypes: ["violations"] });
-  return result.violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
-  }));
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -45,37 +36,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iter
     """`hxchat serve` in password,oidc mode with one admin, `root`."""
     workdir = tmp_path_factory.mktemp("oidc-server")
     env = {
-        "HXCHAT_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'hxchat.db'}",
-        "HXCHAT_ECHO_DELAY_MS": str(ECHO_DELAY_MS),
         "HXCHAT_AUTH": "password,oidc",
         "HXCHAT_OIDC_ISSUER": provider.issuer,
         "HXCHAT_OIDC_CLIENT_ID": "hxchat-browser",
         "HXCHAT_OIDC_CLIENT_SECRET": "s3cret",
     }
-    added = subprocess.run(
-        [sys.executable, "-m", "hxchat", "users", "add", "root", "--admin", "--password-stdin"],
-        cwd=workdir,
-        env=hxchat_environment(env),
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert added.returncode == 0, added.stderr
-    with serving(workdir, env) as s:
+    with server_with_account(workdir, env, "root", PASSWORD, "--admin") as s:
         yield s
-
-
-def serious_violations(page: Page, where: str) -> list[str]:
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE.read_text(encoding="utf-8"))
-    found: list[dict[str, Any]] = page.evaluate(RUN_AXE)
-    return [
-        f"{where}: {v['id']} ({v['impact']}): {v['help']}"
-        for v in found
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_sign_in_with_the_provider_chat_and_sign_out(
@@ -112,9 +79,7 @@ def test_a_refused_sign_in_is_a_readable_page(page: Page, provider: Provider) ->
 def test_the_admin_page_is_accessible(page: Page, scheme: str) -> None:
     page.emulate_media(color_scheme="dark" if scheme == "dark" else "light")
     page.goto("/login?next=/admin")
-    page.get_by_label("Username").fill("root")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_with_password(page, "root", PASSWORD)
     expect(page.get_by_role("heading", name="Users")).to_be_visible()
     found = serious_violations(page, "admin page")
     assert not found, f"axe ({scheme}):\n" + "\n".join(found)

@@ -5,18 +5,15 @@ second), and the message rate limit is one count across both (Redis)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.cluster import shared_environment, workers
 from tests.helpers import eventually
-from tests.servers import Server, hxchat_environment
+from tests.servers import Server, add_account
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -25,20 +22,6 @@ PASSWORD = "two workers' password"
 RATE = 6
 WITHIN = 1.0  # what the accounts promise
 SLACK = 1.0  # a loaded shared machine: scheduling, the poll below
-
-
-def add_user(workdir: Path, env: dict[str, str], name: str, *extra: str) -> None:
-    added = subprocess.run(
-        [sys.executable, "-m", "hxchat", "users", "add", name, "--password-stdin", *extra],
-        cwd=workdir,
-        env=hxchat_environment(env),
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert added.returncode == 0, added.stderr
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +35,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
             "HXCHAT_MAX_ANSWERS_PER_USER": "50",
         }
         for name in ("alice", "bob", "carol", "dave"):
-            add_user(workdir, env, name)
-        add_user(workdir, env, "root", "--admin")
+            add_account(workdir, env, name, PASSWORD)
+        add_account(workdir, env, "root", PASSWORD, "--admin")
         with workers(workdir, [env, env]) as servers:
             yield servers
 

@@ -1,8 +1,8 @@
 """The chat page in a real browser behind a round-robin proxy over two workers (issue #5).
 
-No sticky sessions: the proxy (`rr_proxy`) sends each request to the next worker, so
-the page, the form post, the event stream and the Stop button of one answer land on
-different workers, which share PostgreSQL and Redis. The page must work as it does
+No sticky sessions: the proxy (`proxies.RoundRobinProxy`) sends each request to the
+next worker, so the page, the form post, the event stream and the Stop button of one
+answer land on different workers, which share PostgreSQL and Redis. The page must work as it does
 on one process, and raise no Content-Security-Policy violation.
 """
 
@@ -25,7 +25,7 @@ from tests.browser.helpers import (
     words,
 )
 from tests.e2e.cluster import shared_environment, workers
-from tests.e2e.rr_proxy import RoundRobinProxy
+from tests.e2e.proxies import RoundRobinProxy
 from tests.helpers import require_chromium
 from tests.servers import Server
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.header_proxy import HeaderProxy
+from tests.e2e.proxies import HeaderProxy
 from tests.servers import Server, serving
 
 pytestmark = pytest.mark.e2e

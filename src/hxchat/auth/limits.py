@@ -5,17 +5,20 @@ The counts live in the `limits` storage: in this process's memory, or in Redis w
 
 - **Messages** (send, retry): `HXCHAT_RATE_LIMIT` per owner, a moving window.
 - **Running answers**: at most `HXCHAT_MAX_ANSWERS_PER_USER` per owner, counted in the
-  store (its `streaming` answers, on every worker), checked before an answer starts.
+  store (its `streaming` answers, on every worker), checked before a request stores
+  anything, and again, exactly, where the new answer is stored (`store.running`).
 - **Sign-in lockout**: 5 failed sign-ins for one username within 15 minutes, or 20
   from one address, lock that username (or address) for 15 minutes: a second,
   fixed-window key set at the failure that reaches the limit. Locked sign-ins are
-  refused before the password is checked, so a locked-out attacker costs no hashing.
+  refused before the password is checked, so a locked-out attacker costs no hashing,
+  and only after a wait in the `tarpit` (`auth.tarpit`), so it costs next to no CPU.
 
 Every refusal is `TooManyRequests` (429) with the seconds to wait (`Retry-After`).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import AsyncIterator
@@ -28,16 +31,49 @@ from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimite
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
+from hxchat.auth.tarpit import Tarpit
 from hxchat.config import Settings
 from hxchat.errors import BrokerUnavailable, TooManyRequests
 from hxchat.store.accounts import AccountStore
+from hxchat.store.running import refusal
 
 FAILURES_PER_NAME = RateLimitItemPerMinute(5, 15)
 FAILURES_PER_ADDRESS = RateLimitItemPerMinute(20, 15)
 LOCKED = RateLimitItemPerMinute(1, 15)  # set once at the failure that reaches a limit
-RUNNING_RETRY_AFTER = 5  # seconds; an answer takes about that long to end
 KEY_PREFIX = "hxchat-limits"
 COMMAND_TIMEOUT = 5.0  # seconds, as the event log's own Redis calls
+EXPIRE_EVERY = 1.0  # seconds between two passes that forget expired counts in memory
+
+
+class LoopMemoryStorage(MemoryStorage):
+    """`limits`' in-memory storage, forgetting expired counts in the event loop.
+
+    Its own pass (limits 5.8, started by every hit that finds none running) makes one
+    `asyncio.to_thread` per key to bisect a short list: with many owners sending, a
+    message cost a thread hop per owner seen in the last window, each a GIL hand-off
+    that the streams pay for (bench/README.md). Here the pass runs in the loop, at
+    most once per `EXPIRE_EVERY`; nothing is decided by it (a window counts its
+    entries by their time), it only frees memory."""
+
+    _next_pass = 0.0
+
+    async def _MemoryStorage__expire_events(self) -> None:  # the pass it schedules
+        now = time.time()
+        if now < self._next_pass:
+            return
+        self._next_pass = now + EXPIRE_EVERY
+        for key, events in list(self.events.items()):  # newest first
+            kept = events[: bisect.bisect_left(events, -now, key=lambda entry: -entry.expiry)]
+            if kept:
+                self.events[key] = kept
+            else:
+                self.events.pop(key, None)
+                self.locks.pop(key, None)
+        for key, expires in list(self.expirations.items()):
+            if expires <= now:
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+                self.locks.pop(key, None)
 
 
 def _storage_uri(redis_url: str) -> str:
@@ -50,7 +86,7 @@ def _storage_uri(redis_url: str) -> str:
 def make_storage(settings: Settings) -> tuple[Storage, ConnectionPool | None]:
     """The `limits` storage, and the Redis connection pool to close with it (if any)."""
     if settings.redis_url is None:
-        return MemoryStorage(), None
+        return LoopMemoryStorage(), None
     pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=COMMAND_TIMEOUT)
     options: dict[str, Any] = {"connection_pool": pool}
     storage = RedisStorage(
@@ -78,6 +114,7 @@ class Limits:
         self._limit_text = settings.rate_limit
         self._max_running = settings.max_answers_per_user
         self._accounts = accounts
+        self.tarpit = Tarpit()  # where refused sign-ins wait
 
     async def close(self) -> None:
         timer: Any = getattr(self.storage, "timer", None)  # the memory storage's expiry task
@@ -91,11 +128,7 @@ class Limits:
         no answer (selecting a version) is not refused for the answers running."""
         running = await self._accounts.count_running(owner) if starts_answer else 0
         if running >= self._max_running:
-            raise TooManyRequests(
-                f"You already have {running} answers being written; wait for one to "
-                "finish or stop it, then send again.",
-                retry_after=RUNNING_RETRY_AFTER,
-            )
+            raise refusal(running)
         async with _storage_errors():
             if await self._moving.hit(self._messages, "messages", owner):
                 return

@@ -21,8 +21,8 @@ event stream nothing per chunk but a clock read.
   `HX-Redirect: /login`, a page `303` to `/login?next=<path>`.
 - The user's id becomes the request's `owner`: every owner check of the store keys on
   the user unchanged.
-- An event stream re-checks its sign-in once a second as it sends (cached, see
-  `identity`): a logout, a revoked token or a disabled user ends it at its next event.
+- An event stream's sign-in is checked once a second, with every other open stream's
+  (`identity`): a logout, a revoked token or a disabled user ends it at its next event.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import time
 from http.cookies import CookieError, SimpleCookie
 from typing import cast
 from urllib.parse import quote
@@ -39,7 +38,7 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hxchat.auth.external import DISABLED
-from hxchat.auth.identity import CHECK_SECONDS, Identities, Identity
+from hxchat.auth.identity import Identities, Identity
 from hxchat.auth.names import InvalidName
 from hxchat.auth.secrets import SESSION_COOKIE
 from hxchat.auth.users import session_cookie
@@ -205,37 +204,33 @@ async def _guarded(
     identity: Identity,
     token: str | None,
 ) -> None:
-    """Run a stream that ends (as if its client had left) once its sign-in is gone."""
+    """Run a stream that ends (as if its client had left) once its sign-in is gone: the
+    sign-ins of all open streams are checked together, once a second (`identity`)."""
     ended = asyncio.Event()
-    checked = time.monotonic()
+    with identities.watching(identity, token) as watch:
 
-    async def guarded_send(message: Message) -> None:
-        nonlocal checked
-        if ended.is_set():
-            return
-        if message["type"] == "http.response.body" and message.get("more_body"):
-            now = time.monotonic()
-            if now - checked >= CHECK_SECONDS:
-                checked = now
-                if not await identities.still_valid(identity, token):
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                    ended.set()
-                    return
-        await send(message)
+        async def guarded_send(message: Message) -> None:
+            if ended.is_set():
+                return
+            if watch.revoked and message["type"] == "http.response.body":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                ended.set()
+                return
+            await send(message)
 
-    async def guarded_receive() -> Message:
-        if ended.is_set():
+        async def guarded_receive() -> Message:
+            if ended.is_set():
+                return {"type": "http.disconnect"}
+            receiving = asyncio.ensure_future(receive())
+            ending = asyncio.ensure_future(ended.wait())
+            done, _ = await asyncio.wait({receiving, ending}, return_when=asyncio.FIRST_COMPLETED)
+            if receiving in done:
+                ending.cancel()
+                return receiving.result()
+            receiving.cancel()
             return {"type": "http.disconnect"}
-        receiving = asyncio.ensure_future(receive())
-        ending = asyncio.ensure_future(ended.wait())
-        done, _ = await asyncio.wait({receiving, ending}, return_when=asyncio.FIRST_COMPLETED)
-        if receiving in done:
-            ending.cancel()
-            return receiving.result()
-        receiving.cancel()
-        return {"type": "http.disconnect"}
 
-    await app(scope, guarded_receive, guarded_send)
+        await app(scope, guarded_receive, guarded_send)
 
 
 async def _sign_in_first(scope: Scope, send: Send) -> None:

@@ -14,6 +14,7 @@ from hxchat.auth.passwords import check_strength, hash_password, verify_password
 from hxchat.auth.secrets import SESSION_COOKIE, digest, new_api_token, new_session_secret
 from hxchat.config import Settings
 from hxchat.errors import HxchatError, NotFound
+from hxchat.metrics import Metrics
 from hxchat.store.accounts import AccountStore, ApiToken, User
 from hxchat.store.tables import utcnow
 
@@ -52,11 +53,13 @@ class Accounts:
         settings: Settings,
         limits: Limits | None = None,
         identities: Identities | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.limits = limits
         self.identities = identities
+        self.metrics = metrics
 
     async def add(
         self, name: str, password: str | None, *, email: str | None = None, admin: bool = False
@@ -77,9 +80,9 @@ class Accounts:
         stored = None
         if found is not None and not found[0].disabled and found[0].auth == "password":
             stored = found[1]
-        if found is None or stored is None or not await verify_password(password, stored):
+        if found is None or stored is None or not await self._verify(password, stored):
             if stored is None:  # the same work as checking a real password
-                await verify_password(password, None)
+                await self._verify(password, None)
             if self.limits is not None:
                 await self.limits.failed_sign_in(name, address)
             raise WrongPassword()
@@ -110,11 +113,18 @@ class Accounts:
         """A new password; every other session and every API token of the user ends."""
         check_strength(new)
         stored = await self.store.password_hash_of(identity.user.id)
-        if not await verify_password(current, stored):
+        if not await self._verify(current, stored):
             raise WrongPassword("The current password is wrong.")
         await self.store.set_password(
             identity.user.id, await hash_password(new), keep_session=identity.session
         )
+
+    async def _verify(self, password: str, stored: str | None) -> bool:
+        """`verify_password`, counted (`hxchat_password_checks_total`): the one costly
+        step of a sign-in, which a locked-out attempt never reaches."""
+        if self.metrics is not None:
+            self.metrics.password_checks.inc()
+        return await verify_password(password, stored)
 
     async def set_password(self, name: str, password: str) -> None:
         """From the command line: every session and token of the user ends."""

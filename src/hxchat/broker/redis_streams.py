@@ -26,12 +26,9 @@ reconnects by itself once Redis is back.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
 import json
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,7 +40,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from hxchat.broker.base import Position
-from hxchat.broker.redis_batch import Batched, bulk
+from hxchat.broker.redis_append import APPEND, TOO_MANY, Appends, packed_append
+from hxchat.broker.redis_batch import Batched
 from hxchat.broker.redis_cancel import CancelFlags
 from hxchat.broker.redis_follow import Follower, per_stream
 from hxchat.domain import EventKind, LogEvent
@@ -59,52 +57,8 @@ COMMAND_CONNECTIONS = 128
 READER_CONNECTIONS = 4  # the follower's XREAD and the cancel subscription
 
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-_TOO_MANY = "HXCHAT_TOO_MANY_EVENTS"
 
-# KEYS: stream, open marker, end marker, cancel flag
-# ARGV: kind, data, token, final (1/0), maxlen, ttl ms, running ttl ms
-_APPEND = """
-local final_id = redis.call('GET', KEYS[3])
-if final_id then return final_id end
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-if last then
-  local fields = last[2]
-  for i = 1, #fields, 2 do
-    if fields[i] == 't' and fields[i + 1] == ARGV[3] then return last[1] end
-  end
-end
-local maxlen = tonumber(ARGV[5])
-if ARGV[4] == '0' and redis.call('XLEN', KEYS[1]) >= maxlen then
-  return redis.error_reply('HXCHAT_TOO_MANY_EVENTS')
-end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen + 1, '*',
-                      'kind', ARGV[1], 'data', ARGV[2], 't', ARGV[3])
-if ARGV[4] == '1' then
-  redis.call('SET', KEYS[3], id, 'PX', ARGV[6])
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-  redis.call('PEXPIRE', KEYS[2], ARGV[6])
-  redis.call('PEXPIRE', KEYS[4], ARGV[6])
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[7])
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[7])
-end
-return id
-"""
-_APPEND_SHA = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest()
-
-
-# `EVALSHA <sha> 4` in Redis's protocol (RESP), for `EVALSHA <sha> 4 <keys, args>`: an
-# append packs only its own 11 values (`bulk`), for a fraction of redis-py's packer.
-_EVALSHA_APPEND = bulk("EVALSHA") + bulk(_APPEND_SHA) + bulk(4)
 _KINDS = {kind.value: kind for kind in EventKind}
-# `json.dumps` with arguments builds an encoder per call; this one is made once.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _packed_append(command: tuple[Any, ...]) -> bytes:
-    """`EVALSHA <sha> 4 *command` in RESP."""
-    values = b"".join(map(bulk, command))
-    return b"*%d\r\n%b%b" % (3 + len(command), _EVALSHA_APPEND, values)
 
 
 def _stream_id(value: str | None) -> tuple[int, int] | None:
@@ -136,7 +90,6 @@ class RedisEventLog:
         self, url: str, ttl: float = 3600, maxlen: int = 200_000, key_prefix: str = "hxchat"
     ) -> None:
         self._ttl = ttl
-        self._maxlen = maxlen
         self._prefix = key_prefix
         self._where = _where(url)
         name = re.sub(r"[^A-Za-z0-9:._-]", "_", key_prefix)
@@ -144,10 +97,9 @@ class RedisEventLog:
         self._readers = _client(
             url, f"{name}:readers", READER_CONNECTIONS, BLOCK_MS / 1000 + COMMAND_TIMEOUT
         )
-        # An append's token only has to differ from the one before it in its stream:
-        # a random prefix per instance and a counter (no system call per word).
-        self._token_prefix = secrets.token_hex(6)
-        self._tokens = itertools.count()
+        self._appends = Appends(
+            self._stream, lambda gid: self._cancels.key(gid), maxlen, _ms(ttl), _ms(RUNNING_TTL)
+        )
         # Per generation, the append whose reply never came (sent again first, next time)
         self._unsettled: dict[str, tuple[Any, ...]] = {}
         self._batched = Batched(self._commands.connection_pool, COMMAND_TIMEOUT)
@@ -184,17 +136,7 @@ class RedisEventLog:
         stream: `AppendUncertain`. The next append of the generation sends it again
         first; its token makes it land once.
         """
-        stream = self._stream(generation_id)
-        command = (
-            *(stream, f"{stream}:open", f"{stream}:end", self._cancels.key(generation_id)),
-            kind.value,
-            _JSON(data),
-            f"{self._token_prefix}{next(self._tokens):x}",
-            "1" if kind.is_final else "0",
-            self._maxlen,
-            _ms(self._ttl),
-            _ms(RUNNING_TTL),
-        )
+        command, packed = self._appends.command(generation_id, kind, data)
         # One deadline for the whole call, a timer on each reply (no asyncio.timeout)
         deadline = self._batched.loop().time() + COMMAND_TIMEOUT
         try:
@@ -205,7 +147,7 @@ class RedisEventLog:
                     del self._unsettled[generation_id]
                 self._unsettled[generation_id] = command
                 try:
-                    event_id = await self._send_append(command, deadline)
+                    event_id = await self._send_append(command, deadline, packed)
                 except redis_errors.ResponseError:  # refused: certainly not appended
                     del self._unsettled[generation_id]
                     raise
@@ -218,11 +160,14 @@ class RedisEventLog:
                 raise AppendUncertain(exc.detail) from exc
             raise
 
-    async def _send_append(self, command: tuple[Any, ...], deadline: float) -> str:
+    async def _send_append(
+        self, command: tuple[Any, ...], deadline: float, packed: bytes | None = None
+    ) -> str:
+        packed = packed_append(command) if packed is None else packed
         try:
-            return str(await self._batched.call_packed(_packed_append(command), deadline))
+            return str(await self._batched.call_packed(packed, deadline))
         except redis_errors.NoScriptError:  # a new or restarted Redis: send it whole
-            return str(await self._batched.call("EVAL", _APPEND, 4, *command, deadline=deadline))
+            return str(await self._batched.call("EVAL", APPEND, 4, *command, deadline=deadline))
 
     async def read_batch(
         self, generation_id: str, after: str | None, timeout: float
@@ -357,7 +302,7 @@ class RedisEventLog:
         if isinstance(exc, redis_errors.ConnectionError | OSError):
             return BrokerUnavailable(self._sentence("cannot be reached"))
         if isinstance(exc, redis_errors.ResponseError):
-            if _TOO_MANY in str(exc):
+            if TOO_MANY in str(exc):
                 return BrokerUnavailable("This answer has more events than the event log can hold.")
             return BrokerUnavailable(self._sentence("answered with an error"))
         return None

@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from hxchat.library.imported import NewConversation, NewMessage
+from hxchat.store import search
 from hxchat.store.records import sources_to_json
 from hxchat.store.tables import conversations, feedback, messages, utcnow
 
@@ -40,6 +41,7 @@ def write(conn: Connection, owner: str, imported: Sequence[NewConversation]) -> 
     heads: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     ratings: list[dict[str, Any]] = []
+    shown: list[int] = []  # the messages on the paths the conversations show
     for conversation in imported:
         conversation_id = uuid.uuid4().hex
         new_ids = [next(ids) for _ in conversation.messages]
@@ -78,6 +80,10 @@ def write(conn: Connection, owner: str, imported: Sequence[NewConversation]) -> 
                 }
             )
         leaf = conversation.leaf
+        at = leaf
+        while at is not None:
+            shown.append(new_ids[at])
+            at = conversation.messages[at].parent
         heads.append(
             {
                 "id": conversation_id,
@@ -97,6 +103,7 @@ def write(conn: Connection, owner: str, imported: Sequence[NewConversation]) -> 
         conn.execute(_INSERT_MESSAGES, rows)
     if ratings:
         conn.execute(_INSERT_FEEDBACK, ratings)
+    search.add(conn, shown)  # found by a search as any conversation's path is (#12)
     return [head["id"] for head in heads]
 
 

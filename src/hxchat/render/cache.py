@@ -1,10 +1,12 @@
 """The HTML of the answers rendered lately, so that a page shown again renders nothing.
 
-A page renders every finished answer of its path from Markdown on each view: for a
-long conversation that is most of its server time (a path of 50 answers of 120 words:
-about 60 ms). The HTML is a pure function of the answer's text, so it is kept by the
-text, the most recently used first, within a budget of characters (text and HTML
-together); an answer too big for an eighth of the budget is rendered every time.
+Rendering a long conversation's answers from Markdown is most of its page's server
+time (a path of 50 answers of 120 words: about 60 ms). Finished answers keep their
+HTML in the store (`store/rendered.py`); this cache spares the renders that remain (an
+answer whose HTML the store does not keep yet, a share link's snapshot). The HTML is a
+pure function of the answer's text, so it is kept by the text, the most recently used
+first, within a budget of characters (text and HTML together); an answer too big for
+an eighth of the budget is rendered every time.
 """
 
 from __future__ import annotations

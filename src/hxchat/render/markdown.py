@@ -16,8 +16,11 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import nh3
@@ -35,6 +38,7 @@ from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
 __all__ = [
+    "RENDERER",
     "code_html",
     "is_safe_url",
     "parse",
@@ -193,6 +197,20 @@ def _cleaner() -> nh3.Cleaner:
 _MD = _build()
 _FORMATTER = HtmlFormatter(nowrap=True)
 _CLEANER = _cleaner()
+
+
+def _fingerprint() -> str:
+    """Which renderer this is: this module's own code and the versions of the libraries
+    it drives. The store keeps an answer's HTML with it (`store/rendered.py`), and HTML
+    kept by any other renderer is rendered again: a change here, or an upgrade of
+    markdown-it-py, Pygments or nh3, can change the HTML, and nobody has to remember to
+    say so."""
+    parts = [Path(__file__).read_bytes()]
+    parts += [f"{name} {version(name)}".encode() for name in ("markdown-it-py", "Pygments", "nh3")]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+RENDERER = _fingerprint()
 
 
 def sanitize(markup: str) -> str:

@@ -85,6 +85,16 @@
     if (event.target === textarea()) autosize();
   });
 
+  // Escape clears the library's search field and brings the conversations back (#12),
+  // in every browser: its `search` event is what htmx listens for besides typing.
+  document.addEventListener("keydown", function (event) {
+    var field = event.target;
+    if (event.key !== "Escape" || !field || field.id !== "library-search" || !field.value) return;
+    event.preventDefault();
+    field.value = "";
+    field.dispatchEvent(new Event("search"));
+  });
+
   document.addEventListener("click", function (event) {
     var target = event.target;
     if (!(target instanceof Element)) return;
@@ -185,12 +195,14 @@
       item.className = "chip";
       item.setAttribute("data-chosen", String(j));
       var name = document.createElement("span");
+      name.id = "chosen-" + j;
       name.textContent = input.files[j].name;
+      // Named `Remove`, like the list's Rename and Pin; the file's name describes it.
       var remove = document.createElement("button");
       remove.type = "button";
       remove.className = "remove";
       remove.textContent = "Remove";
-      remove.setAttribute("aria-label", "Remove " + input.files[j].name);
+      remove.setAttribute("aria-describedby", name.id);
       item.appendChild(name);
       item.appendChild(remove);
       list.appendChild(item);

@@ -1,4 +1,4 @@
-"""Users, their sign-in sessions and API tokens, and what an owner has running.
+"""Users, their sign-in sessions and API tokens.
 
 Like `queries`, each function here is one whole transaction on the connection it is
 given; `AccountStore` runs them on a `SqlStore` (`SqlStore.run`). Sessions and tokens
@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from hxchat.domain import MessageStatus
 from hxchat.errors import HxchatError
 from hxchat.store import files
-from hxchat.store.tables import api_tokens, conversations, messages, sessions, users, utcnow
+from hxchat.store.running import count_running
+from hxchat.store.tables import api_tokens, conversations, sessions, users, utcnow
 
 if TYPE_CHECKING:
     from hxchat.store.sql import SqlStore
@@ -64,7 +64,9 @@ class ApiToken:
     expires_at: datetime | None
 
 
-_USER_COLUMNS = (
+# A user as a row, and ending a user's sign-ins: shared with `store.directory`, which
+# finds and changes users for the other sign-ins and /admin.
+USER_COLUMNS = (
     users.c.id,
     users.c.name,
     users.c.email,
@@ -76,7 +78,8 @@ _USER_COLUMNS = (
 )
 
 
-def _user(row: Any) -> User:
+def user_from_row(row: Any) -> User:
+    """The `User` of a row selected with `USER_COLUMNS`."""
     return User(
         id=row.id,
         name=row.name,
@@ -125,14 +128,14 @@ def add_user(
             created_at=utcnow(),
         )
     )
-    row = conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)).one()
-    return _user(row)
+    row = conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id)).one()
+    return user_from_row(row)
 
 
 def user_by_name(conn: Connection, name: str) -> tuple[User, str | None] | None:
-    row = conn.execute(select(*_USER_COLUMNS, users.c.password_hash).where(users.c.name == name))
+    row = conn.execute(select(*USER_COLUMNS, users.c.password_hash).where(users.c.name == name))
     found = row.first()
-    return None if found is None else (_user(found), found.password_hash)
+    return None if found is None else (user_from_row(found), found.password_hash)
 
 
 def password_hash_of(conn: Connection, user_id: str) -> str | None:
@@ -140,10 +143,12 @@ def password_hash_of(conn: Connection, user_id: str) -> str | None:
 
 
 def list_users(conn: Connection) -> list[User]:
-    return [_user(r) for r in conn.execute(select(*_USER_COLUMNS).order_by(users.c.name))]
+    return [user_from_row(r) for r in conn.execute(select(*USER_COLUMNS).order_by(users.c.name))]
 
 
-def _end_sign_ins(conn: Connection, user_id: str, keep_session: str | None = None) -> None:
+def end_sign_ins(conn: Connection, user_id: str, keep_session: str | None = None) -> None:
+    """Delete the user's sessions (but `keep_session`) and API tokens: every worker sees
+    them gone at its next check, within a second."""
     ended = delete(sessions).where(sessions.c.user_id == user_id)
     if keep_session is not None:
         ended = ended.where(sessions.c.id != keep_session)
@@ -157,7 +162,7 @@ def set_disabled(conn: Connection, name: str, disabled: bool) -> bool:
         return False
     conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
     if disabled:
-        _end_sign_ins(conn, user_id)
+        end_sign_ins(conn, user_id)
     return True
 
 
@@ -166,7 +171,7 @@ def set_password(
 ) -> None:
     """A new password ends every other session and every API token of the user."""
     conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
-    _end_sign_ins(conn, user_id, keep_session)
+    end_sign_ins(conn, user_id, keep_session)
 
 
 def delete_user(conn: Connection, name: str) -> bool:
@@ -176,7 +181,7 @@ def delete_user(conn: Connection, name: str) -> bool:
         return False
     conn.execute(delete(conversations).where(conversations.c.owner == user_id))
     files.forget_owner(conn, user_id)  # their contents go with the next sweep
-    _end_sign_ins(conn, user_id)
+    end_sign_ins(conn, user_id)
     conn.execute(delete(users).where(users.c.id == user_id))
     return True
 
@@ -207,7 +212,7 @@ def create_session(conn: Connection, user_id: str, key: str, replaces: str | Non
 
 def session_user(conn: Connection, key: str, not_before: datetime) -> SignedIn | None:
     row = conn.execute(
-        select(*_USER_COLUMNS, sessions.c.last_seen_at.label("used_at"))
+        select(*USER_COLUMNS, sessions.c.last_seen_at.label("used_at"))
         .join(users, users.c.id == sessions.c.user_id)
         .where(
             sessions.c.id == key,
@@ -215,7 +220,21 @@ def session_user(conn: Connection, key: str, not_before: datetime) -> SignedIn |
             users.c.disabled.is_(False),
         )
     ).first()
-    return None if row is None else SignedIn(_user(row), row.used_at)
+    return None if row is None else SignedIn(user_from_row(row), row.used_at)
+
+
+def live_sessions(conn: Connection, keys: list[str], not_before: datetime) -> set[str]:
+    """Which of `keys` are sessions still good (as `session_user` finds them), at once."""
+    rows = conn.execute(
+        select(sessions.c.id)
+        .join(users, users.c.id == sessions.c.user_id)
+        .where(
+            sessions.c.id.in_(keys),
+            sessions.c.last_seen_at >= not_before,
+            users.c.disabled.is_(False),
+        )
+    )
+    return {row.id for row in rows}
 
 
 def touch_session(conn: Connection, key: str, user_id: str) -> None:
@@ -250,7 +269,7 @@ def create_token(
 
 def token_user(conn: Connection, key: str) -> SignedIn | None:
     row = conn.execute(
-        select(*_USER_COLUMNS, api_tokens.c.last_used_at.label("used_at"))
+        select(*USER_COLUMNS, api_tokens.c.last_used_at.label("used_at"))
         .join(users, users.c.id == api_tokens.c.user_id)
         .where(
             api_tokens.c.token_hash == key,
@@ -258,7 +277,21 @@ def token_user(conn: Connection, key: str) -> SignedIn | None:
             users.c.disabled.is_(False),
         )
     ).first()
-    return None if row is None else SignedIn(_user(row), row.used_at)
+    return None if row is None else SignedIn(user_from_row(row), row.used_at)
+
+
+def live_tokens(conn: Connection, keys: list[str]) -> set[str]:
+    """Which of `keys` are API tokens still good (as `token_user` finds them), at once."""
+    rows = conn.execute(
+        select(api_tokens.c.token_hash)
+        .join(users, users.c.id == api_tokens.c.user_id)
+        .where(
+            api_tokens.c.token_hash.in_(keys),
+            (api_tokens.c.expires_at.is_(None)) | (api_tokens.c.expires_at > utcnow()),
+            users.c.disabled.is_(False),
+        )
+    )
+    return {row.token_hash for row in rows}
 
 
 def touch_token(conn: Connection, key: str, user_id: str) -> None:
@@ -281,24 +314,6 @@ def delete_token(conn: Connection, user_id: str, token_id: str) -> bool:
         delete(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id)
     )
     return bool(result.rowcount)
-
-
-# -- limits ----------------------------------------------------------------------------
-
-
-def count_running(conn: Connection, owner: str) -> int:
-    """How many answers of `owner` are being written now, on any worker."""
-    return int(
-        conn.scalar(
-            select(func.count())
-            .select_from(messages.join(conversations))
-            .where(
-                messages.c.status == MessageStatus.STREAMING.value,
-                conversations.c.owner == owner,
-            )
-        )
-        or 0
-    )
 
 
 class AccountStore:
@@ -350,6 +365,9 @@ class AccountStore:
     async def session_user(self, key: str, not_before: datetime) -> SignedIn | None:
         return await self._store.run(False, session_user, key, not_before)
 
+    async def live_sessions(self, keys: list[str], not_before: datetime) -> set[str]:
+        return await self._store.run(False, live_sessions, keys, not_before)
+
     async def touch_session(self, key: str, user_id: str) -> None:
         await self._store.run(True, touch_session, key, user_id)
 
@@ -364,6 +382,9 @@ class AccountStore:
     async def token_user(self, key: str) -> SignedIn | None:
         return await self._store.run(False, token_user, key)
 
+    async def live_tokens(self, keys: list[str]) -> set[str]:
+        return await self._store.run(False, live_tokens, keys)
+
     async def touch_token(self, key: str, user_id: str) -> None:
         await self._store.run(True, touch_token, key, user_id)
 
@@ -374,4 +395,5 @@ class AccountStore:
         return await self._store.run(True, delete_token, user_id, token_id)
 
     async def count_running(self, owner: str) -> int:
+        """See `store.running`: the limit's early check, before a request stores anything."""
         return await self._store.run(False, count_running, owner)

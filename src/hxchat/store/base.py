@@ -51,6 +51,36 @@ class StoredFile:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message that a search found (`Store.search`), with plain text around the match."""
+
+    conversation_id: str
+    title: str
+    message_id: int
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A finished answer's HTML as hxchat's renderer made it from the answer's text
+    (sanitised), and which renderer that was (`render.markdown.RENDERER`). Only the
+    server writes it (`Store.keep_rendered`), from the renderer's own output."""
+
+    html: str
+    renderer: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeptHtml:
+    """What `Store.keep_rendered` writes: `html` rendered by `renderer` from `content`,
+    kept only while the answer has ended and still has exactly that text."""
+
+    message_id: int
+    content: str
+    rendered: Rendered
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: int
     conversation_id: str
@@ -70,6 +100,7 @@ class Message:
     feedback: Feedback | None = None  # an answer's rating and comment, when it has one
     usage: Usage | None = None  # a finished answer's tokens (None: a user's message)
     timing: Timing | None = None  # a finished answer's times (None: not recorded)
+    rendered: Rendered | None = None  # a finished answer's HTML, when the store keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +202,11 @@ class Store(Protocol):
         """One conversation with the messages of the path it shows, first message first
         (each with its versions), or None (absent or foreign)."""
 
+    async def search(self, owner: str, query: str) -> list[SearchHit]:
+        """The owner's messages and titles that have every word of `query` (whole or
+        as a prefix, accents folded), best first, at most 50; the messages of the path
+        each conversation shows, answers once they have ended (`store/search.py`)."""
+
     async def delete_conversation(self, owner: str, conversation_id: str) -> str | None:
         """Delete it with its messages. Returns the id of a generation that was running
         in it (the caller stops it), "" when none was, None when there was no such
@@ -187,6 +223,7 @@ class Store(Protocol):
         choice: ModelChoice | None = None,
         model_title: bool = False,
         files: Sequence[str] = (),
+        most_running: int | None = None,
     ) -> TurnStarted:
         """Store the user's message and an assistant placeholder (status streaming) at once,
         and return them with the history the model sees (`history`). `files` are ids of
@@ -196,7 +233,9 @@ class Store(Protocol):
         with `model_title`, that title is marked "pending" (the model writes one once
         the answer has ended: `TurnStarted.wants_title`). Raises `NotFound`, or
         `Busy` while another generation of the conversation is streaming (atomic: two
-        concurrent calls never both succeed).
+        concurrent calls never both succeed). With `most_running`, all four starts
+        raise `TooManyRequests` while the owner has that many answers being written
+        (atomic too, `store.running`).
         """
 
     async def start_retry(
@@ -207,6 +246,7 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of the path's last answer (the old one is kept), as a new
         placeholder. Raises `NotFound`, `Busy`, or `NothingToRetry` when the
@@ -222,6 +262,7 @@ class Store(Protocol):
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of the user's message `message_id` with `content`, and a
         placeholder answering it; the path runs through them. Raises `NotFound` (not
@@ -237,6 +278,7 @@ class Store(Protocol):
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of the answer `message_id`, as a placeholder beside it; the
         path runs through it. Raises `NotFound`, `InvalidMessage` for a user's
@@ -291,6 +333,10 @@ class Store(Protocol):
         checkpoints added, with its `usage` and `timing`) and release the conversation.
         With a `worker_id`, only while that worker still holds it; False when nothing
         was updated."""
+
+    async def keep_rendered(self, kept: Sequence[KeptHtml]) -> None:
+        """Keep each answer's HTML with it, unless it is streaming, its text is no
+        longer the one rendered, or it already has HTML by that renderer."""
 
     async def sweep_expired(
         self, include_live: bool = False, spare_worker: str | None = None

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from hxchat.domain import Role
-from hxchat.store.accounts import _USER_COLUMNS, NameTaken, User, _end_sign_ins, _user
+from hxchat.store.accounts import USER_COLUMNS, NameTaken, User, end_sign_ins, user_from_row
 from hxchat.store.tables import api_tokens, conversations, messages, users, utcnow
 
 if TYPE_CHECKING:
@@ -41,9 +41,9 @@ class Usage:
 
 def user_by_subject(conn: Connection, issuer: str, subject: str) -> User | None:
     row = conn.execute(
-        select(*_USER_COLUMNS).where(users.c.issuer == issuer, users.c.subject == subject)
+        select(*USER_COLUMNS).where(users.c.issuer == issuer, users.c.subject == subject)
     ).first()
-    return None if row is None else _user(row)
+    return None if row is None else user_from_row(row)
 
 
 def add_external(
@@ -77,7 +77,7 @@ def add_external(
             last_seen_at=now,
         )
     )
-    return _user(conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)).one())
+    return user_from_row(conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id)).one())
 
 
 def seen(conn: Connection, user_id: str, email: str | None) -> None:
@@ -88,8 +88,8 @@ def seen(conn: Connection, user_id: str, email: str | None) -> None:
 
 
 def user_named(conn: Connection, name: str) -> User | None:
-    row = conn.execute(select(*_USER_COLUMNS).where(users.c.name == name)).first()
-    return None if row is None else _user(row)
+    row = conn.execute(select(*USER_COLUMNS).where(users.c.name == name)).first()
+    return None if row is None else user_from_row(row)
 
 
 def usage(conn: Connection) -> list[Usage]:
@@ -119,7 +119,7 @@ def usage(conn: Connection) -> list[Usage]:
     )
     rows = conn.execute(
         select(
-            *_USER_COLUMNS,
+            *USER_COLUMNS,
             func.coalesce(counted.c.n, 0).label("conversation_count"),
             func.coalesce(answered.c.n, 0).label("answer_count"),
             func.coalesce(answered.c.used, 0).label("tokens_used"),
@@ -132,7 +132,7 @@ def usage(conn: Connection) -> list[Usage]:
     )
     return [
         Usage(
-            _user(r),
+            user_from_row(r),
             int(r.conversation_count),
             int(r.answer_count),
             int(r.token_count),
@@ -145,7 +145,7 @@ def usage(conn: Connection) -> list[Usage]:
 def set_disabled_by_id(conn: Connection, user_id: str, disabled: bool) -> bool:
     done = conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
     if done.rowcount and disabled:
-        _end_sign_ins(conn, user_id)
+        end_sign_ins(conn, user_id)
     return bool(done.rowcount)
 
 

@@ -12,8 +12,14 @@ transaction never reads a snapshot and then fails to upgrade it to a write lock
 ("database is locked" that no timeout can cure). The sqlite3 driver's own
 transaction handling is switched off for that (SQLAlchemy's documented recipe).
 
-PostgreSQL uses `pool_pre_ping`, so pooled connections that died with a server
-restart are replaced instead of failing the next request.
+PostgreSQL: a pooled connection that the server closed (a restart, a terminated
+backend) is replaced when it is checked out, without a round trip: asyncpg has seen
+the socket close (`_drop_closed`). `pool_pre_ping` did the same with a ping, which on
+asyncpg is three round trips (BEGIN, an empty query, ROLLBACK) before every
+transaction: half of a short transaction's round trips, each a system call that wakes
+PostgreSQL (bench/README.md). A connection that dies unnoticed fails its transaction
+with `StoreUnavailable`, and SQLAlchemy then replaces every connection of the pool
+that is as old; reads are tried once more at once (`hxchat.store.sql`).
 
 PostgreSQL's text cannot hold a NUL character, and a NUL typed by a user or written
 by a hostile model would fail the statement (a 500, an answer lost). Both engines
@@ -40,6 +46,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
+    DisconnectionError,
     InterfaceError,
     NoSuchModuleError,
     OperationalError,
@@ -83,11 +90,8 @@ def make_engine(database_url: str) -> AsyncEngine:
             engine = create_async_engine(url)
             _configure_sqlite(engine.sync_engine, url)
             return engine
-        engine = create_async_engine(
-            url,
-            pool_pre_ping=True,
-            connect_args={"timeout": PG_CONNECT_TIMEOUT_S},
-        )
+        engine = create_async_engine(url, connect_args={"timeout": PG_CONNECT_TIMEOUT_S})
+        event.listen(engine.sync_engine, "checkout", _drop_closed)
         _without_nul(engine.sync_engine)
         return engine
     except (ArgumentError, NoSuchModuleError):
@@ -95,6 +99,13 @@ def make_engine(database_url: str) -> AsyncEngine:
             "HXCHAT_DATABASE_URL",
             "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db",
         ) from None
+
+
+def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection that the server has closed is replaced (the pool
+    tries another) before a transaction is begun on it."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 def make_sqlite_engine(database_url: str) -> Engine:

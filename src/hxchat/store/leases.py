@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, Role, Source, Timing, Usage
 from hxchat.errors import Busy, NotFound
-from hxchat.store import pieces
+from hxchat.store import pieces, search
 from hxchat.store.base import Checkpoint, Generation
 from hxchat.store.records import generation_from_row, sources_to_json
 from hxchat.store.tables import conversations, messages, utcnow
@@ -288,6 +288,7 @@ def release(
     if row is None:
         return False
     pieces.forget(conn, [row.id])
+    search.add(conn, [row.id])  # found from now on (#12)
     conn.execute(
         _FREE_CONVERSATION,
         {"conversation": row.conversation_id, "generation": generation_id, "now": now},
@@ -328,6 +329,7 @@ def sweep(
             _SET_CONTENT, [{"message": message_id, "text": t} for message_id, t in merged.items()]
         )
         pieces.forget(conn, list(merged))
+    search.add(conn, [row.id for row in rows])  # the text they kept is found (#12)
     conn.execute(
         update(conversations)
         .where(conversations.c.active_generation_id.in_([row.generation_id for row in rows]))

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, ModelChoice, Role, Turn
 from hxchat.errors import InvalidMessage, NothingToRetry
-from hxchat.store import feedback, files, leases, library, pieces, tree
+from hxchat.store import feedback, files, leases, library, pieces, running, search, tree
 from hxchat.store.base import Conversation, ConversationSummary, TurnStarted
 from hxchat.store.records import DEFAULT_TITLE, make_title, message_from_row
 from hxchat.store.tables import conversations, messages, utcnow
@@ -148,13 +148,16 @@ def start_turn(
     choice: ModelChoice | None = None,
     model_title: bool = False,
     file_ids: Sequence[str] = (),
+    most_running: int | None = None,
 ) -> TurnStarted:
+    running.limit_running(conn, owner, most_running)
     leases.lock(conn, owner, conversation_id, generation_id)
     first = conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None
     parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
     model = _chosen(conn, choice, parent_id)
     user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
     names = files.link(conn, owner, user_message_id, file_ids)
+    search.add(conn, [user_message_id])  # the path goes on: nothing leaves it
     wants_title = False
     if first:  # a message of files only is titled by their names (until the model's title)
         titled = conn.execute(
@@ -189,17 +192,20 @@ def start_edit(
     lease_seconds: float,
     conversation_id: str | None = None,
     choice: ModelChoice | None = None,
+    most_running: int | None = None,
 ) -> TurnStarted:
     """A new version of a user's message, and a new answer to it: the path now runs
     through them (the old version and what follows it stay)."""
+    running.limit_running(conn, owner, most_running)
     row = tree.find_message(conn, owner, message_id, conversation_id)
     if row.role != Role.USER.value:
         raise InvalidMessage("Only a message you wrote can be edited; regenerate an answer.")
     leases.lock(conn, owner, row.conversation_id, generation_id)
     model = _chosen(conn, choice, row.conversation_id)
+    old_leaf = tree.leaf(conn, row.conversation_id)
     user_message_id = _insert_user_message(conn, row.conversation_id, content, row.parent_id)
     files.copy_links(conn, message_id, user_message_id)  # the new version keeps its files
-    return _answer_placeholder(
+    started = _answer_placeholder(
         conn,
         row.conversation_id,
         generation_id,
@@ -209,6 +215,8 @@ def start_edit(
         True,
         model,
     )
+    search.follow_path(conn, row.conversation_id, old_leaf, started.assistant_message_id)
+    return started
 
 
 def start_regenerate(
@@ -220,15 +228,18 @@ def start_regenerate(
     lease_seconds: float,
     conversation_id: str | None = None,
     choice: ModelChoice | None = None,
+    most_running: int | None = None,
 ) -> TurnStarted:
     """A new version of an answer, beside it: the path now runs through the new one
     (what followed the old one stays on its branch)."""
+    running.limit_running(conn, owner, most_running)
     row = tree.find_message(conn, owner, message_id, conversation_id)
     if row.role != Role.ASSISTANT.value:
         raise InvalidMessage("Only an answer can be regenerated; edit a message instead.")
     leases.lock(conn, owner, row.conversation_id, generation_id)
     model = _chosen(conn, choice, row.conversation_id)
-    return _answer_placeholder(
+    old_leaf = tree.leaf(conn, row.conversation_id)
+    started = _answer_placeholder(
         conn,
         row.conversation_id,
         generation_id,
@@ -238,6 +249,8 @@ def start_regenerate(
         False,
         model,
     )
+    search.follow_path(conn, row.conversation_id, old_leaf, started.assistant_message_id)
+    return started
 
 
 def select_version(
@@ -247,7 +260,10 @@ def select_version(
     each step; the conversation as it shows now. `Busy` while an answer is written."""
     row = tree.find_message(conn, owner, message_id, conversation_id)
     skeleton = tree.Tree.read(conn, row.conversation_id)
-    tree.select_leaf(conn, owner, row.conversation_id, skeleton.newest_below(row.id))
+    old_leaf = tree.leaf(conn, row.conversation_id)
+    new_leaf = skeleton.newest_below(row.id)
+    tree.select_leaf(conn, owner, row.conversation_id, new_leaf)
+    search.follow_path(conn, row.conversation_id, old_leaf, new_leaf)
     conversation = get_conversation(conn, owner, row.conversation_id)
     assert conversation is not None  # found above, in this transaction
     return conversation
@@ -281,7 +297,9 @@ def start_retry(
     worker_id: str,
     lease_seconds: float,
     choice: ModelChoice | None = None,
+    most_running: int | None = None,
 ) -> TurnStarted:
+    running.limit_running(conn, owner, most_running)
     leases.lock(conn, owner, conversation_id, generation_id)
     # The path's last answer gets a new version beside it (the old one is kept); a path
     # that ends with a question gets its answer.
@@ -293,9 +311,12 @@ def start_retry(
     if parent_id is None:
         raise NothingToRetry()  # rolls the lock back too
     model = _chosen(conn, choice, last)
-    return _answer_placeholder(
+    started = _answer_placeholder(
         conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id, False, model
     )
+    if last is not None and parent_id != last:  # the old answer left the path
+        search.remove(conn, [last])
+    return started
 
 
 def _answer_placeholder(

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hxchat.domain import MessageStatus, Role, Source, Timing, Usage
-from hxchat.store.base import Feedback, Generation, Message, StoredFile
+from hxchat.store.base import Feedback, Generation, Message, Rendered, StoredFile
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,11 @@ def message_from_row(
         usage=usage_from_row(row),
         timing=timing_from_row(row),
         files=files,
+        rendered=(
+            None
+            if row.rendered_html is None or row.rendered_by is None
+            else Rendered(row.rendered_html, row.rendered_by)
+        ),
     )
 
 

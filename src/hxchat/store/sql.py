@@ -41,14 +41,17 @@ from sqlalchemy import Insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from hxchat.domain import MessageStatus, ModelChoice, Source, Timing, Turn, Usage
-from hxchat.store import leases, queries
+from hxchat.store import leases, queries, rendered, search_query
 from hxchat.store.base import (
     Checkpoint,
     Conversation,
     ConversationSummary,
     Generation,
+    KeptHtml,
+    SearchHit,
     Store,
     TurnStarted,
 )
@@ -100,7 +103,16 @@ class SqlStore:
         with translate_errors(self._url):
             if self._sqlite is not None:
                 return await self._sqlite.run(write, work, *args, **kwargs)
-            async with (self._writer if write else self._engine).begin() as conn:
+            try:
+                async with (self._writer if write else self._engine).begin() as conn:
+                    return await conn.run_sync(work, *args, **kwargs)
+            except DBAPIError as exc:
+                # A connection that died unnoticed (no pre-ping, see `engine`): the pool
+                # has dropped it and its peers. A read is tried again at once; a write
+                # may have committed, so it fails (its callers retry as they see fit).
+                if write or not exc.connection_invalidated:
+                    raise
+            async with self._engine.begin() as conn:
                 return await conn.run_sync(work, *args, **kwargs)
 
     async def run(
@@ -144,6 +156,10 @@ class SqlStore:
         """One conversation with all its messages in order, or None (absent or foreign)."""
         return await self._read(queries.get_conversation, owner, conversation_id)
 
+    async def search(self, owner: str, query: str) -> list[SearchHit]:
+        """The owner's best matches for `query` (see `store.search_query`)."""
+        return await self._read(search_query.find, owner, query)
+
     async def delete_conversation(self, owner: str, conversation_id: str) -> str | None:
         """Delete it with its messages; the running generation's id, "" or None."""
         return await self._write(queries.delete_conversation, owner, conversation_id)
@@ -161,6 +177,7 @@ class SqlStore:
         choice: ModelChoice | None = None,
         model_title: bool = False,
         files: Sequence[str] = (),
+        most_running: int | None = None,
     ) -> TurnStarted:
         """Store the user's message (with its `files`) and an assistant placeholder."""
         return await self._write(
@@ -174,6 +191,7 @@ class SqlStore:
             choice,
             model_title,
             files,
+            most_running,
         )
 
     async def start_retry(
@@ -184,6 +202,7 @@ class SqlStore:
         worker_id: str,
         lease_seconds: float,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of the path's last answer, as a new placeholder."""
         return await self._write(
@@ -194,6 +213,7 @@ class SqlStore:
             worker_id,
             lease_seconds,
             choice,
+            most_running,
         )
 
     async def start_edit(
@@ -206,6 +226,7 @@ class SqlStore:
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of a user's message, and a placeholder answering it."""
         return await self._write(
@@ -218,6 +239,7 @@ class SqlStore:
             lease_seconds,
             conversation_id,
             choice,
+            most_running,
         )
 
     async def start_regenerate(
@@ -229,6 +251,7 @@ class SqlStore:
         lease_seconds: float,
         conversation_id: str | None = None,
         choice: ModelChoice | None = None,
+        most_running: int | None = None,
     ) -> TurnStarted:
         """A new version of an answer, as a placeholder beside it."""
         return await self._write(
@@ -240,6 +263,7 @@ class SqlStore:
             lease_seconds,
             conversation_id,
             choice,
+            most_running,
         )
 
     async def select_version(
@@ -297,6 +321,11 @@ class SqlStore:
             usage=usage,
             timing=timing,
         )
+
+    async def keep_rendered(self, kept: Sequence[KeptHtml]) -> None:
+        """Keep these answers' HTML (`store/rendered.py`)."""
+        if kept:
+            await self._write(rendered.keep, kept)
 
     async def sweep_expired(
         self, include_live: bool = False, spare_worker: str | None = None

@@ -131,6 +131,11 @@ messages = Table(
     Column("output_tokens", Integer, nullable=True),
     Column("first_text_ms", Integer, nullable=True),
     Column("total_ms", Integer, nullable=True),
+    # A finished answer's HTML as hxchat's renderer made it from `content`, sanitised,
+    # and which renderer that was (`render.markdown.RENDERER`): a page shows it without
+    # rendering (`store/rendered.py`). Only the server writes it; None until then.
+    Column("rendered_html", Text, nullable=True),
+    Column("rendered_by", String(64), nullable=True),
     Index("ix_messages_status_lease_expires_at", "status", "lease_expires_at"),
     # Ids only grow (a parent's id is below its children's), also after deletions.
     sqlite_autoincrement=True,

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from hxchat.auth.identity import Identity
 from hxchat.auth.users import NewToken, WrongPassword, cleared_cookie, session_cookie
 from hxchat.errors import HxchatError, NotFound, TooManyRequests
-from hxchat.web.deps import AccountsDep, IdentityDep, SettingsDep, TemplatesDep
+from hxchat.web.deps import AccountsDep, IdentityDep, LimitsDep, SettingsDep, TemplatesDep
 
 router = APIRouter()
 
@@ -113,6 +113,7 @@ async def login(
     accounts: AccountsDep,
     settings: SettingsDep,
     identity: IdentityDep,
+    limits: LimitsDep,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
@@ -121,7 +122,9 @@ async def login(
     replaces = identity.session if identity is not None else None
     try:
         _, secret = await accounts.sign_in(username, password, _address(request), replaces)
-    except (WrongPassword, TooManyRequests) as exc:
+    except TooManyRequests as exc:
+        return await _locked_out(request, templates, limits, exc, username, next)
+    except WrongPassword as exc:
         return form_page(
             templates,
             "login.html",
@@ -132,6 +135,30 @@ async def login(
             **login_context(request),
         )
     return signed_in_redirect(request, secret, settings.session_days, safe_next(next))
+
+
+async def _locked_out(
+    request: Request,
+    templates: TemplatesDep,
+    limits: LimitsDep,
+    refused: TooManyRequests,
+    username: str,
+    next: str,
+) -> Response:
+    """A locked-out sign-in: answered after the tarpit's wait (`auth.tarpit`), with a
+    page rendered once per username and minute, no password checked, nothing stored."""
+    waited = await limits.tarpit.hold(_address(request))
+    page = templates.cached_page(
+        "login.html",
+        error=refused.detail,
+        username=username,
+        next=safe_next(next),
+        **login_context(request),
+    )
+    headers = {"Cache-Control": "no-store", "Retry-After": str(refused.retry_after)}
+    if not waited:  # the tarpit is full: no keep-alive for this client
+        headers["Connection"] = "close"
+    return HTMLResponse(page, status_code=refused.status_code, headers=headers)
 
 
 @router.post("/logout")

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from hxchat.errors import HxchatError, NotFound, StoreUnavailable
 from hxchat.metrics import CONTENT_TYPE
@@ -45,7 +45,14 @@ class NewMessage(BaseModel):
 
 
 class NewTurn(NewMessage):
+    content: str = ""  # may be left out when files are given (#11)
     files: list[str] = []  # ids from `POST /api/files`, in order (#11)
+
+    @field_validator("files")
+    @classmethod
+    def _once_each(cls, ids: list[str]) -> list[str]:
+        """A file named twice is attached once, where it was first named."""
+        return list(dict.fromkeys(ids))
 
 
 class Regeneration(BaseModel):

@@ -33,9 +33,10 @@ from hxchat.domain import (
     Usage,
     merge_sources,
 )
+from hxchat.render.markdown import RENDERER
 from hxchat.render.view import StreamView
-from hxchat.store.base import Generation, Message, Store
-from hxchat.web import sse
+from hxchat.store.base import Generation, KeptHtml, Message, Rendered, Store
+from hxchat.web import answer_html, sse
 from hxchat.web.templating import Templates
 from hxchat.web.wire import BrowserEvent
 
@@ -124,7 +125,9 @@ async def browser_frames(
         for event in rebuilt_events(generation):
             answer.apply(event)
         answer.ended(generation)
-        yield _end_frame(templates, answer, REBUILT_END_ID)
+        frame, kept = _end_frame(templates, answer, REBUILT_END_ID)
+        yield frame
+        await answer_html.keep(store, [kept])
         return
     first = True
     async for batch in batches(
@@ -141,7 +144,10 @@ async def browser_frames(
             stored = await store.get_generation(generation.id)
             if stored is not None:
                 answer.ended(stored)
-            yield _end_frame(templates, answer, last.id, streamed=not first)
+            frame, kept = _end_frame(templates, answer, last.id, streamed=not first)
+            yield frame
+            # After the frame: the page reloaded later shows this HTML as it is.
+            await answer_html.keep(store, [kept])
             return
         if first:
             blocks, tail = answer.view.snapshot()
@@ -193,13 +199,14 @@ def _update_events(
 
 def _end_frame(
     templates: Templates, answer: BrowserAnswer, event_id: str, *, streamed: bool = False
-) -> bytes:
-    """The finished article. When the blocks the browser has are the start of the
-    whole answer rendered at once, only the rest is sent and the body is kept
-    (`hx-preserve`); otherwise (or when this connection sent no snapshot, so the body
-    may hold anything) the whole article is sent."""
+) -> tuple[bytes, KeptHtml]:
+    """The finished article, and its HTML for the store to keep. When the blocks the
+    browser has are the start of the whole answer rendered at once, only the rest is
+    sent and the body is kept (`hx-preserve`); otherwise (or when this connection sent
+    no snapshot, so the body may hold anything) the whole article is sent."""
     html = answer.view.finish()
     final = answer.final_message(answer.view.renderer.text())
+    kept = KeptHtml(final.id, final.content, Rendered(html, RENDERER))
     rest = answer.view.finish_rest(html) if streamed else None
     events = []
     if rest is not None:
@@ -209,7 +216,7 @@ def _end_frame(
     else:
         body = templates.macro("_frames.html", "end", final, html)
     events.append(_event(sse.compact_html(body), BrowserEvent.END, event_id))
-    return b"".join(events)
+    return b"".join(events), kept
 
 
 def _event(data: str, kind: BrowserEvent, event_id: str) -> bytes:

@@ -8,7 +8,9 @@ other files: the page shows them again with the error beside the composer.
 
 A refused file does not stop the others: the form is read to its end and every good
 file is kept. Only a file over the size limit, or one too many, stops the reading
-(the rest of the body is read and dropped, so that the browser gets the page).
+(the rest of the body is read and dropped, so that the browser gets the page). A file
+storage that cannot be reached (503) is an error beside the composer too: the text
+stays, and the later files are not tried against a store that just failed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import ClientDisconnect, Request
 
-from hxchat.errors import FileRefused, NotFound
+from hxchat.errors import FileRefused, HxchatError, NotFound, ServiceUnavailable
 from hxchat.files.service import Files
 from hxchat.files.uploads import read_parts
 from hxchat.store.base import StoredFile
@@ -33,14 +35,18 @@ class ComposerForm:
     model: str = ""
     files: list[StoredFile] = field(default_factory=list)  # kept, in order
     refused: list[FileRefused] = field(default_factory=list)
+    unavailable: ServiceUnavailable | None = None  # the file storage failed
 
     @property
     def file_ids(self) -> list[str]:
         return [f.id for f in self.files]
 
     @property
-    def error(self) -> FileRefused | None:
-        """The first refusal, with every sentence (one per refused file)."""
+    def error(self) -> HxchatError | None:
+        """The storage's failure, else the first refusal with every sentence (one per
+        refused file)."""
+        if self.unavailable is not None:
+            return self.unavailable
         if not self.refused:
             return None
         sentences = list(dict.fromkeys(r.detail for r in self.refused))
@@ -60,10 +66,15 @@ async def read_composer(request: Request, files: Files, owner: str) -> ComposerF
         async with aclosing(read_parts(request, files.limits)) as parts:
             async for part in parts:
                 if part.filename is not None:
+                    if form.unavailable is not None:
+                        part.discard()
+                        continue
                     try:
                         form.files.append(await files.keep(owner, part))
                     except FileRefused as exc:
                         form.refused.append(_named(exc, part.filename))
+                    except ServiceUnavailable as exc:
+                        form.unavailable = exc
                     continue
                 value = part.data.decode("utf-8", errors="replace")
                 if part.name == "content":
@@ -87,8 +98,8 @@ def _named(exc: FileRefused, filename: str) -> FileRefused:
 
 async def _add_kept(form: ComposerForm, files: Files, owner: str, ids: list[str]) -> None:
     for file_id in ids:
-        if not file_id or len(file_id) > FILE_ID_CHARS:
-            continue
+        if not file_id or len(file_id) > FILE_ID_CHARS or file_id in form.file_ids:
+            continue  # not an id, or one already kept: a file is attached once
         try:
             form.files.append(await files.find(owner, file_id))
         except NotFound:

@@ -20,11 +20,12 @@ from hxchat.broker.base import Position
 from hxchat.domain import MessageStatus, Role
 from hxchat.errors import HxchatError, NotFound, TooManyRequests
 from hxchat.providers.catalogue import Catalogue
-from hxchat.store.base import Conversation, Message, TurnStarted
+from hxchat.store.base import Conversation, KeptHtml, Message, TurnStarted
+from hxchat.web import answer_html
 from hxchat.web.api import conversation_model
 from hxchat.web.browser_stream import browser_frames
 from hxchat.web.checks import checked_message
-from hxchat.web.composer_form import read_composer
+from hxchat.web.composer_form import ComposerForm, read_composer
 from hxchat.web.deps import (
     IdentityDep,
     LimitsDep,
@@ -63,7 +64,7 @@ def _streaming_generation(conversation: Conversation | None) -> str | None:
     return None
 
 
-async def _page(
+async def render_page(
     store: StoreDep,
     templates: TemplatesDep,
     models: Catalogue,
@@ -74,12 +75,18 @@ async def _page(
     renaming: str | None = None,
     share: SharePanel | None = None,
     draft: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> HTMLResponse:
+    """The chat page; `extra` adds to its context (a search's results, `library_search`)."""
     current = (
         models.default_id if conversation is None else conversation_model(conversation, models)
     )
     if draft and draft.get("model") in models.ids:
         current = draft["model"]  # a refused message's choice, shown again with its text
+    # The answers rendered for this page: the store keeps their HTML from now on.
+    fresh: list[KeptHtml] = []
+    if conversation is not None:
+        conversation, fresh = answer_html.fill(conversation, templates.rendered)
     context: dict[str, Any] = {
         "models": models.models,  # the composer's choice, when there is one
         "current_model": current,
@@ -94,8 +101,12 @@ async def _page(
         "share": share,  # the Share controls' state (#12)
         "oob": False,
         "draft": draft or {},  # after a refused file: the text, kept files and error
+        **extra,
     }
-    return HTMLResponse(templates.page(PAGE, **context), headers=VARY)
+    page = templates.page(PAGE, **context)
+    if fresh:
+        await answer_html.keep(store, fresh)
+    return HTMLResponse(page, headers=VARY)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -109,7 +120,9 @@ async def home(
 ) -> HTMLResponse:
     """The empty chat; `?rename=<id>` shows that conversation of the list as a form to
     rename it (the list's Rename button without JavaScript)."""
-    return await _page(store, templates, models, owner, None, identity, renaming=rename or None)
+    return await render_page(
+        store, templates, models, owner, None, identity, renaming=rename or None
+    )
 
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
@@ -137,7 +150,7 @@ async def conversation_page(
     share = None
     if templates.env.globals.get("sharing"):
         share = await panel_for(request, shares, conversation_id, shared)
-    return await _page(
+    return await render_page(
         store, templates, models, owner, conversation, identity, editing, rename or None, share
     )
 
@@ -155,42 +168,56 @@ async def send(
     models: ModelsDep,
     identity: IdentityDep,
 ) -> Response:
-    """The composer: its text and files (multipart without JavaScript). A refused
-    message (a file, too long, empty, an unknown model, an answer still running, over
-    the rate) shows the page again with the error beside the composer, the typed text
-    and the files that were kept (htmx: the error line only; the form keeps the rest)."""
+    """The composer: its text and files (multipart without JavaScript). A refusal (a
+    file refused, a file storage that cannot be reached, a message too long or empty,
+    an answer still running, too many requests) shows the page again with the error
+    beside the composer, the typed text and the files that were kept (htmx: the error
+    line only; the form keeps the rest). Another owner's conversation stays a 404."""
     form = await read_composer(request, files, owner)
-    model, conversation_id = form.model, form.conversation_id
-    is_new = not conversation_id
     try:
         if form.error is not None:
             raise form.error
         content = checked_message(form.content, settings, form.file_ids)
+        model, conversation_id = form.model, form.conversation_id
         runner.choose(model or None)  # an unknown model: 422 before a conversation is made
         await limits.check_message(owner)
+        is_new = not conversation_id
         if is_new:
             conversation_id = await store.create_conversation(owner)
         started = await runner.send(owner, conversation_id, content, model or None, form.file_ids)
     except HxchatError as refused:
-        if is_htmx(request) or refused.status_code >= 500:
+        if is_htmx(request) or isinstance(refused, NotFound):
             raise
-        conversation = None
-        if form.conversation_id:
-            conversation = await store.get_conversation(owner, form.conversation_id)
-        draft = {
-            "content": form.content,
-            "files": form.files,
-            "model": model,
-            "error": refused.detail,
-        }
-        page = await _page(store, templates, models, owner, conversation, identity, draft=draft)
-        page.status_code = refused.status_code
-        if isinstance(refused, TooManyRequests):
-            page.headers["Retry-After"] = str(refused.retry_after)
-        return page
+        return await _refused(store, templates, models, owner, identity, form, refused)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     return await _sent_fragment(store, templates, owner, started, with_user=True, is_new=is_new)
+
+
+async def _refused(
+    store: StoreDep,
+    templates: TemplatesDep,
+    models: Catalogue,
+    owner: str,
+    identity: Identity | None,
+    form: ComposerForm,
+    refused: HxchatError,
+) -> HTMLResponse:
+    """The page the message was typed on, again, with the refusal on the error line."""
+    conversation = None
+    if form.conversation_id:
+        conversation = await store.get_conversation(owner, form.conversation_id)
+    draft = {
+        "content": form.content,
+        "files": form.files,
+        "model": form.model,  # the Model chosen, shown again when still offered
+        "error": refused.detail,
+    }
+    page = await render_page(store, templates, models, owner, conversation, identity, draft=draft)
+    page.status_code = refused.status_code
+    if isinstance(refused, TooManyRequests):
+        page.headers["Retry-After"] = str(refused.retry_after)
+    return page
 
 
 @router.post("/c/{conversation_id}/retry")

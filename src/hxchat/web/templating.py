@@ -18,10 +18,13 @@ from hxchat import __version__
 from hxchat.domain import MessageStatus, cost_words
 from hxchat.providers.catalogue import ModelInfo, label_of
 from hxchat.render.cache import RenderedAnswers
+from hxchat.search_text import marked
 from hxchat.store.base import Message
+from hxchat.web.answer_html import current_html
 from hxchat.web.wire import BrowserEvent
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+CACHED_PAGES = 256
 
 
 def status_note(message: Message) -> str:
@@ -65,10 +68,16 @@ class Templates:
         self.offer(tuple)
         self.env.filters["site"] = site
         self.env.filters["model_label"] = label_of  # "gpt-4o-mini (openai)"
+        self.env.filters["marked"] = marked  # a search result's words: (piece, matched)
+        self._cached: dict[tuple[object, ...], str] = {}
 
     def answer_html(self, message: Message) -> Markup:
-        """A stored answer as sanitised HTML (rendered once, then remembered)."""
-        return Markup(self.rendered(message.content))  # noqa: S704 - nh3-sanitised
+        """A stored answer as sanitised HTML: as the store keeps it when the current
+        renderer made it (`web/answer_html.py`), else rendered once, then remembered."""
+        html = current_html(message)
+        if html is None:
+            html = self.rendered(message.content)
+        return Markup(html)  # noqa: S704 - nh3-sanitised, by our renderer only
 
     def offer(self, models: Callable[[], Sequence[ModelInfo]]) -> None:
         """Where the templates read the models offered now (the catalogue's, which an
@@ -77,6 +86,19 @@ class Templates:
 
     def page(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
+
+    def cached_page(self, name: str, **context: str | bool | None) -> str:
+        """A page that depends on nothing but `context` (plain values), rendered once
+        per distinct context (the last `CACHED_PAGES` kept): for answers that must cost
+        next to nothing, such as a locked-out sign-in's refusal."""
+        key = (name, *sorted(context.items()))
+        page = self._cached.get(key)
+        if page is None:
+            page = self.page(name, **context)
+            if len(self._cached) >= CACHED_PAGES:
+                del self._cached[next(iter(self._cached))]  # the oldest
+            self._cached[key] = page
+        return page
 
     def block(self, name: str, block: str, **context: Any) -> str:
         """Render one named block of a template: a fragment."""

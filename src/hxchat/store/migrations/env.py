@@ -17,6 +17,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from hxchat.store.engine import make_engine, writer
+from hxchat.store.search import in_metadata
 from hxchat.store.tables import metadata
 
 DEFAULT_URL = "sqlite+aiosqlite:///./hxchat.db"
@@ -31,6 +32,7 @@ def _configure(
         literal_binds=literal_binds,
         target_metadata=metadata,
         compare_type=True,
+        include_name=in_metadata,  # the search index is the migrations' own (#12)
         render_as_batch=True,  # SQLite can ALTER little; batch mode copies the table
     )
 
