@@ -206,6 +206,32 @@ async def test_without_javascript_a_running_answer_reloads_the_page_until_it_end
         assert not html_tree.parse((await client.get("/")).text).find_all("noscript")
 
 
+async def test_without_javascript_a_running_answer_shows_its_text_so_far(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Each reload of a running answer's page shows the text stored so far (checkpointed
+    about once a second), rendered, inside <noscript>: readers without scripts see it
+    grow; where scripts run the stream shows it instead."""
+    words = " ".join(f"word{n}" for n in range(200))
+    async with running_app(make_settings(echo_delay_ms=20)) as app, client_for(app) as client:
+        sent = await client.post("/send", data={"content": words})
+        location = sent.headers["location"]
+        cid = location.rsplit("/", 1)[-1]
+
+        async def some_text_stored() -> str:
+            conversation = (await client.get(f"/api/conversations/{cid}")).json()
+            answer = conversation["messages"][-1]
+            assert answer["status"] == "streaming" and answer["content"]
+            return str(answer["content"])
+
+        stored = await eventually(some_text_stored)
+        page = html_tree.parse((await client.get(location)).text)
+        article = page.find("article", data_role="assistant")
+        assert article.attrs["data-status"] == "streaming"
+        shown = article.find("noscript").text
+        assert shown.startswith(stored.split()[0]) and len(shown.split()) >= len(stored.split())
+
+
 async def _ended(client: httpx.AsyncClient, location: str) -> None:
     page = html_tree.parse((await client.get(location)).text)
     assert page.find("article", data_role="assistant").attrs["data-status"] == "complete"
