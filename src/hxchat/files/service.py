@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,16 +37,30 @@ UNUSED_FOR = timedelta(days=1)  # a file no message uses is removed after this
 PROCESS_TIMEOUT = 60.0  # seconds a file may take to be judged
 TEXT_SUFFIX = ".txt"  # a PDF's extracted text, beside it
 POOL_WORKERS = 2
+# How much lower the pool's processes run than the worker: decoding a 24-megapixel photo
+# takes a core for a second or two, which must not come out of the streams' time.
+POOL_NICENESS = 10
 
 _pool: ProcessPoolExecutor | None = None
 
 
+def _lower_priority() -> None:
+    """Run this pool process after the worker whenever both want a core (POSIX)."""
+    if hasattr(os, "nice"):
+        os.nice(POOL_NICENESS)
+
+
 def _processes() -> ProcessPoolExecutor:
     """The process pool every app of this process shares, started at first use (spawn:
-    a fresh interpreter, never a fork of a process with threads)."""
+    a fresh interpreter, never a fork of a process with threads), at a lower priority
+    than the worker so that a file being judged never makes the streams late."""
     global _pool
     if _pool is None:
-        _pool = ProcessPoolExecutor(POOL_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+        _pool = ProcessPoolExecutor(
+            POOL_WORKERS,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_lower_priority,
+        )
     return _pool
 
 
