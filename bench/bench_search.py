@@ -331,7 +331,7 @@ async def measure(
     took, _ = await timed(fill())
     print(f"  bulk insert of {len(library.messages):,} messages: {took:.1f} s")
     took, _ = await timed(upgrade(url))
-    print(f"  upgrade from 0005 (0009 builds the index): {took:.1f} s")
+    print(f"  upgrade from 0005 (0010 builds the index): {took:.1f} s")
     store = await open_store(url)
     try:
         await searches(store, library)
