@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.browser.helpers import ECHO_DELAY_MS, Chat, Watch, new_context
+from tests.browser.helpers import ECHO_DELAY_MS, VIEWPORT, Chat, Watch, new_context
 from tests.servers import Server, serving
 
 
@@ -60,3 +60,24 @@ def page(context: BrowserContext, watch: Watch) -> Iterator[Page]:
 @pytest.fixture
 def chat(page: Page) -> Chat:
     return Chat(page)
+
+
+@pytest.fixture
+def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
+    """A fresh profile with JavaScript switched off: every control must be a plain form."""
+    ctx = browser.new_context(
+        viewport=VIEWPORT, base_url=server.url, java_script_enabled=False, accept_downloads=True
+    )
+    ctx.set_default_timeout(10_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def plain_chat(no_script: BrowserContext) -> Chat:
+    """The chat page, opened in the profile without JavaScript."""
+    chat = Chat(no_script.new_page())
+    chat.open()
+    return chat

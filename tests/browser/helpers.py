@@ -232,6 +232,24 @@ class Chat:
         return self.nav.locator(f'a[href="/c/{conversation_id}"]')
 
 
+def send_without_script(chat: Chat, text: str) -> str:
+    """Type `text` and press Send on a page without JavaScript (a plain form post);
+    return the id of the conversation it lands on."""
+    chat.message_box.fill(text)
+    chat.send_button.click()
+    return chat.conversation_id()
+
+
+def until_answered(page: Page) -> None:
+    """Without JavaScript nothing streams in: reload until the answer is there."""
+    for _ in range(100):
+        if page.locator("article[data-status=streaming]").count() == 0:
+            return
+        page.wait_for_timeout(100)
+        page.reload()
+    raise AssertionError("the answer did not end")
+
+
 def stop_keeps_what_was_written(chat: Chat, answer: Locator, text: str) -> list[str]:
     """Press Stop while `answer` streams `text`: it ends `stopped` and keeps a true,
     non-empty start of `text`, whose words are returned."""

@@ -4,37 +4,24 @@ is only ever a download and never runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests import hostile_files as hostile
-from tests.browser.helpers import VIEWPORT, Chat, Watch
-from tests.servers import Server
+from tests.browser.helpers import Chat, Watch
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
-    ctx.set_default_timeout(10_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
 def test_an_image_attached_without_javascript_shows_as_a_thumbnail(
-    no_script: BrowserContext, tmp_path: Path
+    plain_chat: Chat, tmp_path: Path
 ) -> None:
     photo = tmp_path / "holiday.png"
     photo.write_bytes(hostile.png(800, 600))
-    page = no_script.new_page()
-    chat = Chat(page)
-    chat.open()
+    chat = plain_chat
+    page = chat.page
     chat.message_box.fill("what is in this picture?")
     page.get_by_label("Attach files").set_input_files(photo)
     chat.send_button.click()

@@ -7,14 +7,11 @@ with JavaScript on, under the page's CSP."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, expect
+from playwright.sync_api import BrowserContext, FilePayload, Page, expect
 
-from tests.browser.helpers import VIEWPORT
 from tests.chatgpt_export import ChatGptConversation
-from tests.servers import Server
 
 pytestmark = pytest.mark.browser
 
@@ -26,18 +23,6 @@ def chatgpt_file(title: str) -> FilePayload:
     answer = trip.say(question, "assistant", "Tram 28, Alfama, Belém.", model="gpt-4o")
     data = json.dumps([trip.as_json(answer)]).encode()
     return {"name": "conversations.json", "mimeType": "application/json", "buffer": data}
-
-
-@pytest.fixture
-def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(
-        viewport=VIEWPORT, base_url=server.url, java_script_enabled=False, accept_downloads=True
-    )
-    ctx.set_default_timeout(10_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
 
 
 def test_import_a_chatgpt_export_without_javascript(no_script: BrowserContext) -> None:

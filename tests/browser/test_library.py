@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.browser.helpers import VIEWPORT, Chat, Watch, new_context
+from tests.browser.helpers import Chat, Watch, new_context, send_without_script
 from tests.helpers import require_chromium
 from tests.scripted_openai import Completion, Respond, ScriptedOpenAI, Text
 from tests.servers import Server, serving
@@ -96,29 +96,12 @@ def test_instructions_are_saved_in_place(chat: Chat, page: Page) -> None:
 # -- without JavaScript -----------------------------------------------------------------
 
 
-@pytest.fixture
-def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
-    ctx.set_default_timeout(10_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
-def ask_without_script(chat: Chat, text: str) -> None:
-    chat.message_box.fill(text)
-    chat.send_button.click()
-    chat.conversation_id()
-
-
-def test_the_same_without_javascript(no_script: BrowserContext) -> None:
-    page = no_script.new_page()
-    chat = Chat(page)
+def test_the_same_without_javascript(plain_chat: Chat) -> None:
+    chat = plain_chat
+    page = chat.page
+    send_without_script(chat, "the older one")
     chat.open()
-    ask_without_script(chat, "the older one")
-    chat.open()
-    ask_without_script(chat, "the newer one")
+    send_without_script(chat, "the newer one")
     current = chat.conversation_id()
 
     item(chat, "the older one").get_by_role("button", name="Rename").click()

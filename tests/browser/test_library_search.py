@@ -6,13 +6,11 @@ message; then the same with JavaScript switched off, where the field is a plain 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.helpers import VIEWPORT, Chat
-from tests.servers import Server
+from tests.browser.helpers import Chat, send_without_script, until_answered
 
 pytestmark = pytest.mark.browser
 
@@ -50,28 +48,11 @@ def test_search_as_you_type_and_open_a_result(chat: Chat, page: Page) -> None:
     expect(chat.nav).to_contain_text("something about otters")
 
 
-@pytest.fixture
-def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
-    ctx.set_default_timeout(10_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
-def test_the_same_without_javascript(no_script: BrowserContext) -> None:
-    page = no_script.new_page()
-    chat = Chat(page)
-    chat.open()
-    chat.message_box.fill("the pangolin and its scales")
-    chat.send_button.click()
-    cid = chat.conversation_id()
-    for _ in range(100):  # nothing streams in without JavaScript: reload until answered
-        if page.locator("article[data-status=streaming]").count() == 0:
-            break
-        page.wait_for_timeout(100)
-        page.reload()
+def test_the_same_without_javascript(plain_chat: Chat) -> None:
+    chat = plain_chat
+    page = chat.page
+    cid = send_without_script(chat, "the pangolin and its scales")
+    until_answered(page)
 
     field = page.get_by_role("searchbox", name="Search conversations")
     field.fill("pangolin")

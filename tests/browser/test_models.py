@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.helpers import ECHO_DELAY_MS, VIEWPORT, Chat
+from tests.browser.helpers import ECHO_DELAY_MS, Chat, send_without_script
 from tests.scripted_openai import Respond, ScriptedOpenAI, Text
 from tests.servers import Server, serving
 
@@ -62,24 +62,11 @@ def test_pick_a_model_send_and_see_which_model_answered(chat: Chat, page: Page) 
     expect(chat.answers.first).to_have_attribute("data-model", OTHER)
 
 
-@pytest.fixture
-def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
-    ctx.set_default_timeout(10_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
-def test_the_same_without_javascript(no_script: BrowserContext) -> None:
-    page = no_script.new_page()
-    chat = Chat(page)
-    chat.open()
+def test_the_same_without_javascript(plain_chat: Chat) -> None:
+    chat = plain_chat
+    page = chat.page
     page.get_by_role("combobox", name="Model").select_option(OTHER)
-    chat.message_box.fill("who are you?")
-    chat.send_button.click()
-    chat.conversation_id()
+    send_without_script(chat, "who are you?")
     # Nothing streams in without JavaScript: the page reloads itself until it ended.
     answer = chat.answers.first
     expect(answer).to_have_attribute("data-status", "complete")
@@ -114,13 +101,9 @@ def test_regenerate_with_another_model(chat: Chat, page: Page) -> None:
     expect(chat.answers.first.get_by_role("combobox", name="Regenerate with")).to_have_value(OTHER)
 
 
-def test_regenerate_with_another_model_without_javascript(no_script: BrowserContext) -> None:
-    page = no_script.new_page()
-    chat = Chat(page)
-    chat.open()
-    chat.message_box.fill("who are you?")
-    chat.send_button.click()
-    chat.conversation_id()
+def test_regenerate_with_another_model_without_javascript(plain_chat: Chat) -> None:
+    chat = plain_chat
+    send_without_script(chat, "who are you?")
     # Nothing streams in without JavaScript: the page reloads itself until it ended.
     expect(chat.answers.first).to_have_attribute("data-status", "complete")
     answer = chat.answers.first

@@ -7,12 +7,19 @@ every control is a plain form (and the Copy buttons, which need a script, are ab
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.browser.helpers import VIEWPORT, Chat, Watch, answer_text, new_context
+from tests.browser.helpers import (
+    VIEWPORT,
+    Chat,
+    Watch,
+    answer_text,
+    new_context,
+    send_without_script,
+    until_answered,
+)
 from tests.servers import Server
 
 pytestmark = pytest.mark.browser
@@ -100,35 +107,10 @@ def test_rate_an_answer_and_copy_its_markdown(
     expect(rating(answer, "Good answer")).to_have_attribute("aria-pressed", "false")
 
 
-@pytest.fixture
-def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
-    ctx.set_default_timeout(10_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
-def until_answered(page: Page) -> None:
-    """Without JavaScript nothing streams in: reload until the answer is there."""
-    for _ in range(100):
-        if page.locator("article[data-status=streaming]").count() == 0:
-            return
-        page.wait_for_timeout(100)
-        page.reload()
-    raise AssertionError("the answer did not end")
-
-
-def test_the_same_without_javascript(
-    no_script: BrowserContext, browser: Browser, server: Server
-) -> None:
-    page = no_script.new_page()
-    chat = Chat(page)
-    chat.open()
-    chat.message_box.fill("plain forms only")
-    chat.send_button.click()
-    cid = chat.conversation_id()
+def test_the_same_without_javascript(plain_chat: Chat, browser: Browser, server: Server) -> None:
+    chat = plain_chat
+    page = chat.page
+    cid = send_without_script(chat, "plain forms only")
     until_answered(page)
     answer = chat.answers.first
     expect(answer.get_by_role("button", name="Copy", exact=True)).to_be_hidden()
@@ -144,9 +126,7 @@ def test_the_same_without_javascript(
     assert link.startswith(f"{server.url}/s/")
     expect(page.get_by_role("button", name="Copy link")).to_be_hidden()
 
-    reader = no_script.browser
-    assert reader is not None
-    other = reader.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    other = browser.new_context(viewport=VIEWPORT, java_script_enabled=False)
     try:
         viewer = other.new_page()
         assert (response := viewer.goto(link)) is not None and response.status == 200

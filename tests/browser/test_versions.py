@@ -5,13 +5,17 @@ path; then the same with JavaScript switched off, where every button is a plain 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.helpers import VIEWPORT, Chat, answer_text, renderings, words
-from tests.servers import Server
+from tests.browser.helpers import (
+    Chat,
+    answer_text,
+    renderings,
+    send_without_script,
+    until_answered,
+    words,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -76,33 +80,10 @@ def test_edit_streams_a_new_answer_and_previous_version_pages_back(chat: Chat, p
     expect(chat.answers.first.locator(".versions")).to_contain_text("2 / 2")
 
 
-@pytest.fixture
-def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
-    ctx.set_default_timeout(10_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
-def until_answered(page: Page) -> None:
-    """Without JavaScript nothing streams in: reload until the answer is there."""
-    for _ in range(100):
-        if page.locator("article[data-status=streaming]").count() == 0:
-            return
-        page.wait_for_timeout(100)
-        page.reload()
-    raise AssertionError("the answer did not end")
-
-
-def test_the_same_without_javascript(no_script: BrowserContext) -> None:
-    page = no_script.new_page()
-    chat = Chat(page)
-    chat.open()
-    chat.message_box.fill("the first question")
-    chat.send_button.click()
-    cid = chat.conversation_id()
+def test_the_same_without_javascript(plain_chat: Chat) -> None:
+    chat = plain_chat
+    page = chat.page
+    cid = send_without_script(chat, "the first question")
     until_answered(page)
     expect(chat.answers.first).to_have_attribute("data-status", "complete")
 

@@ -5,33 +5,19 @@ answer runs keeps its text: tests/test_pages.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import expect
 
-from tests.browser.helpers import VIEWPORT, Chat, words
-from tests.servers import Server
+from tests.browser.helpers import Chat, words
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def no_script(browser: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport=VIEWPORT, base_url=server.url, java_script_enabled=False)
-    ctx.set_default_timeout(10_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
 def test_a_running_answer_reloads_stops_and_retries_without_javascript(
-    no_script: BrowserContext,
+    plain_chat: Chat,
 ) -> None:
-    page = no_script.new_page()
-    chat = Chat(page)
-    chat.open()
+    chat = plain_chat
+    page = chat.page
     chat.message_box.fill(words(400, "long"))  # 10 s at the test server's pace
     chat.send_button.click()
     cid = chat.conversation_id()
