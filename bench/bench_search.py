@@ -46,10 +46,10 @@ import asyncpg  # type: ignore[import-untyped]
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
+from tests.store_helpers import finish_answer
 
 from bench.bench_scale import fresh_database
 from bench.machine import describe
-from hxchat.domain import MessageStatus
 from hxchat.store import search
 from hxchat.store.engine import make_engine
 from hxchat.store.migrate import alembic_config, upgrade
@@ -297,18 +297,7 @@ async def answer_ends(store: SqlStore, library: Library) -> None:
             took, _ = await timed(store.start_turn(OWNER, cid, library.text(12), gid, "w", 60))
             starts.append(took)
             answer = library.text(60)
-            took, _ = await timed(
-                store.finish(
-                    gid,
-                    content=answer,
-                    status=MessageStatus.COMPLETE,
-                    sources=(),
-                    error=None,
-                    search_suggestions=None,
-                    final_event_id=None,
-                    worker_id="w",
-                )
-            )
+            took, _ = await timed(finish_answer(store, gid, answer))
             finishes.append(took)
         return starts, finishes
 

@@ -4,35 +4,21 @@ message; the app renames, pins and lists them; the downgrade takes the columns a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect
 from sqlalchemy.engine import Connection
 
-from hxchat.store.engine import make_engine
 from hxchat.store.library import Changes, Library
 from hxchat.store.migrate import alembic_config, schema_is_current, upgrade
-from hxchat.store.search import in_metadata
 from hxchat.store.sql import open_store
-from hxchat.store.tables import conversations, messages, metadata
+from hxchat.store.tables import conversations, messages
+from tests.store_helpers import differences, on_connection
 
-T = TypeVar("T")
 OLD = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
 NEW_COLUMNS = {"pinned", "title_source", "instructions"}
-
-
-async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
-    engine = make_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            return await conn.run_sync(work)
-    finally:
-        await engine.dispose()
 
 
 def rows_at_0006(connection: Connection) -> None:
@@ -61,12 +47,6 @@ def rows_at_0006(connection: Connection) -> None:
 
 def columns(connection: Connection) -> set[str]:
     return {c["name"] for c in inspect(connection).get_columns("conversations")}
-
-
-def differences(connection: Connection) -> list[Any]:
-    # The search index (#12) is the migrations' own, outside `tables.py`.
-    context = MigrationContext.configure(connection, opts={"include_name": in_metadata})
-    return list(compare_metadata(context, metadata))
 
 
 async def test_upgrade_from_0006_keeps_the_conversations_and_the_library_works_on_them(

@@ -9,12 +9,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
@@ -22,13 +20,12 @@ from sqlalchemy.engine import Connection
 from hxchat.domain import MessageStatus, ModelChoice, Role, Source, Timing, Turn, Usage
 from hxchat.errors import StoreUnavailable
 from hxchat.store.base import Checkpoint
-from hxchat.store.engine import make_engine
 from hxchat.store.migrate import alembic_config, head_revision, schema_is_current, upgrade
 from hxchat.store.search import in_metadata
 from hxchat.store.sql import open_store
-from hxchat.store.tables import conversations, messages, metadata
+from hxchat.store.tables import conversations, messages
+from tests.store_helpers import differences, finish_answer, on_connection, stored_revision
 
-T = TypeVar("T")
 TABLES = {
     "alembic_version",
     "answer_pieces",
@@ -50,26 +47,11 @@ LIBRARY_TABLES = {"shares", "shared_messages", "feedback"}  # from 0006 on
 FILE_TABLES = {"files", "file_contents", "message_files"}  # from 0009 on
 
 
-async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
-    """Run `work(sync_connection)` in one transaction on the database."""
-    engine = make_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            return await conn.run_sync(work)
-    finally:
-        await engine.dispose()
-
-
 def table_names(connection: Connection) -> set[str]:
     """The tables, without the search index's (`search_…`, see test_library_search)."""
     return {
         name for name in inspect(connection).get_table_names() if in_metadata(name, "table", None)
     }
-
-
-def differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"include_name": in_metadata})
-    return list(compare_metadata(context, metadata))
 
 
 def test_the_migrations_are_one_line_ending_at_the_expected_head() -> None:
@@ -81,10 +63,6 @@ def test_the_migrations_are_one_line_ending_at_the_expected_head() -> None:
     assert line[-1].down_revision is None
     files = [p for p in Path(scripts.versions).glob("*.py") if p.name != "__init__.py"]
     assert len(files) == len(line)
-
-
-def stored_revision(connection: Connection) -> str:
-    return str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
 
 
 async def test_upgrade_builds_exactly_the_stores_tables(database_url: str) -> None:
@@ -248,16 +226,7 @@ async def test_upgrade_from_0001_keeps_the_rows_and_the_app_works_on_them(
             assert not await store.checkpoint_many([added], "w", 60)
         running = await store.get_generation("gen-new", "alice")
         assert running is not None and running.content == "new answer"
-        assert await store.finish(
-            "gen-new",
-            content="new answer.",
-            status=MessageStatus.COMPLETE,
-            sources=(),
-            error=None,
-            search_suggestions=None,
-            final_event_id=None,
-            worker_id="w",
-        )
+        assert await finish_answer(store, "gen-new", "new answer.")
         assert [turn.content for turn in await store.history("c1", message_id + 1)] == [
             "first",
             "first answer",
@@ -513,16 +482,7 @@ async def test_upgrade_from_0003_makes_each_conversation_a_chain_and_the_app_wor
             "answer two",
             "three",
         ]
-        await store.finish(
-            "gen-4",
-            content="answer three",
-            status=MessageStatus.COMPLETE,
-            sources=(),
-            error=None,
-            search_suggestions=None,
-            final_event_id=None,
-            worker_id="w",
-        )
+        await finish_answer(store, "gen-4", "answer three")
         c1 = await store.get_conversation("u1", "c1")
         assert c1 is not None and c1.messages[-1].versions == (
             failed.id,
@@ -600,30 +560,12 @@ async def test_upgrade_from_0004_leaves_old_answers_without_a_model_and_records_
         choice = ModelChoice(None, "echo", frozenset({"echo", "openai:b"}))
         retried = await store.start_retry("u1", "c1", "gen-4", "w", 60, choice)
         assert retried.model == "echo"  # the old answer has none: the default
-        await store.finish(
-            "gen-4",
-            content="answer three",
-            status=MessageStatus.COMPLETE,
-            sources=(),
-            error=None,
-            search_suggestions=None,
-            final_event_id=None,
-            worker_id="w",
-        )
+        await finish_answer(store, "gen-4", "answer three")
         asked = ModelChoice("openai:b", "echo", frozenset({"echo", "openai:b"}))
         started = await store.start_turn("u1", "c1", "four", "gen-5", "w", 60, asked)
         generation = await store.get_generation("gen-5", "u1")
         assert generation is not None and generation.model == "openai:b"
-        await store.finish(
-            "gen-5",
-            content="answer four",
-            status=MessageStatus.COMPLETE,
-            sources=(),
-            error=None,
-            search_suggestions=None,
-            final_event_id=None,
-            worker_id="w",
-        )
+        await finish_answer(store, "gen-5", "answer four")
         goes_on = await store.start_turn("u1", "c1", "five", "gen-6", "w", 60, choice)
         assert goes_on.model == "openai:b"  # the conversation's model
         c1 = await store.get_conversation("u1", "c1")
@@ -680,15 +622,10 @@ async def test_upgrade_from_0007_leaves_old_answers_without_usage_and_records_ne
         await store.start_retry("u1", "c1", "gen-4", "w", 60)
         running = await store.get_generation("gen-4", "u1")
         assert running is not None and running.timing is None
-        assert await store.finish(
+        assert await finish_answer(
+            store,
             "gen-4",
-            content="answer three",
-            status=MessageStatus.COMPLETE,
-            sources=(),
-            error=None,
-            search_suggestions=None,
-            final_event_id=None,
-            worker_id="w",
+            "answer three",
             usage=Usage(input_tokens=12, output_tokens=None),
             timing=Timing(first_text_ms=340, total_ms=2150),
         )

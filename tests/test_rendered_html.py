@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from alembic import command
 from sqlalchemy import insert, inspect, text
@@ -18,26 +18,15 @@ from hxchat.config import Settings
 from hxchat.render import render_markdown
 from hxchat.render.cache import RenderedAnswers
 from hxchat.render.markdown import RENDERER
-from hxchat.store.engine import make_engine
 from hxchat.store.migrate import alembic_config, head_revision, upgrade
 from hxchat.store.sql import open_store
 from hxchat.store.tables import conversations, messages
 from hxchat.web import answer_html
 from tests.helpers import MIXED, client_for, events, new_conversation, running_app, send
+from tests.store_helpers import on_connection
 
-T = TypeVar("T")
 OLD = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ANSWER = "An *old* answer with `code`:\n\n```python\nprint('hi')\n```\n"
-
-
-async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
-    """Run `work(sync_connection)` in one transaction on the database."""
-    engine = make_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            return await conn.run_sync(work)
-    finally:
-        await engine.dispose()
 
 
 def kept_html(database_url: str) -> Callable[[Connection], dict[int, tuple[Any, Any]]]:

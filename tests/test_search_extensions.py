@@ -14,10 +14,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from hxchat.domain import MessageStatus
 from hxchat.store.migrate import upgrade
 from hxchat.store.sql import open_store
 from tests.helpers import fresh_postgres_database, require_postgres
+from tests.store_helpers import finish_answer
 
 pytestmark = pytest.mark.postgres
 
@@ -62,16 +62,7 @@ async def test_without_extensions_search_works_without_folding_accents(
     try:
         cid = await store.create_conversation("alice")
         started = await store.start_turn("alice", cid, "un café crème", "g1", "w", 60)
-        await store.finish(
-            started.generation_id,
-            content="le café est chaud",
-            status=MessageStatus.COMPLETE,
-            sources=(),
-            error=None,
-            search_suggestions=None,
-            final_event_id=None,
-            worker_id="w",
-        )
+        await finish_answer(store, started.generation_id, "le café est chaud")
         found = await store.search("alice", "café crè")
         assert [hit.message_id for hit in found] == [started.user_message_id]
         assert len(await store.search("alice", "café")) == 2

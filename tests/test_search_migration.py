@@ -5,30 +5,17 @@ the downgrade takes the index away and the upgrade builds it again."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from hxchat.domain import MessageStatus
-from hxchat.store.engine import make_engine
 from hxchat.store.migrate import alembic_config, head_revision, upgrade
 from hxchat.store.sql import open_store
+from tests.store_helpers import finish_answer, on_connection
 
-T = TypeVar("T")
 OLD = datetime(2025, 8, 1, 9, 0, tzinfo=UTC)
-
-
-async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
-    engine = make_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            return await conn.run_sync(work)
-    finally:
-        await engine.dispose()
 
 
 def rows_at_0005(connection: Connection) -> None:
@@ -121,16 +108,7 @@ async def test_upgrade_from_0005_indexes_what_conversations_show(database_url: s
         assert [g.content for g in swept] == ["ocelots are half"]
         assert await found("alice", "half") == [("c2", "ocelots are half")]
         started = await store.start_turn("alice", "c3", "a serval", "gen-new", "w", 60)
-        await store.finish(
-            started.generation_id,
-            content="servals jump",
-            status=MessageStatus.COMPLETE,
-            sources=(),
-            error=None,
-            search_suggestions=None,
-            final_event_id=None,
-            worker_id="w",
-        )
+        await finish_answer(store, started.generation_id, "servals jump")
         assert await found("alice", "serval") == [("c3", "a serval"), ("c3", "servals jump")]
         assert await store.delete_conversation("alice", "c1") == ""
         assert await found("alice", "tapir") == []

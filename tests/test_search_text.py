@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from hxchat.domain import MessageStatus
 from hxchat.search_text import chunks, fold, marked, snippet, words
 from hxchat.store.engine import make_sqlite_engine
 from hxchat.store.migrate import upgrade
 from hxchat.store.search_query import find, fts5_match, tsquery
 from hxchat.store.sql import open_store
+from tests.store_helpers import finish_answer
 
 SYNTAX = "\"*:^&|!()-+<>{}'\\~@#%,.;NEAR AND OR NOT"
 
@@ -69,16 +69,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         try:
             cid = await store.create_conversation("alice")
             await store.start_turn("alice", cid, 'NEAR "quoted" c++ a:b x&y', "g", "w", 60)
-            await store.finish(
-                "g",
-                content="answer * with (syntax) -minus ^caret",
-                status=MessageStatus.COMPLETE,
-                sources=(),
-                error=None,
-                search_suggestions=None,
-                final_event_id=None,
-                worker_id="w",
-            )
+            await finish_answer(store, "g", "answer * with (syntax) -minus ^caret")
         finally:
             await store.close()
 

@@ -4,37 +4,22 @@ the downgrade takes only the new tables away."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from hxchat.auth.secrets import digest
-from hxchat.store.engine import make_engine
 from hxchat.store.feedback import FeedbackStore
 from hxchat.store.migrate import alembic_config, upgrade
-from hxchat.store.search import in_metadata
 from hxchat.store.shares import ShareStore
 from hxchat.store.sql import open_store
-from hxchat.store.tables import metadata
+from tests.store_helpers import differences, on_connection
 
-T = TypeVar("T")
 OLD = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
 NEW_TABLES = {"shares", "shared_messages", "feedback"}
-
-
-async def on_connection(database_url: str, work: Callable[[Connection], T]) -> T:
-    engine = make_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            return await conn.run_sync(work)
-    finally:
-        await engine.dispose()
 
 
 def rows_at_0005(connection: Connection) -> None:
@@ -99,12 +84,6 @@ def snapshot_of_rows(connection: Connection) -> tuple[Any, ...]:
 
 def table_names(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
-
-
-def differences(connection: Connection) -> list[Any]:
-    # The search index (#12) is the migrations' own, outside `tables.py`.
-    context = MigrationContext.configure(connection, opts={"include_name": in_metadata})
-    return list(compare_metadata(context, metadata))
 
 
 def downgrade_to_0005(connection: Connection) -> None:
