@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Playwright
 from hxchat.config import Settings, load_settings
 from tests.helpers import (
     CHROMIUM_ARGS,
+    app_on,
     cheap_password_hashing,
     client_for,
     fresh_postgres_database,
@@ -109,3 +110,19 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture
+async def db_app(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> AsyncIterator[FastAPI]:
+    """The app on each test database (SQLite, PostgreSQL), at the newest schema."""
+    async with app_on(make_settings, database_url) as app:
+        yield app
+
+
+@pytest.fixture
+async def api(db_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `db_app`."""
+    async with client_for(db_app) as client:
+        yield client

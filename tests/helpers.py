@@ -36,6 +36,7 @@ from hxchat.config import Settings
 from hxchat.domain import AgentEvent, Role, TextDelta, Turn, Usage
 from hxchat.errors import ProviderError
 from hxchat.providers.base import ChatModel
+from hxchat.store.migrate import upgrade
 from tests import html_tree, sse
 
 T = TypeVar("T")
@@ -218,6 +219,17 @@ async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
     """An app with its lifespan running: store, event log, model, runner."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        yield app
+
+
+@asynccontextmanager
+async def app_on(
+    make_settings: Callable[..., Settings], database_url: str, **overrides: Any
+) -> AsyncIterator[FastAPI]:
+    """`running_app` on `database_url`, brought to the newest schema first (PostgreSQL
+    is never upgraded by the app itself)."""
+    await upgrade(database_url)
+    async with running_app(make_settings(database_url=database_url, **overrides)) as app:
         yield app
 
 

@@ -5,32 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from hxchat.config import Settings
 from hxchat.library import export
-from hxchat.store.migrate import upgrade
-from tests.helpers import client_for, events, new_conversation, running_app, send
-
-
-@pytest.fixture
-async def db_app(
-    database_url: str, make_settings: Callable[..., Settings]
-) -> AsyncIterator[FastAPI]:
-    await upgrade(database_url)
-    async with running_app(make_settings(database_url=database_url)) as app:
-        yield app
-
-
-@pytest.fixture
-async def api(db_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(db_app) as client:
-        yield client
+from tests.helpers import client_for, events, new_conversation, send
 
 
 async def talk(client: httpx.AsyncClient, *questions: str) -> str:

@@ -5,28 +5,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
 
 from hxchat.config import Settings
-from hxchat.store.migrate import upgrade
 from tests import html_tree
-from tests.helpers import client_for, events, new_conversation, running_app, send
+from tests.helpers import app_on, client_for, events, new_conversation, send
 
 HTMX = {"HX-Request": "true"}
-
-
-@asynccontextmanager
-async def app_on(
-    make_settings: Callable[..., Settings], database_url: str, **overrides: Any
-) -> AsyncIterator[FastAPI]:
-    await upgrade(database_url)  # PostgreSQL is never upgraded by the app itself
-    async with running_app(make_settings(database_url=database_url, **overrides)) as app:
-        yield app
 
 
 async def answered(client: httpx.AsyncClient, content: str = "a question") -> tuple[str, int, int]:

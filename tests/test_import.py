@@ -5,17 +5,13 @@ skipped, and the round trip of hxchat's export."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
-from hxchat.config import Settings
-from hxchat.store.migrate import upgrade
 from tests.chatgpt_export import ChatGptConversation
-from tests.helpers import client_for, events, new_conversation, running_app, send
+from tests.helpers import client_for, events, new_conversation, send
 from tests.import_samples import (
     by_title,
     chatgpt_export,
@@ -24,21 +20,6 @@ from tests.import_samples import (
     listed,
     shown,
 )
-
-
-@pytest.fixture
-async def db_app(
-    database_url: str, make_settings: Callable[..., Settings]
-) -> AsyncIterator[FastAPI]:
-    await upgrade(database_url)
-    async with running_app(make_settings(database_url=database_url)) as app:
-        yield app
-
-
-@pytest.fixture
-async def api(db_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(db_app) as client:
-        yield client
 
 
 async def test_a_chatgpt_export_becomes_conversations_with_versions_and_the_shown_path(

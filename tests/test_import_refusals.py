@@ -5,33 +5,14 @@ SQLite and PostgreSQL, and leaves nothing imported."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from hxchat.config import Settings
 from hxchat.library import imported
-from hxchat.store.migrate import upgrade
 from tests.chatgpt_export import ChatGptConversation
-from tests.helpers import client_for, running_app
 from tests.import_samples import chatgpt_export, hxchat_document, import_json, refused
-
-
-@pytest.fixture
-async def db_app(
-    database_url: str, make_settings: Callable[..., Settings]
-) -> AsyncIterator[FastAPI]:
-    await upgrade(database_url)
-    async with running_app(make_settings(database_url=database_url)) as app:
-        yield app
-
-
-@pytest.fixture
-async def api(db_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(db_app) as client:
-        yield client
 
 
 async def test_a_truncated_file_is_refused_as_cut_off(api: httpx.AsyncClient) -> None:

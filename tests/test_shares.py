@@ -6,21 +6,19 @@ The API on SQLite and PostgreSQL; the page's Share controls with and without htm
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from hxchat.config import Settings, load_settings
 from hxchat.errors import ConfigError
-from hxchat.store.migrate import upgrade
 from hxchat.web.security import CONTENT_SECURITY_POLICY
 from tests import html_tree
 from tests.helpers import (
     add_user,
+    app_on,
     cheap_password_hashing,
     client_for,
     events,
@@ -38,15 +36,6 @@ LINK = re.compile(r"^/s/[A-Za-z0-9_-]{32,}$")
 def _cheap_hashing() -> Iterator[None]:
     with cheap_password_hashing():
         yield
-
-
-@asynccontextmanager
-async def app_on(
-    make_settings: Callable[..., Settings], database_url: str, **overrides: Any
-) -> AsyncIterator[FastAPI]:
-    await upgrade(database_url)  # PostgreSQL is never upgraded by the app itself
-    async with running_app(make_settings(database_url=database_url, **overrides)) as app:
-        yield app
 
 
 async def chat(client: httpx.AsyncClient, cid: str, *questions: str) -> None:
