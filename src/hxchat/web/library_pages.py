@@ -74,6 +74,27 @@ async def _list_fragment(
 _HEADING = ("heading", "title_watch")
 
 
+async def _change(library: LibraryDep, owner: str, conversation_id: str, changes: Changes) -> None:
+    """Apply `changes` to the owner's conversation; 404 when it is not theirs."""
+    if not await library.change(owner, conversation_id, changes):
+        raise NotFound()
+
+
+async def _after_change(
+    request: Request,
+    store: StoreDep,
+    templates: Templates,
+    owner: str,
+    here: str,
+    *,
+    with_heading: bool = False,
+) -> Response:
+    """Without htmx, back to the page `here` (POST-redirect-GET); with it, the list."""
+    if not is_htmx(request):
+        return RedirectResponse(here, status_code=303)
+    return await _list_fragment(store, templates, owner, here, with_heading=with_heading)
+
+
 @router.post("/c/{conversation_id}/rename")
 async def rename(
     request: Request,
@@ -86,12 +107,9 @@ async def rename(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     here = _next(next)
-    if not await library.change(owner, conversation_id, Changes(title=checked_title(title))):
-        raise NotFound()
-    if not is_htmx(request):
-        return RedirectResponse(here, status_code=303)
-    return await _list_fragment(
-        store, templates, owner, here, with_heading=_current(here) == conversation_id
+    await _change(library, owner, conversation_id, Changes(title=checked_title(title)))
+    return await _after_change(
+        request, store, templates, owner, here, with_heading=_current(here) == conversation_id
     )
 
 
@@ -110,11 +128,8 @@ async def pin(
     if pinned not in ("true", "false"):
         raise InvalidMessage("Pinned is true or false.")
     here = _next(next)
-    if not await library.change(owner, conversation_id, Changes(pinned=pinned == "true")):
-        raise NotFound()
-    if not is_htmx(request):
-        return RedirectResponse(here, status_code=303)
-    return await _list_fragment(store, templates, owner, here)
+    await _change(library, owner, conversation_id, Changes(pinned=pinned == "true"))
+    return await _after_change(request, store, templates, owner, here)
 
 
 @router.post("/c/{conversation_id}/delete")
@@ -135,9 +150,7 @@ async def delete(
         here = "/"
         if is_htmx(request):
             return Response(status_code=204, headers={"HX-Redirect": "/"})
-    if not is_htmx(request):
-        return RedirectResponse(here, status_code=303)
-    return await _list_fragment(store, templates, owner, here)
+    return await _after_change(request, store, templates, owner, here)
 
 
 @router.post("/c/{conversation_id}/instructions")
@@ -152,8 +165,7 @@ async def instructions(
 ) -> Response:
     """Save the conversation's instructions ("" clears them): its later answers follow them."""
     changes = Changes(instructions=checked_instructions(instructions))
-    if not await library.change(owner, conversation_id, changes):
-        raise NotFound()
+    await _change(library, owner, conversation_id, changes)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     conversation = await _conversation(store, owner, conversation_id)
