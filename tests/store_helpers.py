@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, Timing, Usage
 from hxchat.store.engine import make_engine
+from hxchat.store.migrate import head_revision, upgrade
 from hxchat.store.search import in_metadata
 from hxchat.store.sql import SqlStore
 from hxchat.store.tables import metadata
@@ -45,6 +46,15 @@ def differences(connection: Connection) -> list[Any]:
 
 def stored_revision(connection: Connection) -> str:
     return str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
+
+
+async def upgrade_from(database_url: str, rows: Callable[[Connection], None]) -> None:
+    """Write `rows` (a database at an old revision), upgrade it, and check it is then at
+    the newest revision with exactly the schema of `tables.py`."""
+    await on_connection(database_url, rows)
+    await upgrade(database_url)
+    assert await on_connection(database_url, stored_revision) == head_revision()
+    assert await on_connection(database_url, differences) == []
 
 
 async def finish_answer(

@@ -24,7 +24,13 @@ from hxchat.store.migrate import alembic_config, head_revision, schema_is_curren
 from hxchat.store.search import in_metadata
 from hxchat.store.sql import open_store
 from hxchat.store.tables import conversations, messages
-from tests.store_helpers import differences, finish_answer, on_connection, stored_revision
+from tests.store_helpers import (
+    differences,
+    finish_answer,
+    on_connection,
+    stored_revision,
+    upgrade_from,
+)
 
 TABLES = {
     "alembic_version",
@@ -434,10 +440,7 @@ def tree_of(connection: Connection) -> dict[str, Any]:
 async def test_upgrade_from_0003_makes_each_conversation_a_chain_and_the_app_works_on_it(
     database_url: str,
 ) -> None:
-    await on_connection(database_url, rows_at_0003)
-    await upgrade(database_url)
-    assert await on_connection(database_url, stored_revision) == head_revision()
-    assert await on_connection(database_url, differences) == []
+    await upgrade_from(database_url, rows_at_0003)
     assert await on_connection(database_url, tree_of) == {
         "c1": [
             ("one", None),
@@ -547,10 +550,7 @@ async def test_upgrade_from_0004_leaves_old_answers_without_a_model_and_records_
         rows_at_0003(connection)
         command.upgrade(alembic_config(connection), "0004")
 
-    await on_connection(database_url, rows_at_0004)
-    await upgrade(database_url)
-    assert await on_connection(database_url, stored_revision) == head_revision()
-    assert await on_connection(database_url, differences) == []
+    await upgrade_from(database_url, rows_at_0004)
 
     store = await open_store(database_url)
     try:
@@ -607,10 +607,7 @@ async def test_upgrade_from_0007_leaves_old_answers_without_usage_and_records_ne
         command.upgrade(alembic_config(connection), "0007")
         connection.execute(text("UPDATE messages SET model = 'echo' WHERE role = 'assistant'"))
 
-    await on_connection(database_url, rows_at_0007)
-    await upgrade(database_url)
-    assert await on_connection(database_url, stored_revision) == head_revision()
-    assert await on_connection(database_url, differences) == []
+    await upgrade_from(database_url, rows_at_0007)
 
     store = await open_store(database_url)
     try:

@@ -23,7 +23,7 @@ from hxchat.store.sql import open_store
 from hxchat.store.tables import conversations, messages
 from hxchat.web import answer_html
 from tests.helpers import MIXED, client_for, events, new_conversation, running_app, send
-from tests.store_helpers import on_connection
+from tests.store_helpers import on_connection, stored_revision
 
 OLD = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ANSWER = "An *old* answer with `code`:\n\n```python\nprint('hi')\n```\n"
@@ -82,13 +82,7 @@ async def test_upgrade_from_0010_leaves_old_answers_to_render_once_and_keeps_the
     downgrade drops the columns and keeps every text."""
     await on_connection(database_url, rows_at_0008)
     await upgrade(database_url)
-    assert (
-        await on_connection(
-            database_url,
-            lambda c: c.execute(text("SELECT version_num FROM alembic_version")).scalar(),
-        )
-        == head_revision()
-    )
+    assert await on_connection(database_url, stored_revision) == head_revision()
     assert await on_connection(database_url, kept_html(database_url)) == {
         2: (None, None),
         4: (None, None),

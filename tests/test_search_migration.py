@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.store.migrate import alembic_config, head_revision, upgrade
 from hxchat.store.sql import open_store
-from tests.store_helpers import finish_answer, on_connection
+from tests.store_helpers import finish_answer, on_connection, stored_revision
 
 OLD = datetime(2025, 8, 1, 9, 0, tzinfo=UTC)
 
@@ -82,9 +82,7 @@ def search_tables(connection: Connection) -> set[str]:
 async def test_upgrade_from_0005_indexes_what_conversations_show(database_url: str) -> None:
     await on_connection(database_url, rows_at_0005)
     await upgrade(database_url)
-    revision = await on_connection(
-        database_url, lambda c: c.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    )
+    revision = await on_connection(database_url, stored_revision)
     assert revision == head_revision()  # through 0010, whatever came after it
 
     store = await open_store(database_url)
