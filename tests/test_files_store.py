@@ -89,13 +89,20 @@ async def test_the_storage_puts_gets_and_deletes(files_url: str, tmp_path: Path)
     assert await storage.get("owner/abc") is None
 
 
-async def test_an_unreachable_store_is_a_readable_503(
+@pytest.fixture
+def unreachable(
     monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
-) -> None:
+) -> Settings:
+    """Settings whose S3 file storage is at a port nothing listens on."""
     for name, value in s3_environment(f"http://127.0.0.1:{free_port()}").items():
-        monkeypatch.setenv(name, value)  # nothing listens there
-    settings = make_settings(files_url=f"s3://{BUCKET}/away")
-    async with running_app(settings) as app, client_for(app) as client:
+        monkeypatch.setenv(name, value)
+    return make_settings(files_url=f"s3://{BUCKET}/away")
+
+
+async def test_an_unreachable_store_is_a_readable_503(
+    unreachable: Settings,
+) -> None:
+    async with running_app(unreachable) as app, client_for(app) as client:
         response = await client.post("/api/files", files={"file": ("a.txt", b"text")})
     assert response.status_code == 503
     assert response.json()["detail"] == (
@@ -105,12 +112,9 @@ async def test_an_unreachable_store_is_a_readable_503(
 
 
 async def test_on_the_page_an_unreachable_store_is_an_error_beside_the_composer(
-    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+    unreachable: Settings,
 ) -> None:
-    for name, value in s3_environment(f"http://127.0.0.1:{free_port()}").items():
-        monkeypatch.setenv(name, value)  # nothing listens there
-    settings = make_settings(files_url=f"s3://{BUCKET}/away")
-    async with running_app(settings) as app, client_for(app) as client:
+    async with running_app(unreachable) as app, client_for(app) as client:
         response = await client.post(
             "/send",
             data={"content": "my long careful question", "conversation_id": ""},
