@@ -11,6 +11,8 @@ or it fails mid-stream. Every `LlmRequest` is recorded::
     model = GeminiModel(settings, llm=llm)
     llm.requests[0].contents  # what ADK sent: earlier turns, then the new message
 
+(`scripted_models` makes such models for a test and closes them after it.)
+
 Its name is a Gemini model name ("gemini-2.5-flash") because ADK's `google_search`
 tool refuses models whose name is not Gemini's.
 
@@ -30,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,8 @@ from pydantic import Field
 if not __package__:  # run as `python tests/scripted_gemini.py`: find the `tests` package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hxchat.config import Settings
+from hxchat.providers.gemini import GeminiModel
 from tests.scripted_openai import Request, ScriptedHTTPServer, Writer, command_line
 
 CHIP_HTML = (
@@ -171,6 +176,31 @@ class ScriptedGemini(BaseLlm):
                     yield LlmResponse(error_code=code, error_message=message)
                 case Sleep(seconds):
                     await asyncio.sleep(seconds)
+
+
+@asynccontextmanager
+async def scripted_models(settings: Settings) -> AsyncIterator[Callable[..., GeminiModel]]:
+    """`make(*turns, **setting_overrides)`: a GeminiModel on a `ScriptedGemini` playing
+    `turns` (none: its default); every model made is closed at the end."""
+    models: list[GeminiModel] = []
+
+    def make(*turns: Any, **overrides: Any) -> GeminiModel:
+        llm = ScriptedGemini(turns=list(turns)) if turns else ScriptedGemini()
+        model = GeminiModel(settings.model_copy(update=overrides), llm=llm)
+        models.append(model)
+        return model
+
+    try:
+        yield make
+    finally:
+        for model in models:
+            await model.close()
+
+
+def llm_of(model: GeminiModel) -> ScriptedGemini:
+    """The scripted ADK model under `model` (what it was asked)."""
+    assert isinstance(model.llm, ScriptedGemini)
+    return model.llm
 
 
 def prompt_words(request: LlmRequest) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -25,11 +24,12 @@ from hxchat.providers.registry import build_model
 from tests.helpers import run, text_of
 from tests.model_files import answered, document, image, pdf, png, said, text_file
 from tests.scripted_gemini import (
-    ScriptedGemini,
     ScriptedGeminiAPI,
     answer,
     body_parts,
     content_parts,
+    llm_of,
+    scripted_models,
 )
 
 GEMINI_ENV = (
@@ -50,23 +50,9 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 async def scripted(settings: Settings) -> AsyncIterator[Callable[..., GeminiModel]]:
-    """GeminiModels on a scripted ADK model; closed afterwards."""
-    models: list[GeminiModel] = []
-
-    def make(**overrides: Any) -> GeminiModel:
-        llm = ScriptedGemini(turns=[answer(["Seen."])])
-        model = GeminiModel(settings.model_copy(update=overrides), llm=llm)
-        models.append(model)
-        return model
-
-    yield make
-    for model in models:
-        await model.close()
-
-
-def llm_of(model: GeminiModel) -> ScriptedGemini:
-    assert isinstance(model.llm, ScriptedGemini)
-    return model.llm
+    """GeminiModels on a scripted ADK model that answers "Seen."; closed afterwards."""
+    async with scripted_models(settings) as make:
+        yield lambda **overrides: make(answer(["Seen."]), **overrides)
 
 
 async def test_images_and_pdfs_go_as_parts_and_text_files_as_text(

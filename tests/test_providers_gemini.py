@@ -41,12 +41,13 @@ from tests.scripted_gemini import (
     Final,
     Partial,
     Raise,
-    ScriptedGemini,
     ScriptedGeminiAPI,
     Sleep,
     answer,
     grounded,
+    llm_of,
     request_texts,
+    scripted_models,
     server_error,
 )
 from tests.servers import free_port
@@ -77,22 +78,8 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture
 async def make_model(settings: Settings) -> AsyncIterator[Callable[..., GeminiModel]]:
     """GeminiModels on scripted turns; closed afterwards."""
-    models: list[GeminiModel] = []
-
-    def make(*turns: Any, **overrides: Any) -> GeminiModel:
-        llm = ScriptedGemini(turns=list(turns)) if turns else ScriptedGemini()
-        model = GeminiModel(settings.model_copy(update=overrides), llm=llm)
-        models.append(model)
-        return model
-
-    yield make
-    for model in models:
-        await model.close()
-
-
-def llm_of(model: GeminiModel) -> ScriptedGemini:
-    assert isinstance(model.llm, ScriptedGemini)
-    return model.llm
+    async with scripted_models(settings) as make:
+        yield make
 
 
 # -- answers --------------------------------------------------------------------------
