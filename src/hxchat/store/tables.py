@@ -40,6 +40,26 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _owned_by(name: str, target: str) -> Column[Any]:
+    """An indexed, required reference to the row that owns this one (an id of 32
+    characters): the row goes when its owner does (ON DELETE CASCADE)."""
+    return Column(
+        name, String(32), ForeignKey(target, ondelete="CASCADE"), nullable=False, index=True
+    )
+
+
+def _message_key() -> Column[Any]:
+    """`message_id` as (part of) the primary key of a row that belongs to one message
+    and goes with it."""
+    return Column(
+        "message_id",
+        Integer,
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on every database.
 
@@ -100,13 +120,7 @@ messages = Table(
     "messages",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "conversation_id",
-        String(32),
-        ForeignKey("conversations.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _owned_by("conversation_id", "conversations.id"),
     # The message this one follows (None for a first message); messages with the same
     # parent are versions of one another (`store/tree.py`).
     Column("parent_id", Integer, nullable=True),
@@ -148,13 +162,7 @@ messages = Table(
 answer_pieces = Table(
     "answer_pieces",
     metadata,
-    Column(
-        "message_id",
-        Integer,
-        ForeignKey("messages.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _message_key(),
     Column("start", Integer, primary_key=True, autoincrement=False),
     Column("text", Text, nullable=False),
 )
@@ -191,13 +199,7 @@ sessions = Table(
     "sessions",
     metadata,
     Column("id", String(64), primary_key=True),  # SHA-256 of the cookie's token, hex
-    Column(
-        "user_id",
-        String(32),
-        ForeignKey("users.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _owned_by("user_id", "users.id"),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("last_seen_at", UtcDateTime(), nullable=False),  # expiry counts from here
 )
@@ -206,13 +208,7 @@ api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column(
-        "user_id",
-        String(32),
-        ForeignKey("users.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _owned_by("user_id", "users.id"),
     Column("name", String(100), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -228,13 +224,7 @@ shares = Table(
     "shares",
     metadata,
     Column("id", String(64), primary_key=True),  # SHA-256 of the link's token, hex
-    Column(
-        "conversation_id",
-        String(32),
-        ForeignKey("conversations.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _owned_by("conversation_id", "conversations.id"),
     Column("title", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
 )
@@ -265,13 +255,7 @@ shared_messages = Table(
 feedback = Table(
     "feedback",
     metadata,
-    Column(
-        "message_id",
-        Integer,
-        ForeignKey("messages.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _message_key(),
     Column("rating", String(8), nullable=True),
     Column("comment", Text, nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
@@ -309,19 +293,7 @@ file_contents = Table(
 message_files = Table(
     "message_files",
     metadata,
-    Column(
-        "message_id",
-        Integer,
-        ForeignKey("messages.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _message_key(),
     Column("position", Integer, primary_key=True, autoincrement=False),
-    Column(
-        "file_id",
-        String(32),
-        ForeignKey("files.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _owned_by("file_id", "files.id"),
 )
