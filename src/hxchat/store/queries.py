@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -197,12 +198,9 @@ def start_edit(
     """A new version of a user's message, and a new answer to it: the path now runs
     through them (the old version and what follows it stay)."""
     running.limit_running(conn, owner, most_running)
-    row = tree.find_message(conn, owner, message_id, conversation_id)
-    if row.role != Role.USER.value:
-        raise InvalidMessage("Only a message you wrote can be edited; regenerate an answer.")
-    leases.lock(conn, owner, row.conversation_id, generation_id)
-    model = _chosen(conn, choice, row.conversation_id)
-    old_leaf = tree.leaf(conn, row.conversation_id)
+    row, old_leaf, model = _branch_from(
+        conn, owner, message_id, conversation_id, generation_id, choice, Role.USER
+    )
     user_message_id = _insert_user_message(conn, row.conversation_id, content, row.parent_id)
     files.copy_links(conn, message_id, user_message_id)  # the new version keeps its files
     started = _answer_placeholder(
@@ -233,12 +231,9 @@ def start_regenerate(
     """A new version of an answer, beside it: the path now runs through the new one
     (what followed the old one stays on its branch)."""
     running.limit_running(conn, owner, most_running)
-    row = tree.find_message(conn, owner, message_id, conversation_id)
-    if row.role != Role.ASSISTANT.value:
-        raise InvalidMessage("Only an answer can be regenerated; edit a message instead.")
-    leases.lock(conn, owner, row.conversation_id, generation_id)
-    model = _chosen(conn, choice, row.conversation_id)
-    old_leaf = tree.leaf(conn, row.conversation_id)
+    row, old_leaf, model = _branch_from(
+        conn, owner, message_id, conversation_id, generation_id, choice, Role.ASSISTANT
+    )
     started = _answer_placeholder(
         conn,
         row.conversation_id,
@@ -251,6 +246,32 @@ def start_regenerate(
     )
     search.follow_path(conn, row.conversation_id, old_leaf, started.assistant_message_id)
     return started
+
+
+_NOT_A_NEW_VERSION = {
+    Role.USER: "Only a message you wrote can be edited; regenerate an answer.",
+    Role.ASSISTANT: "Only an answer can be regenerated; edit a message instead.",
+}
+
+
+def _branch_from(
+    conn: Connection,
+    owner: str,
+    message_id: int,
+    conversation_id: str | None,
+    generation_id: str,
+    choice: ModelChoice | None,
+    role: Role,
+) -> tuple[Any, int | None, str | None]:
+    """The start of a new version of the message `message_id`, which must be of `role`:
+    its row, with the conversation locked for the new answer; the path's end before the
+    new version (the search follows the path from it); the new answer's model."""
+    row = tree.find_message(conn, owner, message_id, conversation_id)
+    if row.role != role.value:
+        raise InvalidMessage(_NOT_A_NEW_VERSION[role])
+    leases.lock(conn, owner, row.conversation_id, generation_id)
+    old_leaf = tree.leaf(conn, row.conversation_id)
+    return row, old_leaf, _chosen(conn, choice, old_leaf)
 
 
 def select_version(
@@ -349,16 +370,14 @@ def _answer_placeholder(
     )
 
 
-def _chosen(conn: Connection, choice: ModelChoice | None, leaf: int | str | None) -> str | None:
+def _chosen(conn: Connection, choice: ModelChoice | None, leaf: int | None) -> str | None:
     """The model of a new answer (see `ModelChoice`): the conversation goes on with the
-    model of the path's last message, `leaf` (its id, or the conversation's id to read
-    it), unless another one is asked for. None when the caller gave no choice."""
+    model of the path's last message, `leaf`, unless another one is asked for. None when
+    the caller gave no choice."""
     if choice is None:
         return None
     if choice.requested:
         return choice.requested
-    if isinstance(leaf, str):
-        leaf = tree.leaf(conn, leaf)
     inherited = None if leaf is None else conn.scalar(_MODEL_OF, {"message": leaf})
     return choice.resolve(inherited)
 
