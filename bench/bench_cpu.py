@@ -9,12 +9,14 @@ server after a short warm-up, and prints each run and the median, for
 
 - `embedded`: `hxchat serve`, 1 worker, SQLite file + in-memory log;
 - `shared`: `hxchat serve --workers 2` on PostgreSQL (a fresh database) + Redis,
+- `shared1`: the same with one worker, so that the backends' cost compares like for
+  like with `embedded` (no second process, every reader on the writer's worker),
 
-both pinned to CPU 0 (the client on CPU 1). `--profile DIR` instead runs one worker of
+all pinned to CPU 0 (the client on CPU 1). `--profile DIR` instead runs one worker of
 each configuration under cProfile for one step and prints where its time went (the
 profile is written to DIR; the main thread's CPU time, inflated by the profiler's own
 work per call: the shares are what matter).
-Run: `python -m bench.bench_cpu [--runs 3] [--configs embedded,shared]`.
+Run: `python -m bench.bench_cpu [--runs 3] [--configs embedded,shared,shared1]`.
 """
 
 from __future__ import annotations
@@ -88,14 +90,14 @@ def start(workdir: Path, env: dict[str, str], workers: int, profile: Path | None
 def measure(name: str, workdir: Path, n: int, runs: int, profile: Path | None) -> list[float]:
     """Server CPU ms per 1,000 words of each measured run (`runs` steps of `n` streams)."""
     env = server_env(workdir, 20)
-    shared = name == "shared"
+    shared = name.startswith("shared")
     database = fresh_database() if shared else contextlib.nullcontext("")
     figures: list[float] = []
     steps: list[Step] = []
     with database as url:
         if shared:
             env.update({"HXCHAT_DATABASE_URL": url, "HXCHAT_REDIS_URL": REDIS_URL})
-        server = start(workdir, env, 2 if shared else 1, profile)
+        server = start(workdir, env, 2 if name == "shared" else 1, profile)
         try:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 pid = server.process.pid
@@ -171,8 +173,9 @@ def main() -> None:
                 medians[name] = statistics.median(figures)
     for name, value in medians.items():
         print(f"{name}: median {value:.1f} ms of server CPU per 1,000 words")
-    if len(medians) == 2:
-        print(f"shared over embedded: {medians['shared'] / medians['embedded']:.2f}")
+    for name in ("shared", "shared1"):
+        if name in medians and "embedded" in medians:
+            print(f"{name} over embedded: {medians[name] / medians['embedded']:.2f}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, and_, delete, exists, insert, select
+from sqlalchemy import Insert, and_, bindparam, delete, exists, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -46,6 +46,14 @@ _COLUMNS = (
     files.c.sha256,
 )
 _LINKED = exists().where(message_files.c.file_id == files.c.id)
+# Built once: read at the start of every answer (its history's files), and a statement
+# made per call costs SQLAlchemy ~0.4 ms to build and key, ten times its execution.
+_OF_MESSAGES = (
+    select(message_files.c.message_id, *_COLUMNS)
+    .join(files, files.c.id == message_files.c.file_id)
+    .where(message_files.c.message_id.in_(bindparam("message_ids", expanding=True)))
+    .order_by(message_files.c.message_id, message_files.c.position)
+)
 
 
 def _stored(row: Any) -> StoredFile:
@@ -152,12 +160,7 @@ def of_messages(conn: Connection, message_ids: Sequence[int]) -> dict[int, tuple
     """The files of each of these messages, in order (messages without any are absent)."""
     if not message_ids:
         return {}
-    rows = conn.execute(
-        select(message_files.c.message_id, *_COLUMNS)
-        .join(files, files.c.id == message_files.c.file_id)
-        .where(message_files.c.message_id.in_(list(message_ids)))
-        .order_by(message_files.c.message_id, message_files.c.position)
-    ).all()
+    rows = conn.execute(_OF_MESSAGES, {"message_ids": list(message_ids)}).all()
     found: dict[int, list[StoredFile]] = {}
     for row in rows:
         found.setdefault(row.message_id, []).append(_stored(row))

@@ -26,10 +26,11 @@ expected to keep their clocks in sync (NTP), far within a lease.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, func, insert, select, update
+from sqlalchemy import Text, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, Role, Source, Timing, Usage
@@ -49,10 +50,20 @@ OWNED = and_(
     conversations.c.owner == bindparam("owned_by"),
 )
 
-_TAKE_LOCK = (
+_TAKE_LOCK = (  # and, in the same statement, what a new turn needs of the conversation
     update(conversations)
     .where(OWNED, conversations.c.active_generation_id.is_(None))
     .values(active_generation_id=bindparam("generation"), updated_at=bindparam("now"))
+    .returning(
+        conversations.c.current_leaf_id,
+        conversations.c.instructions,
+        exists()  # by the parameter, not correlated: SQLite's RETURNING names no tables
+        .where(
+            messages.c.conversation_id == bindparam("conversation"),
+            messages.c.role == Role.USER.value,
+        )
+        .label("asked"),
+    )
 )
 _CONVERSATION_EXISTS = select(conversations.c.id).where(OWNED)
 _FREE_CONVERSATION = (
@@ -134,9 +145,20 @@ _SET_CONTENT = (
 )
 
 
-def lock(conn: Connection, owner: str, conversation_id: str, generation_id: str) -> None:
-    """Take the conversation for `generation_id`, or raise `NotFound` / `Busy`."""
-    result = conn.execute(
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """A conversation taken for a new answer, as it stood then."""
+
+    leaf: int | None  # the end of the path it shows (None: it is empty)
+    instructions: str
+    asked: bool  # whether it has a user's message (else the next one titles it)
+
+
+def lock(conn: Connection, owner: str, conversation_id: str, generation_id: str) -> Locked:
+    """Take the conversation for `generation_id`, or raise `NotFound` / `Busy`. One
+    statement: a turn's start runs on every answer, and on PostgreSQL each statement
+    is a round trip."""
+    row = conn.execute(
         _TAKE_LOCK,
         {
             "conversation": conversation_id,
@@ -144,11 +166,12 @@ def lock(conn: Connection, owner: str, conversation_id: str, generation_id: str)
             "generation": generation_id,
             "now": utcnow(),
         },
-    )
-    if result.rowcount == 1:
-        return
-    exists = conn.scalar(_CONVERSATION_EXISTS, {"conversation": conversation_id, "owned_by": owner})
-    raise Busy() if exists is not None else NotFound()
+    ).first()
+    if row is not None:
+        leaf = row.current_leaf_id
+        return Locked(None if leaf is None else int(leaf), row.instructions or "", bool(row.asked))
+    found = conn.scalar(_CONVERSATION_EXISTS, {"conversation": conversation_id, "owned_by": owner})
+    raise Busy() if found is not None else NotFound()
 
 
 def insert_placeholder(

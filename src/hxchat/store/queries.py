@@ -44,14 +44,6 @@ _ACTIVE_GENERATION = (
     .with_for_update()  # a turn starting now waits, then finds it gone
 )
 _DELETE_CONVERSATION = delete(conversations).where(conversations.c.id == bindparam("conversation"))
-_HAS_USER_MESSAGE = (
-    select(messages.c.id)
-    .where(
-        messages.c.conversation_id == bindparam("conversation"),
-        messages.c.role == Role.USER.value,
-    )
-    .limit(1)
-)
 _ROLE_AND_PARENT = select(messages.c.role, messages.c.parent_id).where(
     messages.c.id == bindparam("message")
 )
@@ -63,9 +55,6 @@ _SET_TITLE = (  # from the first message: never over a title the user chose (#12
         conversations.c.title_source != library.USER,
     )
     .values(title=bindparam("new_title"), title_source=bindparam("source"))
-)
-_INSTRUCTIONS = select(conversations.c.instructions).where(
-    conversations.c.id == bindparam("conversation")
 )
 
 
@@ -152,15 +141,14 @@ def start_turn(
     most_running: int | None = None,
 ) -> TurnStarted:
     running.limit_running(conn, owner, most_running)
-    leases.lock(conn, owner, conversation_id, generation_id)
-    first = conn.scalar(_HAS_USER_MESSAGE, {"conversation": conversation_id}) is None
-    parent_id = tree.leaf(conn, conversation_id)  # the new message follows the path's end
+    locked = leases.lock(conn, owner, conversation_id, generation_id)
+    parent_id = locked.leaf  # the new message follows the path's end
     model = _chosen(conn, choice, parent_id)
     user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
     names = files.link(conn, owner, user_message_id, file_ids)
     search.add(conn, [user_message_id])  # the path goes on: nothing leaves it
     wants_title = False
-    if first:  # a message of files only is titled by their names (until the model's title)
+    if not locked.asked:  # files only: titled by their names (until the model's title)
         titled = conn.execute(
             _SET_TITLE,
             {
@@ -177,6 +165,7 @@ def start_turn(
         worker_id,
         lease_seconds,
         user_message_id,
+        locked.instructions,
         True,
         model,
     )
@@ -198,7 +187,7 @@ def start_edit(
     """A new version of a user's message, and a new answer to it: the path now runs
     through them (the old version and what follows it stay)."""
     running.limit_running(conn, owner, most_running)
-    row, old_leaf, model = _branch_from(
+    row, locked, model = _branch_from(
         conn, owner, message_id, conversation_id, generation_id, choice, Role.USER
     )
     user_message_id = _insert_user_message(conn, row.conversation_id, content, row.parent_id)
@@ -210,10 +199,11 @@ def start_edit(
         worker_id,
         lease_seconds,
         user_message_id,
+        locked.instructions,
         True,
         model,
     )
-    search.follow_path(conn, row.conversation_id, old_leaf, started.assistant_message_id)
+    search.follow_path(conn, row.conversation_id, locked.leaf, started.assistant_message_id)
     return started
 
 
@@ -231,7 +221,7 @@ def start_regenerate(
     """A new version of an answer, beside it: the path now runs through the new one
     (what followed the old one stays on its branch)."""
     running.limit_running(conn, owner, most_running)
-    row, old_leaf, model = _branch_from(
+    row, locked, model = _branch_from(
         conn, owner, message_id, conversation_id, generation_id, choice, Role.ASSISTANT
     )
     started = _answer_placeholder(
@@ -241,10 +231,11 @@ def start_regenerate(
         worker_id,
         lease_seconds,
         row.parent_id,
+        locked.instructions,
         False,
         model,
     )
-    search.follow_path(conn, row.conversation_id, old_leaf, started.assistant_message_id)
+    search.follow_path(conn, row.conversation_id, locked.leaf, started.assistant_message_id)
     return started
 
 
@@ -262,16 +253,16 @@ def _branch_from(
     generation_id: str,
     choice: ModelChoice | None,
     role: Role,
-) -> tuple[Any, int | None, str | None]:
+) -> tuple[Any, leases.Locked, str | None]:
     """The start of a new version of the message `message_id`, which must be of `role`:
-    its row, with the conversation locked for the new answer; the path's end before the
-    new version (the search follows the path from it); the new answer's model."""
+    its row; the conversation, locked for the new answer, as it was (its path's end
+    before the new version: the search follows the path from it); the new answer's
+    model."""
     row = tree.find_message(conn, owner, message_id, conversation_id)
     if row.role != role.value:
         raise InvalidMessage(_NOT_A_NEW_VERSION[role])
-    leases.lock(conn, owner, row.conversation_id, generation_id)
-    old_leaf = tree.leaf(conn, row.conversation_id)
-    return row, old_leaf, _chosen(conn, choice, old_leaf)
+    locked = leases.lock(conn, owner, row.conversation_id, generation_id)
+    return row, locked, _chosen(conn, choice, locked.leaf)
 
 
 def select_version(
@@ -321,10 +312,10 @@ def start_retry(
     most_running: int | None = None,
 ) -> TurnStarted:
     running.limit_running(conn, owner, most_running)
-    leases.lock(conn, owner, conversation_id, generation_id)
+    locked = leases.lock(conn, owner, conversation_id, generation_id)
     # The path's last answer gets a new version beside it (the old one is kept); a path
     # that ends with a question gets its answer.
-    last = tree.leaf(conn, conversation_id)
+    last = locked.leaf
     row = None if last is None else conn.execute(_ROLE_AND_PARENT, {"message": last}).first()
     parent_id = last if row is not None and row.role == Role.USER.value else None
     if row is not None and row.role == Role.ASSISTANT.value:
@@ -333,7 +324,15 @@ def start_retry(
         raise NothingToRetry()  # rolls the lock back too
     model = _chosen(conn, choice, last)
     started = _answer_placeholder(
-        conn, conversation_id, generation_id, worker_id, lease_seconds, parent_id, False, model
+        conn,
+        conversation_id,
+        generation_id,
+        worker_id,
+        lease_seconds,
+        parent_id,
+        locked.instructions,
+        False,
+        model,
     )
     if last is not None and parent_id != last:  # the old answer left the path
         search.remove(conn, [last])
@@ -347,6 +346,7 @@ def _answer_placeholder(
     worker_id: str,
     lease_seconds: float,
     parent_id: int | None,
+    instructions: str,
     after_user_message: bool = False,
     model: str | None = None,
 ) -> TurnStarted:
@@ -366,7 +366,7 @@ def _answer_placeholder(
         history=tuple(turn for turn, _ in seen),
         model=model,
         history_files=tuple(f for _, f in seen) if any(f for _, f in seen) else (),
-        instructions=conn.scalar(_INSTRUCTIONS, {"conversation": conversation_id}) or "",
+        instructions=instructions,
     )
 
 
