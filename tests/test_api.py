@@ -182,6 +182,25 @@ async def test_forged_cookie_is_a_new_session(client: httpx.AsyncClient) -> None
         assert (await forged.get(f"/api/conversations/{cid}")).status_code == 404
 
 
+async def test_a_known_cookie_vouches_only_for_itself(client: httpx.AsyncClient) -> None:
+    """The server remembers the owner of a cookie it has checked (every answer sends
+    it twice); a cookie that differs from it in one character is checked anew."""
+    cid = await new_conversation(client)
+    value = client.cookies["hxchat_session"]
+    assert (await client.get(f"/api/conversations/{cid}")).status_code == 200  # remembered
+    last = value[-1]
+    tampered = value[:-1] + ("A" if last != "A" else "B")
+    other = httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
+    async with other:
+        other.cookies.set("hxchat_session", tampered)
+        refused = await other.get(f"/api/conversations/{cid}")
+        assert refused.status_code == 404
+        assert "set-cookie" in refused.headers  # a new session, not the owner's
+        other.cookies.clear()
+        other.cookies.set("hxchat_session", value)
+        assert (await other.get(f"/api/conversations/{cid}")).status_code == 200
+
+
 @pytest.mark.parametrize(
     "headers",
     [

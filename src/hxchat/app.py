@@ -196,6 +196,8 @@ def create_app(
     sharing = settings.share_mode != "off"
     templates.env.globals["sharing"] = sharing  # the page offers Share (#12)
     handlers.install(app)
+    app.include_router(api.answer_router)  # every answer's routes first: tried first
+    app.include_router(pages.stream_router)
     app.include_router(api.router)
     app.include_router(library_api.router)
     app.include_router(export_api.router)

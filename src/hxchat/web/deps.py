@@ -91,3 +91,47 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemplatesDep = Annotated[Templates, Depends(get_templates)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback)]
+
+
+class Services:
+    """The app's parts, typed, for the routes every answer takes (its POST, its two
+    streams): each is an attribute read, where a dependency costs FastAPI's resolver
+    ~7 us per request (bench/README.md). The other routes keep the `...Dep` types."""
+
+    __slots__ = ("_request", "_state")
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self._state = request.app.state
+
+    @property
+    def owner(self) -> str:
+        return cast(str, self._request.state.owner)
+
+    @property
+    def store(self) -> Store:
+        return cast(Store, self._state.store)
+
+    @property
+    def log(self) -> EventLog:
+        return cast(EventLog, self._state.log)
+
+    @property
+    def runner(self) -> GenerationRunner:
+        return cast(GenerationRunner, self._state.runner)
+
+    @property
+    def settings(self) -> Settings:
+        return cast(Settings, self._state.settings)
+
+    @property
+    def metrics(self) -> Metrics:
+        return cast(Metrics, self._state.metrics)
+
+    @property
+    def limits(self) -> Limits:
+        return cast(Limits, self._state.limits)
+
+    @property
+    def templates(self) -> Templates:
+        return cast(Templates, self._state.templates)

@@ -29,11 +29,10 @@ from hxchat.web.composer_form import ComposerForm, read_composer
 from hxchat.web.deps import (
     IdentityDep,
     LimitsDep,
-    LogDep,
-    MetricsDep,
     ModelsDep,
     OwnerDep,
     RunnerDep,
+    Services,
     SettingsDep,
     StoreDep,
     TemplatesDep,
@@ -43,6 +42,7 @@ from hxchat.web.share_links import SharePanel, SharesDep, panel_for
 from hxchat.web.sse import EventStreamResponse
 
 router = APIRouter()
+stream_router = APIRouter()  # the browser's stream, included first (as `api.answer_router`)
 
 PAGE = "chat.html"
 VARY = {"Vary": "HX-Request"}
@@ -293,21 +293,13 @@ async def stop_page(generation_id: str, runner: RunnerDep, owner: OwnerDep) -> R
     return RedirectResponse(f"/c/{generation.conversation_id}", status_code=303)
 
 
-@router.get("/generations/{generation_id}/stream")
-async def browser_stream(
-    request: Request,
-    generation_id: str,
-    store: StoreDep,
-    log: LogDep,
-    templates: TemplatesDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    runner: RunnerDep,
-    owner: OwnerDep,
-) -> Response:
-    generation = await runner.generation(generation_id, owner)
+@stream_router.get("/generations/{generation_id}/stream")
+async def browser_stream(request: Request, generation_id: str) -> Response:
+    app = Services(request)  # every answer's route: no dependency to resolve
+    generation = await app.runner.generation(generation_id, app.owner)
     if generation is None:
         raise NotFound("There is no such answer.")
+    log = app.log
     last_event_id = request.headers.get("last-event-id")
     if last_event_id and await log.position(generation_id, last_event_id) is Position.AT_END:
         return Response(status_code=204)
@@ -320,8 +312,9 @@ async def browser_stream(
         generation_id=generation.id,
         model=generation.model,
     )
-    frames = browser_frames(store, log, templates, message, generation, settings.stream_lifetime)
-    return EventStreamResponse(frames, metrics, "browser")
+    lifetime = app.settings.stream_lifetime
+    frames = browser_frames(app.store, log, app.templates, message, generation, lifetime)
+    return EventStreamResponse(frames, app.metrics, "browser")
 
 
 SUGGESTIONS_POLICY = (

@@ -36,6 +36,7 @@ from hxchat.errors import BodyTooLarge, CrossSiteRequest
 
 COOKIE_NAME = "hxchat_session"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 400  # the longest browsers keep a cookie
+PROVED_COOKIES = 10_000  # cookie headers whose owner is remembered (the oldest go first)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -60,6 +61,8 @@ class SecurityMiddleware:
         self.state = state  # the lifespan puts the session `signer` there (see `make_signer`)
         self.max_body_bytes = max_body_bytes
         self.larger_bodies = dict(larger_bodies or {})  # path -> its own limit
+        self._proved: dict[str, str] = {}  # cookie header -> the owner it proved
+        self._proved_by: Signer | None = None  # the signer that proved them
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,6 +117,24 @@ class SecurityMiddleware:
         return cast(Signer, self.state.signer)
 
     def _owner(self, cookie_header: str) -> tuple[str, bool]:
+        """The owner the session cookie proves, or a new one (True). A cookie header
+        seen before gives the same owner without parsing and checking it again: the
+        answer depends only on the header and the signer, and a browser sends the same
+        header with every request (each answer's POST and its stream)."""
+        signer = self.signer
+        if signer is not self._proved_by:
+            self._proved, self._proved_by = {}, signer
+        owner = self._proved.get(cookie_header)
+        if owner is not None:
+            return owner, False
+        owner, is_new = self._check(cookie_header, signer)
+        if not is_new:
+            if len(self._proved) >= PROVED_COOKIES:
+                del self._proved[next(iter(self._proved))]  # the oldest
+            self._proved[cookie_header] = owner
+        return owner, is_new
+
+    def _check(self, cookie_header: str, signer: Signer) -> tuple[str, bool]:
         cookie = SimpleCookie()
         try:
             cookie.load(cookie_header)
@@ -122,7 +143,7 @@ class SecurityMiddleware:
         morsel = cookie.get(COOKIE_NAME)
         if morsel is not None:
             try:
-                return self.signer.unsign(morsel.value).decode(), False
+                return signer.unsign(morsel.value).decode(), False
             except (BadSignature, UnicodeDecodeError):
                 pass
         return secrets.token_hex(16), True
