@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from hxchat import answering
 from hxchat.app import create_app
 from hxchat.broker.base import EventLog
+from hxchat.broker.memory import MemoryEventLog
 from hxchat.config import Settings
 from hxchat.domain import AgentEvent, LogEvent, Source, TextDelta, ToolCall, ToolResult, Turn
 from hxchat.pending import PendingText
@@ -202,3 +203,28 @@ async def test_an_answer_too_long_keeps_the_text_up_to_the_limit(
         assert evs[-1].event == "error" and "1,000 characters" in evs[-1].json()["message"]
         assert shown == "".join(f"w{i:03d} " for i in range(200))
         assert await stored(client, cid) == ("error", shown)
+
+
+async def test_a_timers_append_that_fails_ends_the_answer_as_readers_saw_it(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the in-memory log the merged text is appended by its timer; when the log
+    refuses it (here: full after one event), the text goes back to the flush task,
+    whose append fails as any does. The answer ends in error with what readers got."""
+    monkeypatch.setattr(answering, "PendingText", functools.partial(PendingText, interval=0.3))
+    go = asyncio.Event()
+    model = GatedModel([TextDelta("one "), go, TextDelta("two "), asyncio.Event()])
+    log = MemoryEventLog(max_events=1)
+    app = create_app(make_settings(), model=model, log=log)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        cid = await new_conversation(client)
+        started = await send(client, cid, "go")
+        await read_log_until(log, started["generation_id"], lambda seen: bool(seen))
+        go.set()  # "two " comes within the frame: its timer appends it, and fails
+        _, evs = await events(client, started["events_url"])
+        assert [(e.event, e.json().get("text")) for e in evs] == [
+            ("delta", "one "),
+            ("error", None),
+        ]
+        assert await stored(client, cid) == ("error", "one ")
+    await log.close()

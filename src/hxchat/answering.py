@@ -94,6 +94,9 @@ class AnswerWriter:
         failure: BaseException | None = None
         cancelled_from_outside = False
         pending = PendingText()
+        append_now = getattr(self.log, "append_now", None)
+        if append_now is not None:  # the in-memory log: the timer appends, no task wakes
+            pending.append_now = lambda: self._append_due(append_now, gid, answer, pending)
         tasks: list[asyncio.Task[None]] = []
         answer.began = asyncio.get_running_loop().time()
         try:
@@ -207,6 +210,31 @@ class AnswerWriter:
             async with pending.lock:
                 if pending.is_due():  # else it was appended meanwhile: wait again
                     await self._append_text(gid, answer, pending)
+
+    def _append_due(
+        self,
+        append_now: Callable[[str, EventKind, Mapping[str, Any]], str],
+        gid: str,
+        answer: Answer,
+        pending: PendingText,
+    ) -> bool:
+        """The merged text, appended by its timer with a log that never waits (see
+        `PendingText.append_now`); append and record happen together, as in `_append`.
+        False leaves it to `_flush_when_due`: while the lock is held (text and tool
+        calls keep their order), after a failure, or when this append fails (it is
+        tried there again, and fails there as every append does)."""
+        if not pending.parts:
+            return True
+        if pending.lock.locked() or pending.failure is not None:
+            return False
+        text = pending.take()
+        try:
+            append_now(gid, EventKind.DELTA, {"text": text})
+        except BrokerUnavailable:
+            pending.put_back(text)
+            return False
+        answer.add_text(text)
+        return True
 
     async def _append_text(self, gid: str, answer: Answer, pending: PendingText) -> None:
         """Append all the pending text as one `delta` (the caller holds `pending.lock`)."""

@@ -7,6 +7,10 @@ quiet interval, at once; the rest waits here, at most one interval, and goes to 
 log as one `delta`. Text waiting here is not yet in the kept answer: it is recorded
 when its append is done or on its way, like every event. No I/O here.
 
+When the text is due, its timer appends it itself if the log can append without
+waiting (the in-memory log: `append_now`), else it wakes the generation's flush task:
+with the embedded defaults a merged delta costs no task wake-up.
+
 This runs for every token, so it asks for the event loop once, not per call
 (`loops`).
 """
@@ -14,6 +18,7 @@ This runs for every token, so it asks for the event loop once, not per call
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hxchat import loops
@@ -34,6 +39,9 @@ class PendingText:
     due: float = float("-inf")  # loop time from which text may be appended at once
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failure: str | None = None  # why an append of this answer failed: none is tried after it
+    # Called by the timer when the text is due, before it wakes `_waiter`: True when it
+    # appended the text itself (a log that appends without waiting), so nothing wakes.
+    append_now: Callable[[], bool] | None = None
     _waiter: asyncio.Future[None] | None = None
     _armed: bool = False  # a timer wakes `_waiter` when the text is due
     _loop: asyncio.AbstractEventLoop | None = None
@@ -45,8 +53,8 @@ class PendingText:
         return loop
 
     def add(self, text: str) -> None:
-        """Add text; the waiter (`wait`) is woken when it is due, not before: one
-        wake-up per merged delta, by a timer."""
+        """Add text; when it is due a timer appends it (`append_now`) or wakes the
+        waiter (`wait`), not before: at most one wake-up per merged delta."""
         self.parts.append(text)
         self.chars += len(text)
         waiter = self._waiter
@@ -56,7 +64,14 @@ class PendingText:
                 waiter.set_result(None)
             else:
                 self._armed = True
-                loop.call_at(self.due, loops.wake, waiter)
+                loop.call_at(self.due, self._due, waiter)
+
+    def _due(self, waiter: asyncio.Future[None]) -> None:
+        """The timer: the text is due. Appended here when `append_now` can, else the
+        waiter (`wait`, in `_flush_when_due`) is woken to append it."""
+        self._armed = False
+        if self.append_now is None or not self.append_now():
+            loops.wake(waiter)
 
     def is_due(self) -> bool:
         """Whether text may be appended now: a frame has passed since the last append."""
@@ -70,6 +85,12 @@ class PendingText:
         self.chars = 0
         self.due = self._running_loop().time() + self.interval
         return text
+
+    def put_back(self, text: str) -> None:
+        """Text taken for an append that did not happen: first again, and due at once."""
+        self.parts.insert(0, text)
+        self.chars += len(text)
+        self.due = float("-inf")
 
     async def wait(self) -> None:
         """Until some text is pending, then until it is due (as it stood then: the

@@ -134,6 +134,11 @@ class MemoryEventLog:
 
     async def append(self, generation_id: str, kind: EventKind, data: Mapping[str, Any]) -> str:
         """Append one event and return its id; a final kind finishes the log."""
+        return self.append_now(generation_id, kind, data)
+
+    def append_now(self, generation_id: str, kind: EventKind, data: Mapping[str, Any]) -> str:
+        """`append`, without a coroutine: nothing here waits, so a timer may append
+        (`answering.AnswerWriter` appends merged text so, without waking a task)."""
         now = time.monotonic()
         self._purge(now)
         log = self._logs.get(generation_id) or self._open(generation_id, now)
