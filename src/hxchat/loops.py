@@ -12,6 +12,13 @@ from __future__ import annotations
 
 import asyncio
 
+# uvloop (libuv) keeps time in whole milliseconds: a timer may fire up to 1 ms before
+# the time it was asked for. Code that waits for a time and then checks it treats a
+# time within this of now as come, instead of sleeping again for the remainder (which
+# libuv rounds to 0 ms: a task woken once per loop iteration until the clock catches
+# up, as many as a few hundred wake-ups for one frame on a busy worker).
+TIMER_SLACK = 0.001
+
 
 async def sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
     """`asyncio.sleep(delay)` on `loop`, the running loop."""

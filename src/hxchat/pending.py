@@ -60,7 +60,7 @@ class PendingText:
         waiter = self._waiter
         if waiter is not None and not self._armed and not waiter.done():
             loop = self._running_loop()
-            if loop.time() >= self.due:
+            if loop.time() >= self.due - loops.TIMER_SLACK:
                 waiter.set_result(None)
             else:
                 self._armed = True
@@ -74,8 +74,9 @@ class PendingText:
             loops.wake(waiter)
 
     def is_due(self) -> bool:
-        """Whether text may be appended now: a frame has passed since the last append."""
-        return self._running_loop().time() >= self.due
+        """Whether text may be appended now: a frame has passed since the last append
+        (give or take the timers' millisecond, `loops.TIMER_SLACK`)."""
+        return self._running_loop().time() >= self.due - loops.TIMER_SLACK
 
     def take(self) -> str:
         """All the pending text, as one string; the next append is due one interval
@@ -104,5 +105,5 @@ class PendingText:
             finally:
                 self._waiter = None
         delay = self.due - loop.time()
-        if delay > 0:
+        if delay > loops.TIMER_SLACK:
             await loops.sleep(loop, delay)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from hxchat import loops
 from hxchat.broker.base import EventLog, Position
 from hxchat.domain import EventKind, LogEvent, MessageStatus, Usage
 from hxchat.errors import BrokerUnavailable, StoreUnavailable
@@ -63,7 +64,7 @@ async def batches(
         # Coalescing sleeps first, then takes what came meanwhile at once: while an
         # answer streams, a frame costs one timer and no wake-up by the writer.
         delay = next_frame - loop.time()
-        if delay > 0:
+        if delay > loops.TIMER_SLACK:  # a frame due within the timers' millisecond is due
             await asyncio.sleep(delay)
         remaining = deadline - loop.time()
         if remaining <= 0:
