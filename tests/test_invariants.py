@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from hxchat import answering, supervision
 from hxchat.backoff import Backoff
-from hxchat.broker import follow, memory, redis_batch, redis_streams
+from hxchat.broker import follow, memory, redis_batch, redis_follow, redis_streams
+from hxchat.domain import FRAME_INTERVAL
 from hxchat.store import engine
 
 LEASE = supervision.LEASE_SECONDS
@@ -48,6 +49,14 @@ def test_a_redis_batch_gives_up_before_its_caller_does() -> None:
 
 
 # -- leases ------------------------------------------------------------------------
+
+
+def test_a_quiet_writers_stream_is_read_again_before_its_readers_ask_the_store() -> None:
+    """A worker's shared read skips a stream whose writer is that worker while it
+    appends; quiet for `FED`, the stream is read again, so another worker's final event
+    (a sweeper's) reaches its readers before they give up waiting and ask the store."""
+    assert redis_follow.FED < follow.QUIET_CHECK
+    assert redis_follow.FED >= 10 * FRAME_INTERVAL  # never between two merged deltas
 
 
 def test_a_live_worker_renews_its_lease_well_within_it() -> None:

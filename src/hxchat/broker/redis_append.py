@@ -20,13 +20,16 @@ from hxchat.broker.redis_batch import bulk
 from hxchat.domain import EventKind
 
 TOO_MANY = "HXCHAT_TOO_MANY_EVENTS"
+# What the script answers for a log that is already finished, before the final event's
+# id: the append was ignored (the id is not this event's).
+FINISHED = "finished "
 KEYS_KEPT = 10_000  # generations whose keys are kept packed (then all are made again)
 
 # KEYS: stream, open marker, end marker, cancel flag
 # ARGV: kind, data, token, final (1/0), maxlen, ttl ms, running ttl ms
-APPEND = """
+APPEND = f"""
 local final_id = redis.call('GET', KEYS[3])
-if final_id then return final_id end
+if final_id then return '{FINISHED}' .. final_id end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
 if last then
   local fields = last[2]

@@ -47,6 +47,7 @@ IDLE_FINISHED = 5.0  # the same for a stream whose final event has come
 GATHER = 0.01  # seconds between two reads that found events
 SHORT_BLOCK_MS = 100  # the block when the read cannot be unblocked
 ATTEMPTS = 3  # reads in a row that failed before the waiting readers are told
+FED = 1.0  # seconds after this worker's own append during which the read skips a stream
 
 
 @dataclass(eq=False, slots=True)
@@ -62,6 +63,7 @@ class _Followed:
         default_factory=list
     )
     final: bool = False
+    fed: float = float("-inf")  # when this worker's own append last came (`local`)
     key: bytes = b""  # the stream's name as the XREAD sends it (RESP), made once
     _last: tuple[str, bytes] = ("", b"")  # `last` and the same as the XREAD sends it
 
@@ -149,6 +151,23 @@ class Follower:
         if not self._ensure_running() and self._reading is not None and key not in self._reading:
             self._unblock()
 
+    def local(self, key: str, previous: StreamId, event: LogEvent, event_id: StreamId) -> None:
+        """An event this worker appended to `key`, confirmed with id `event_id`, after
+        its own `previous` one: readers here get it now, from memory. Only when it
+        follows what this worker knows of the stream without a gap (else the shared
+        read brings it). A stream fed so recently (`FED`) is left out of the shared
+        read: its writer is here; once quiet longer, the read follows it again, and
+        brings what anyone else appended (a sweeper's final event)."""
+        followed = self._followed.get(key)
+        if followed is None:
+            return
+        followed.fed = time.monotonic()  # its writer is here (the read may have been faster)
+        last = _parse_id(followed.last)
+        if event_id <= last or last != previous:
+            return
+        followed.add([event], [event_id])
+        _hand_out(followed)
+
     def _ensure_running(self) -> bool:
         """Start the read if it is not running; False when it was."""
         if self._task is not None and not self._task.done():
@@ -191,11 +210,15 @@ class Follower:
             if time.monotonic() >= forget_at:  # a scan of every stream: not every read
                 self._forget_idle()
                 forget_at = time.monotonic() + min(IDLE, IDLE_FINISHED) / 10
-            streams = {k: f for k, f in self._followed.items() if not f.final}
+            fed = time.monotonic() - FED  # streams fed since are written here: no read
+            streams = {k: f for k, f in self._followed.items() if not f.final and f.fed < fed}
             if not streams:
+                # Nothing to read, or only streams whose writer is here: look again
+                # when the first of those may have gone quiet.
+                written_here = any(not f.final for f in self._followed.values())
                 self._wake.clear()
                 with suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_FINISHED):
+                    async with asyncio.timeout(FED if written_here else IDLE_FINISHED):
                         await self._wake.wait()
                 if not self._followed:
                     return
@@ -284,13 +307,7 @@ class Follower:
         if not fresh:
             return
         followed.add(events[fresh[0] :], ids[fresh[0] :])
-        for cursor, future in followed.waiters:
-            if not future.done():
-                ready = followed.after(cursor) if followed.covers(cursor) else None
-                if ready is None:  # fell out of the window meanwhile: let it ask again
-                    future.set_result([])
-                elif ready:
-                    future.set_result(ready)
+        _hand_out(followed)
 
     def _fail(self, exc: BaseException, streams: Iterable[_Followed] | None = None) -> None:
         for followed in self._followed.values() if streams is None else streams:
@@ -348,6 +365,17 @@ class Follower:
                     future.set_result([])  # the reader asks again, and is told
         self._followed.clear()
         await self._drop_connection()
+
+
+def _hand_out(followed: _Followed) -> None:
+    """Give every waiting reader of the stream what came after its cursor."""
+    for cursor, future in followed.waiters:
+        if not future.done():
+            ready = followed.after(cursor) if followed.covers(cursor) else None
+            if ready is None:  # fell out of the window meanwhile: let it ask again
+                future.set_result([])
+            elif ready:
+                future.set_result(ready)
 
 
 def _settle_none(future: asyncio.Future[list[LogEvent] | None]) -> None:

@@ -15,10 +15,11 @@ them to expire after `ttl`. An append is one Lua script, so the checks (already
 finished? too many events? this very append retried?) and the writes are atomic.
 
 Appends (and one-off reads) of all generations share round trips on one connection
-(redis_batch.py); live readers share one `XREAD BLOCK` per worker (redis_follow.py); a
-reader that waited in vain checks that the log still exists. Cancel requests are
-flags announced on a channel, which one subscription per instance hears
-(redis_cancel.py). Connection failures become
+(redis_batch.py); live readers share one `XREAD BLOCK` per worker (redis_follow.py),
+except readers of an answer this worker writes, which get its appends from memory as
+they are confirmed; a reader that waited in vain checks that the log still exists.
+Cancel requests are flags announced on a channel, which one subscription per instance
+hears (redis_cancel.py). Connection failures become
 `BrokerUnavailable`, whose sentence names the host but never the password; redis-py
 reconnects by itself once Redis is back.
 """
@@ -40,7 +41,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from hxchat.broker.base import Position
-from hxchat.broker.redis_append import APPEND, TOO_MANY, Appends, packed_append
+from hxchat.broker.redis_append import APPEND, FINISHED, TOO_MANY, Appends, packed_append
 from hxchat.broker.redis_batch import Batched
 from hxchat.broker.redis_cancel import CancelFlags
 from hxchat.broker.redis_follow import Follower, per_stream
@@ -55,6 +56,7 @@ COMMAND_TIMEOUT = 5.0  # seconds a command (or waiting for a pooled connection) 
 READ_COUNT = 500  # entries per XREAD
 COMMAND_CONNECTIONS = 128
 READER_CONNECTIONS = 4  # the follower's XREAD and the cancel subscription
+WRITERS_KEPT = 10_000  # generations whose last appended id is kept (see `_written`)
 
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
@@ -102,6 +104,8 @@ class RedisEventLog:
         )
         # Per generation, the append whose reply never came (sent again first, next time)
         self._unsettled: dict[str, tuple[Any, ...]] = {}
+        # Per generation this worker writes, the id of its last event in the stream
+        self._last_written: dict[str, tuple[int, int]] = {}
         self._batched = Batched(self._commands.connection_pool, COMMAND_TIMEOUT)
         self._follower = Follower(
             self._readers.connection_pool,
@@ -143,7 +147,8 @@ class RedisEventLog:
             try:
                 earlier = self._unsettled.get(generation_id)
                 if earlier is not None:
-                    await self._send_append(earlier, deadline)
+                    sent = await self._send_append(earlier, deadline)
+                    self._written(generation_id, earlier, sent)
                     del self._unsettled[generation_id]
                 self._unsettled[generation_id] = command
                 try:
@@ -152,13 +157,35 @@ class RedisEventLog:
                     del self._unsettled[generation_id]
                     raise
                 del self._unsettled[generation_id]
-                return event_id
+                return self._written(generation_id, command, event_id)
             except Exception as exc:
                 raise self._translated(exc)  # noqa: B904 (chained there)
         except BrokerUnavailable as exc:
             if self._unsettled.get(generation_id) is command:
                 raise AppendUncertain(exc.detail) from exc
             raise
+
+    def _written(self, generation_id: str, command: tuple[Any, ...], reply: str) -> str:
+        """An append of this worker is in the stream: its readers here get it from
+        memory (`Follower.local`), not through the shared read. Its id, returned; a
+        log that was already finished ignored it, and answers its final event's id."""
+        if reply.startswith(FINISHED):
+            self._last_written.pop(generation_id, None)
+            return reply[len(FINISHED) :]
+        event_id = _stream_id(reply)
+        kind = _KINDS.get(command[4])
+        if event_id is None or kind is None:  # not an id of ours: left to the read
+            return reply
+        previous = self._last_written.get(generation_id, (0, 0))
+        if kind.is_final:
+            self._last_written.pop(generation_id, None)
+        else:
+            if len(self._last_written) >= WRITERS_KEPT:
+                self._last_written.clear()  # only the local shortcut is lost meanwhile
+            self._last_written[generation_id] = event_id
+        event = LogEvent(reply, kind, json.loads(command[5]))
+        self._follower.local(self._stream(generation_id), previous, event, event_id)
+        return reply
 
     async def _send_append(
         self, command: tuple[Any, ...], deadline: float, packed: bytes | None = None
