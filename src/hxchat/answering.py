@@ -122,6 +122,7 @@ class AnswerWriter:
         except HxchatError as exc:  # the store or broker failed before the model ran
             status, error = MessageStatus.ERROR, exc.detail
         finally:
+            pending.append_now = None  # a timer still armed appends nothing from now on
             for task in tasks:
                 if not task.done():
                     task.cancel()
@@ -223,7 +224,7 @@ class AnswerWriter:
         False leaves it to `_flush_when_due`: while the lock is held (text and tool
         calls keep their order), after a failure, or when this append fails (it is
         tried there again, and fails there as every append does)."""
-        if not pending.parts:
+        if not pending.parts or answer.lost:  # a lost answer appends nothing more
             return True
         if pending.lock.locked() or pending.failure is not None:
             return False
