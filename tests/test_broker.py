@@ -762,3 +762,42 @@ async def test_a_final_event_from_another_worker_reaches_readers_of_a_quiet_writ
     assert events[0].id == first
     # The writer's late append is ignored, and answers the final event's id.
     assert await here.append("g", DELTA, {"text": "late "}) == events[-1].id
+
+
+@pytest.mark.redis
+async def test_a_writer_whose_stream_has_a_gap_here_leaves_it_to_the_shared_read(
+    worker: Callable[[], RedisEventLog], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When this worker does not know the event before its own append (it forgot what
+    it wrote last, or followed the stream after it), the shared read brings the events
+    while the writer goes on appending, not only once it has gone quiet."""
+    monkeypatch.setattr(redis_follow, "FED", 0.2)
+    here = worker()
+    await here.create("g")
+    reader = asyncio.create_task(read_all(here, "g"))
+    await asyncio.sleep(0.2)
+    await here.append("g", DELTA, {"text": "a "})
+    here._last_written.clear()  # as after WRITERS_KEPT answers: the next has a gap
+    got: list[LogEvent] = []
+
+    async def watch() -> None:
+        seen: str | None = None
+        while True:
+            batch = await here.read_batch("g", seen, 5) or []
+            got.extend(batch)
+            if batch:
+                seen = batch[-1].id
+            if any(e.data.get("text") == "b " for e in got):
+                return
+
+    watcher = asyncio.create_task(watch())
+    await here.append("g", DELTA, {"text": "b "})
+    for i in range(40):  # the writer goes on for 2 s, one delta a frame
+        if watcher.done():
+            break
+        await asyncio.sleep(0.05)
+        await here.append("g", DELTA, {"text": f"c{i} "})
+    assert watcher.done()  # within the writing, not after a quiet second
+    await here.append("g", DONE, {"message_id": 1, "status": "complete"})
+    events = await reader
+    assert [e.data.get("text") for e in events[:2]] == ["a ", "b "]

@@ -161,10 +161,13 @@ class Follower:
         followed = self._followed.get(key)
         if followed is None:
             return
-        followed.fed = time.monotonic()  # its writer is here (the read may have been faster)
         last = _parse_id(followed.last)
-        if event_id <= last or last != previous:
+        if event_id <= last:  # the shared read was faster: known already
+            followed.fed = time.monotonic()
             return
+        if last != previous:  # a gap: the shared read brings it, and this one with it
+            return
+        followed.fed = time.monotonic()
         followed.add([event], [event_id])
         _hand_out(followed)
 
