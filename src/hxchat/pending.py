@@ -59,12 +59,11 @@ class PendingText:
         self.chars += len(text)
         waiter = self._waiter
         if waiter is not None and not self._armed and not waiter.done():
-            loop = self._running_loop()
-            if loop.time() >= self.due - loops.TIMER_SLACK:
+            if self.is_due():
                 waiter.set_result(None)
             else:
                 self._armed = True
-                loop.call_at(self.due, self._due, waiter)
+                self._running_loop().call_at(self.due, self._due, waiter)
 
     def _due(self, waiter: asyncio.Future[None]) -> None:
         """The timer: the text is due. Appended here when `append_now` can, else the

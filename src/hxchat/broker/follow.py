@@ -67,7 +67,7 @@ async def batches(
         if delay > loops.TIMER_SLACK:  # a frame due within the timers' millisecond is due
             await asyncio.sleep(delay)
         remaining = deadline - loop.time()
-        if remaining <= 0:
+        if remaining <= loops.TIMER_SLACK:
             return
         try:
             batch = await log.read_batch(generation_id, cursor, min(remaining, quiet))

@@ -71,6 +71,12 @@ _FINAL = {True: bulk("1"), False: bulk("0")}
 Command = tuple[Any, ...]  # the script's keys and arguments
 
 
+def event_of(command: Command) -> tuple[str, str]:
+    """An append command's event: its kind and its data as JSON (the script's first two
+    arguments, after its four keys: `Appends.command`)."""
+    return command[4], command[5]
+
+
 def packed_append(command: Command) -> bytes:
     """`EVALSHA <sha> 4 *command` in RESP (an append sent again; `Appends` packs new
     ones with what it has packed already)."""

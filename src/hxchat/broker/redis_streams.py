@@ -40,8 +40,16 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from hxchat import loops
 from hxchat.broker.base import Position
-from hxchat.broker.redis_append import APPEND, FINISHED, TOO_MANY, Appends, packed_append
+from hxchat.broker.redis_append import (
+    APPEND,
+    FINISHED,
+    TOO_MANY,
+    Appends,
+    event_of,
+    packed_append,
+)
 from hxchat.broker.redis_batch import Batched
 from hxchat.broker.redis_cancel import CancelFlags
 from hxchat.broker.redis_follow import Follower, per_stream
@@ -173,7 +181,8 @@ class RedisEventLog:
             self._last_written.pop(generation_id, None)
             return reply[len(FINISHED) :]
         event_id = _stream_id(reply)
-        kind = _KINDS.get(command[4])
+        kind_text, data_json = event_of(command)
+        kind = _KINDS.get(kind_text)
         if event_id is None or kind is None:  # not an id of ours: left to the read
             return reply
         previous = self._last_written.get(generation_id, (0, 0))
@@ -183,7 +192,7 @@ class RedisEventLog:
             if len(self._last_written) >= WRITERS_KEPT:
                 self._last_written.clear()  # only the local shortcut is lost meanwhile
             self._last_written[generation_id] = event_id
-        event = LogEvent(reply, kind, json.loads(command[5]))
+        event = LogEvent(reply, kind, json.loads(data_json))
         self._follower.local(self._stream(generation_id), previous, event, event_id)
         return reply
 
@@ -222,7 +231,7 @@ class RedisEventLog:
                 if self._follower.finished(key):
                     return None  # at (or past) the final event
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= loops.TIMER_SLACK:  # not a wait of less than libuv's 1 ms
                     break
                 events = await self._follower.wait(key, cursor, remaining)
                 if events is None:  # not followed, or nothing came in time

@@ -26,7 +26,7 @@ from hxchat.web.templating import Templates
 
 
 async def get_owner(request: Request) -> str:
-    return cast(str, request.state.owner)
+    return Services(request).owner
 
 
 async def get_identity(request: Request) -> Identity | None:
@@ -35,7 +35,7 @@ async def get_identity(request: Request) -> Identity | None:
 
 
 async def get_limits(request: Request) -> Limits:
-    return cast(Limits, request.app.state.limits)
+    return Services(request).limits
 
 
 async def get_accounts(request: Request) -> Accounts:
@@ -43,7 +43,7 @@ async def get_accounts(request: Request) -> Accounts:
 
 
 async def get_store(request: Request) -> Store:
-    return cast(Store, request.app.state.store)
+    return Services(request).store
 
 
 async def get_library(request: Request) -> Library:
@@ -51,11 +51,11 @@ async def get_library(request: Request) -> Library:
 
 
 async def get_log(request: Request) -> EventLog:
-    return cast(EventLog, request.app.state.log)
+    return Services(request).log
 
 
 async def get_runner(request: Request) -> GenerationRunner:
-    return cast(GenerationRunner, request.app.state.runner)
+    return Services(request).runner
 
 
 async def get_models(request: Request) -> Catalogue:
@@ -63,7 +63,7 @@ async def get_models(request: Request) -> Catalogue:
 
 
 async def get_settings(request: Request) -> Settings:
-    return cast(Settings, request.app.state.settings)
+    return Services(request).settings
 
 
 async def get_feedback(request: Request) -> FeedbackStore:
@@ -71,11 +71,11 @@ async def get_feedback(request: Request) -> FeedbackStore:
 
 
 async def get_templates(request: Request) -> Templates:
-    return cast(Templates, request.app.state.templates)
+    return Services(request).templates
 
 
 async def get_metrics(request: Request) -> Metrics:
-    return cast(Metrics, request.app.state.metrics)
+    return Services(request).metrics
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]
@@ -94,9 +94,10 @@ FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback)]
 
 
 class Services:
-    """The app's parts, typed, for the routes every answer takes (its POST, its two
-    streams): each is an attribute read, where a dependency costs FastAPI's resolver
-    ~7 us per request (bench/README.md). The other routes keep the `...Dep` types."""
+    """The app's parts, typed. The routes every answer takes (its POST, its two
+    streams) use it directly: each is an attribute read, where a dependency costs
+    FastAPI's resolver ~7 us per request (bench/README.md). The other routes take the
+    `...Dep` types, whose getters read the same properties."""
 
     __slots__ = ("_request", "_state")
 
