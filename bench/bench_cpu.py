@@ -87,8 +87,11 @@ def start(workdir: Path, env: dict[str, str], workers: int, profile: Path | None
     return server
 
 
-def measure(name: str, workdir: Path, n: int, runs: int, profile: Path | None) -> list[float]:
-    """Server CPU ms per 1,000 words of each measured run (`runs` steps of `n` streams)."""
+def measure(
+    name: str, workdir: Path, n: int, runs: int, profile: Path | None, words: int = 300
+) -> list[float]:
+    """Server CPU ms per 1,000 words of each measured run (`runs` steps of `n` streams
+    of `words` words)."""
     env = server_env(workdir, 20)
     shared = name.startswith("shared")
     database = fresh_database() if shared else contextlib.nullcontext("")
@@ -107,7 +110,9 @@ def measure(name: str, workdir: Path, n: int, runs: int, profile: Path | None) -
                     if i == 1 and profile is not None:
                         os.kill(pid, signal.SIGUSR1)
                     step = runner.run(
-                        run_step(server.port, pid, "json", size, services_cpu=svc, patience=0)
+                        run_step(
+                            server.port, pid, "json", size, words=words, services_cpu=svc, patience=0
+                        )
                     )
                     if i == 1 and profile is not None:
                         os.kill(pid, signal.SIGUSR2)
@@ -126,10 +131,12 @@ def measure(name: str, workdir: Path, n: int, runs: int, profile: Path | None) -
 def report(name: str, run: int, step: Step) -> float:
     """Print one measured run; its server CPU ms per 1,000 words."""
     per_1k = step.server_cpu / step.words * 1e6 if step.words else float("nan")
+    per_answer = step.server_cpu / step.n * 1e3 if step.n else float("nan")
     other = (step.busy - step.server_cpu - step.client_cpu) / step.wall
     print(
         f"{name:<9} run {run}: {step.words:>6} words, server CPU {step.server_cpu:6.2f} s"
-        f" -> {per_1k:6.1f} ms per 1,000 words; p99 {step.p(0.99) * 1000:.0f} ms,"
+        f" -> {per_1k:6.1f} ms per 1,000 words, {per_answer:5.2f} ms per answer;"
+        f" p99 {step.p(0.99) * 1000:.0f} ms,"
         f" {step.errors} errors; rest of the machine {other:.0%} of a core",
         flush=True,
     )
@@ -147,6 +154,9 @@ def main() -> None:
     parser.add_argument("--configs", default="embedded,shared")
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--words", type=int, default=300, help="words per answer (3: mostly the fixed cost)"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="a directory for profiles")
     parser.add_argument("--top", type=int, default=45, help="functions shown per profile")
     args = parser.parse_args()
@@ -154,7 +164,7 @@ def main() -> None:
     for line in describe():
         print(line)
     print(
-        f"{args.streams} JSON streams of 300 words at 20 ms a word; server on CPU 0, "
+        f"{args.streams} JSON streams of {args.words} words at 20 ms a word; server on CPU 0, "
         "client on CPU 1; CPU = utime + stime of the server's process tree"
     )
     medians: dict[str, float] = {}
@@ -166,7 +176,9 @@ def main() -> None:
             if args.profile is not None:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 profile = args.profile.resolve() / f"{name}.prof"
-            figures = measure(name, workdir, args.streams, 1 if profile else args.runs, profile)
+            figures = measure(
+                name, workdir, args.streams, 1 if profile else args.runs, profile, args.words
+            )
             if profile is not None:
                 show_profile(profile, args.top)
             elif figures:
