@@ -18,7 +18,7 @@ from hxchat.broker.base import EventLog
 from hxchat.broker.memory import MemoryEventLog
 from hxchat.config import Settings
 from hxchat.domain import AgentEvent, LogEvent, Source, TextDelta, ToolCall, ToolResult, Turn
-from hxchat.pending import PendingText
+from hxchat.pending import PendingText, next_frame
 from hxchat.providers.base import ChatModel
 from tests.helpers import ScriptedModel, client_for, events, new_conversation, on_redis, send
 
@@ -228,3 +228,16 @@ async def test_a_timers_append_that_fails_ends_the_answer_as_readers_saw_it(
         ]
         assert await stored(client, cid) == ("error", "one ")
     await log.close()
+
+
+def test_merged_text_of_every_answer_is_due_on_shared_frame_boundaries() -> None:
+    """Text taken at any moment of a frame is next due on the worker's frame clock: two
+    answers that took theirs 20 ms apart append together (one turn of the loop, one
+    Redis round trip), at least half a frame later; a timer that fires a little early
+    on a boundary makes the next append due one whole frame on, not at once."""
+    assert next_frame(100.001, 0.05) == next_frame(100.021, 0.05) == pytest.approx(100.05)
+    assert next_frame(100.03, 0.05) == pytest.approx(100.1)  # 20 ms away: too soon
+    assert next_frame(100.0995, 0.05) == pytest.approx(100.15)  # a timer 0.5 ms early
+    for now in (0.0, 7.3, 12345.678):
+        due = next_frame(now, 0.05)
+        assert now + 0.025 <= due < now + 0.075 + 1e-9

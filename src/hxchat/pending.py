@@ -3,8 +3,9 @@
 A model may stream hundreds of tokens a second, but a reader never needs more than
 one update per `domain.FRAME_INTERVAL`. So the generation (`answering.py`) appends
 text at most once per interval: the first text of an answer, and text that follows a
-quiet interval, at once; the rest waits here, at most one interval, and goes to the
-log as one `delta`. Text waiting here is not yet in the kept answer: it is recorded
+quiet interval, at once; the rest waits here until the next boundary of the worker's
+frame clock (`next_frame`: at least half an interval, at most one and a half), and goes
+to the log as one `delta`. Text waiting here is not yet in the kept answer: it is recorded
 when its append is done or on its way, like every event. No I/O here.
 
 When the text is due, its timer appends it itself if the log can append without
@@ -18,11 +19,21 @@ This runs for every token, so it asks for the event loop once, not per call
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hxchat import loops
 from hxchat.domain import FRAME_INTERVAL
+
+
+def next_frame(now: float, interval: float) -> float:
+    """When text taken `now` may next be appended: the first multiple of `interval` on
+    the loop's clock at least half an interval away. Every answer of a worker shares
+    these boundaries, so their merged deltas are due at the same moment and are
+    appended in one turn of the loop (on Redis: in one round trip); an answer that
+    streams steadily appends once per interval, exactly on them."""
+    return math.ceil((now + interval / 2) / interval) * interval
 
 
 @dataclass(eq=False, slots=True)
@@ -78,12 +89,12 @@ class PendingText:
         return self._running_loop().time() >= self.due - loops.TIMER_SLACK
 
     def take(self) -> str:
-        """All the pending text, as one string; the next append is due one interval
-        from now."""
+        """All the pending text, as one string; the next append is due at the first
+        frame boundary at least half an interval from now (`next_frame`)."""
         text = "".join(self.parts)
         self.parts.clear()
         self.chars = 0
-        self.due = self._running_loop().time() + self.interval
+        self.due = next_frame(self._running_loop().time(), self.interval)
         return text
 
     def put_back(self, text: str) -> None:
