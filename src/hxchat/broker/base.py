@@ -9,11 +9,25 @@ can stop a generation that runs on another.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Protocol
 
 from hxchat.domain import EventKind, LogEvent
+
+
+def plain(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `data` as plain JSON data: what readers of the Redis log get, and out of
+    reach of a caller that mutates its mapping later. Flat data (a text delta) is
+    copied as it is; anything nested goes through a JSON round trip."""
+    for value in data.values():  # a loop, not all(): this runs for every word
+        if type(value) not in _FLAT:
+            return dict(json.loads(json.dumps(data)))
+    return dict(data)
+
+
+_FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 class Position(Enum):

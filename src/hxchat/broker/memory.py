@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
@@ -35,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hxchat.broker.base import Position
+from hxchat.broker.base import Position, plain
 from hxchat.domain import EventKind, LogEvent
 from hxchat.errors import BrokerUnavailable
 
@@ -52,19 +51,6 @@ def _cursor(after: str | None) -> int:
     if after is None or not _CURSOR.fullmatch(after):
         return 0
     return int(after)
-
-
-def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of `data` as plain JSON data: what readers of Redis would get, and out of
-    reach of a caller that mutates its mapping later. Flat data (a text delta) is
-    copied as it is; anything nested goes through a JSON round trip."""
-    for value in data.values():  # a loop, not all(): this runs for every word
-        if type(value) not in _FLAT:
-            return dict(json.loads(json.dumps(data)))
-    return dict(data)
-
-
-_FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 def _settle(waiter: asyncio.Future[bool], woken: bool) -> None:
@@ -147,7 +133,7 @@ class MemoryEventLog:
             return str(log.final_id)
         if not kind.is_final and len(log.events) >= self._max_events:
             raise BrokerUnavailable("This answer has more events than the event log can hold.")
-        event = LogEvent(str(len(log.events) + 1), kind, _plain(data))
+        event = LogEvent(str(len(log.events) + 1), kind, plain(data))
         log.events.append(event)
         log.touched = now
         if kind.is_final:

@@ -41,7 +41,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from hxchat import loops
-from hxchat.broker.base import Position
+from hxchat.broker.base import Position, plain
 from hxchat.broker.redis_append import (
     APPEND,
     FINISHED,
@@ -165,7 +165,7 @@ class RedisEventLog:
                     del self._unsettled[generation_id]
                     raise
                 del self._unsettled[generation_id]
-                return self._written(generation_id, command, event_id)
+                return self._written(generation_id, command, event_id, data)
             except Exception as exc:
                 raise self._translated(exc)  # noqa: B904 (chained there)
         except BrokerUnavailable as exc:
@@ -173,10 +173,17 @@ class RedisEventLog:
                 raise AppendUncertain(exc.detail) from exc
             raise
 
-    def _written(self, generation_id: str, command: tuple[Any, ...], reply: str) -> str:
+    def _written(
+        self,
+        generation_id: str,
+        command: tuple[Any, ...],
+        reply: str,
+        data: Mapping[str, Any] | None = None,
+    ) -> str:
         """An append of this worker is in the stream: its readers here get it from
         memory (`Follower.local`), not through the shared read. Its id, returned; a
-        log that was already finished ignored it, and answers its final event's id."""
+        log that was already finished ignored it, and answers its final event's id.
+        `data`: the event's data as given (else read back from the command's JSON)."""
         if reply.startswith(FINISHED):
             self._last_written.pop(generation_id, None)
             return reply[len(FINISHED) :]
@@ -192,7 +199,7 @@ class RedisEventLog:
             if len(self._last_written) >= WRITERS_KEPT:
                 self._last_written.clear()  # only the local shortcut is lost meanwhile
             self._last_written[generation_id] = event_id
-        event = LogEvent(reply, kind, json.loads(data_json))
+        event = LogEvent(reply, kind, json.loads(data_json) if data is None else plain(data))
         self._follower.local(self._stream(generation_id), previous, event, event_id)
         return reply
 
