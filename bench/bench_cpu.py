@@ -111,7 +111,13 @@ def measure(
                         os.kill(pid, signal.SIGUSR1)
                     step = runner.run(
                         run_step(
-                            server.port, pid, "json", size, words=words, services_cpu=svc, patience=0
+                            server.port,
+                            pid,
+                            "json",
+                            size,
+                            words=words,
+                            services_cpu=svc,
+                            patience=0,
                         )
                     )
                     if i == 1 and profile is not None:

@@ -45,9 +45,12 @@ async def test_the_message_rate_is_per_owner(make_settings: Callable[..., Settin
 
 
 async def test_running_answers_are_limited_per_owner(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], database_url: str
 ) -> None:
-    settings = make_settings(max_answers_per_user=1, echo_delay_ms=50)
+    """The check before the request (on PostgreSQL a read without a transaction) sees
+    the running answer and refuses at once."""
+    await upgrade(database_url)
+    settings = make_settings(database_url=database_url, max_answers_per_user=1, echo_delay_ms=50)
     async with running_app(settings) as app, client_for(app) as client, client_for(app) as other:
         first = await send(client, await new_conversation(client), "w " * 100)
         second = await new_conversation(client)

@@ -396,4 +396,4 @@ class AccountStore:
 
     async def count_running(self, owner: str) -> int:
         """See `store.running`: the limit's early check, before a request stores anything."""
-        return await self._store.run(False, count_running, owner)
+        return await self._store.read_one(count_running, owner)
