@@ -57,10 +57,8 @@ return id
 APPEND_SHA = hashlib.sha1(APPEND.encode(), usedforsecurity=False).hexdigest()
 
 
-# `EVALSHA <sha> 4` in Redis's protocol (RESP), for `EVALSHA <sha> 4 <keys, args>`: an
-# append packs only its own 11 values (`bulk`), for a fraction of redis-py's packer.
-_EVALSHAAPPEND = bulk("EVALSHA") + bulk(APPEND_SHA) + bulk(4)
-# `EVALSHA <sha> 4` in RESP, the head of every append.
+# `EVALSHA <sha> 4` in Redis's protocol (RESP), the head of every append: an append
+# packs only its own 11 values (`bulk`), for a fraction of redis-py's packer.
 _EVALSHA_APPEND = bulk("EVALSHA") + bulk(APPEND_SHA) + bulk(4)
 # `json.dumps` with arguments builds an encoder per call; this one is made once.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
