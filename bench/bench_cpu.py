@@ -88,11 +88,17 @@ def start(workdir: Path, env: dict[str, str], workers: int, profile: Path | None
 
 
 def measure(
-    name: str, workdir: Path, n: int, runs: int, profile: Path | None, words: int = 300
+    name: str,
+    workdir: Path,
+    n: int,
+    runs: int,
+    profile: Path | None,
+    words: int = 300,
+    delay_ms: int = 20,
 ) -> list[float]:
     """Server CPU ms per 1,000 words of each measured run (`runs` steps of `n` streams
-    of `words` words)."""
-    env = server_env(workdir, 20)
+    of `words` words at `delay_ms` a word)."""
+    env = server_env(workdir, delay_ms)
     shared = name.startswith("shared")
     database = fresh_database() if shared else contextlib.nullcontext("")
     figures: list[float] = []
@@ -116,6 +122,7 @@ def measure(
                             "json",
                             size,
                             words=words,
+                            delay=delay_ms / 1000,
                             services_cpu=svc,
                             patience=0,
                         )
@@ -161,17 +168,21 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--words", type=int, default=300, help="words per answer (3: mostly the fixed cost)"
+        "--words", type=int, default=None, help="words per answer (3: mostly the fixed cost)"
+    )
+    parser.add_argument(
+        "--delay-ms", type=int, default=20, help="ms a word; answers keep their 6 s by default"
     )
     parser.add_argument("--profile", type=Path, default=None, help="a directory for profiles")
     parser.add_argument("--top", type=int, default=45, help="functions shown per profile")
     args = parser.parse_args()
+    words = args.words if args.words is not None else 6000 // args.delay_ms
     pin_self({1})
     for line in describe():
         print(line)
     print(
-        f"{args.streams} JSON streams of {args.words} words at 20 ms a word; server on CPU 0, "
-        "client on CPU 1; CPU = utime + stime of the server's process tree"
+        f"{args.streams} JSON streams of {words} words at {args.delay_ms} ms a word; "
+        "server on CPU 0, client on CPU 1; CPU = utime + stime of the server's process tree"
     )
     medians: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="hxchat-bench-") as tmp:
@@ -183,7 +194,13 @@ def main() -> None:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 profile = args.profile.resolve() / f"{name}.prof"
             figures = measure(
-                name, workdir, args.streams, 1 if profile else args.runs, profile, args.words
+                name,
+                workdir,
+                args.streams,
+                1 if profile else args.runs,
+                profile,
+                words,
+                args.delay_ms,
             )
             if profile is not None:
                 show_profile(profile, args.top)
