@@ -139,20 +139,28 @@ class AnswerWriter:
         loop = asyncio.get_running_loop()
         model = answer.model or self.model
         events = model.stream(history, instructions=answer.started.instructions)
+        most = self.settings.max_answer_chars
         try:
             async for event in events:
                 if not isinstance(event, TextDelta):
                     await self._publish(gid, event, answer, pending)
-                elif event.text:  # text: the per-token path, no coroutine of its own
-                    if answer.chars + pending.chars == 0:
-                        waited = loop.time() - answer.began
-                        answer.first_text_ms = _ms(waited)
-                        self.metrics.first_text(model.name, waited)
-                    if self._add_text(event.text, answer, pending):
-                        async with pending.lock:
-                            await self._append_text(gid, answer, pending)
-                    elif len(pending.parts) % BURST == 0:
-                        await asyncio.sleep(0)  # a model that never waits lets readers run
+                    continue
+                text = event.text  # text: the per-token path, no coroutine of its own
+                if not text:
+                    continue
+                if pending.chars == 0 and answer.chars == 0:
+                    waited = loop.time() - answer.began
+                    answer.first_text_ms = _ms(waited)
+                    self.metrics.first_text(model.name, waited)
+                if answer.chars + pending.chars + len(text) > most:
+                    raise AnswerTooLong(f"The answer was cut off at {most:,} characters.")
+                # Pending now, not yet in the kept answer: `_flush_when_due` appends it
+                # when the interval is over, merged with whatever text came meanwhile.
+                if pending.add(text):  # the first text, or the first after a quiet interval
+                    async with pending.lock:
+                        await self._append_text(gid, answer, pending)
+                elif len(pending.parts) % BURST == 0:
+                    await asyncio.sleep(0)  # a model that never waits lets readers run
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
@@ -164,7 +172,7 @@ class AnswerWriter:
         """Append one model event other than text to the event log, then record it in
         the answer: the stored text is never ahead of what readers can get, nor behind
         it. A tool call or a tool result is never delayed: the pending text
-        (`_add_text`) is appended first, then it.
+        (in `_consume`) is appended first, then it.
 
         A Stop (or shutdown) that cancels this while an append is under way still
         records it: the append is on its way (the Redis log sends a queued command
@@ -189,18 +197,6 @@ class AnswerWriter:
             answer.suggestions = event.html
         elif isinstance(event, Usage):
             answer.usage = event if answer.usage is None else answer.usage + event
-
-    def _add_text(self, text: str, answer: Answer, pending: PendingText) -> bool:
-        """Add a token's text to `pending`; whether it is due to be appended at once
-        (the first text, or the first after a quiet interval). Otherwise it waits, and
-        `_flush_when_due` appends it when the interval is over, merged with whatever
-        text came meanwhile."""
-        if answer.chars + pending.chars + len(text) > self.settings.max_answer_chars:
-            raise AnswerTooLong(
-                f"The answer was cut off at {self.settings.max_answer_chars:,} characters."
-            )
-        pending.add(text)
-        return pending.is_due()
 
     async def _flush_when_due(self, gid: str, answer: Answer, pending: PendingText) -> None:
         """Append the pending text once it is due, merged into one event; the model may
