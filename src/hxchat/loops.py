@@ -30,6 +30,16 @@ async def sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
         timer.cancel()
 
 
+def until(loop: asyncio.AbstractEventLoop, when: float) -> asyncio.Future[None]:
+    """A future of `loop` (the running loop) settled at `when` (loop time): `await` it
+    to sleep until then. No coroutine of its own, for code that waits once per word;
+    a waiter cancelled before `when` leaves only the timer, which then finds the
+    future done and does nothing."""
+    done: asyncio.Future[None] = loop.create_future()
+    loop.call_at(when, wake, done)
+    return done
+
+
 def wake(future: asyncio.Future[None]) -> None:
     """Settle a future that nothing has settled (or cancelled) yet: for timers."""
     if not future.done():

@@ -38,10 +38,11 @@ class EchoModel:
         prompt = next((t.content for t in reversed(history) if t.role is Role.USER), "")
         loop = asyncio.get_running_loop()
         start = loop.time()
+        delay = self.delay
         for index, word in enumerate(words(prompt)):
-            due = start + index * self.delay
+            due = start + index * delay
             if due > loop.time():  # a late word goes at once, without a trip round the loop
-                await loops.sleep(loop, due - loop.time())  # hxchat/loops.py
+                await loops.until(loop, due)  # hxchat/loops.py
             yield TextDelta(word)
         read = sum(len(turn.content.split()) for turn in history)
         yield Usage(input_tokens=read, output_tokens=len(prompt.split()))
