@@ -13,9 +13,12 @@ import asyncio
 import logging
 import multiprocessing
 import os
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 
@@ -41,13 +44,27 @@ POOL_WORKERS = 2
 # takes a core for a second or two, which must not come out of the streams' time.
 POOL_NICENESS = 10
 
+PARENT_CHECK = 1.0  # seconds between a pool process's looks at whether its worker lives
+
 _pool: ProcessPoolExecutor | None = None
+_apps = 0  # apps of this process running now (`pool_in_use`)
 
 
-def _lower_priority() -> None:
-    """Run this pool process after the worker whenever both want a core (POSIX)."""
+def _start_process(worker: int) -> None:
+    """A new pool process: it runs after the worker whenever both want a core (POSIX),
+    and ends within `PARENT_CHECK` of the worker (`worker`: its process id) ending by
+    any means, even killed outright, instead of waiting for work forever."""
     if hasattr(os, "nice"):
         os.nice(POOL_NICENESS)
+    threading.Thread(
+        target=_end_with, args=(worker,), name="hxchat-worker-watch", daemon=True
+    ).start()
+
+
+def _end_with(worker: int) -> None:
+    while os.getppid() == worker:
+        time.sleep(PARENT_CHECK)
+    os._exit(0)
 
 
 def _processes() -> ProcessPoolExecutor:
@@ -59,9 +76,28 @@ def _processes() -> ProcessPoolExecutor:
         _pool = ProcessPoolExecutor(
             POOL_WORKERS,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_lower_priority,
+            initializer=_start_process,
+            initargs=(os.getpid(),),
         )
     return _pool
+
+
+@contextmanager
+def pool_in_use() -> Iterator[None]:
+    """While an app runs. When the last app of the process stops, the pool is shut
+    down (a later app starts a new one): uvicorn ends a stopped worker by raising its
+    signal again, so nothing that Python runs at exit would end the pool's processes.
+    Without waiting for a file being judged: its process ends with the worker anyway."""
+    global _apps, _pool
+    _apps += 1
+    try:
+        yield
+    finally:
+        _apps -= 1
+        pool = _pool
+        if _apps == 0 and pool is not None:
+            _pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def judge(path: str) -> processing.Processed:
