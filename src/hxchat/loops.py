@@ -20,16 +20,6 @@ import asyncio
 TIMER_SLACK = 0.001
 
 
-async def sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
-    """`asyncio.sleep(delay)` on `loop`, the running loop."""
-    done: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(delay, wake, done)
-    try:
-        await done
-    finally:
-        timer.cancel()
-
-
 def until(loop: asyncio.AbstractEventLoop, when: float) -> asyncio.Future[None]:
     """A future of `loop` (the running loop) settled at `when` (loop time): `await` it
     to sleep until then. No coroutine of its own, for code that waits once per word;

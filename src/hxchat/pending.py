@@ -124,10 +124,9 @@ class PendingText:
                 await self._waiter
             finally:
                 self._waiter = None
-        delay = self.due - loop.time()
-        if delay > loops.TIMER_SLACK:
+        if self.due - loop.time() > loops.TIMER_SLACK:
             self._sleeping = True
             try:
-                await loops.sleep(loop, delay)
+                await loops.until(loop, self.due)
             finally:
                 self._sleeping = False
