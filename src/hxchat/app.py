@@ -27,7 +27,7 @@ from hxchat.broker.base import EventLog
 from hxchat.broker.factory import build_event_log
 from hxchat.config import Settings, load_settings
 from hxchat.errors import ConfigError, SchemaOutOfDate
-from hxchat.files.service import Files, pool_in_use
+from hxchat.files.service import Files
 from hxchat.generation import GenerationRunner
 from hxchat.metrics import Metrics
 from hxchat.providers.base import ChatModel
@@ -149,7 +149,6 @@ def create_app(
             )
             app.state.signer = make_signer(key)
             await _open_accounts(app, settings, the_store, stack, key)
-            stack.enter_context(pool_in_use())  # left after the runner has stopped
             files = app.state.files = Files.open(_sql_store(the_store), settings)
             _open_library(app, the_store)
             titles = Titles(app.state.library) if settings.titles == "model" else None

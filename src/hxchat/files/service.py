@@ -15,10 +15,9 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 
@@ -47,7 +46,6 @@ POOL_NICENESS = 10
 PARENT_CHECK = 1.0  # seconds between a pool process's looks at whether its worker lives
 
 _pool: ProcessPoolExecutor | None = None
-_apps = 0  # apps of this process running now (`pool_in_use`)
 
 
 def _start_process(worker: int) -> None:
@@ -80,24 +78,6 @@ def _processes() -> ProcessPoolExecutor:
             initargs=(os.getpid(),),
         )
     return _pool
-
-
-@contextmanager
-def pool_in_use() -> Iterator[None]:
-    """While an app runs. When the last app of the process stops, the pool is shut
-    down (a later app starts a new one): uvicorn ends a stopped worker by raising its
-    signal again, so nothing that Python runs at exit would end the pool's processes.
-    Without waiting for a file being judged: its process ends with the worker anyway."""
-    global _apps, _pool
-    _apps += 1
-    try:
-        yield
-    finally:
-        _apps -= 1
-        pool = _pool
-        if _apps == 0 and pool is not None:
-            _pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def judge(path: str) -> processing.Processed:
