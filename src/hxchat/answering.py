@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hxchat import loops
 from hxchat.answer import Answer
 from hxchat.backoff import Backoff, retrying
 from hxchat.broker.base import EventLog
@@ -83,6 +84,7 @@ class AnswerWriter:
         self.settings = settings
         self.metrics = metrics
         self.worker_id = worker_id
+        self._ticks: loops.Ticks | None = None  # the frame timers of all its answers
 
     async def run(self, answer: Answer) -> None:
         """Write `answer` to its end: complete, stopped (a cancel request), an error,
@@ -93,12 +95,14 @@ class AnswerWriter:
         status, error = MessageStatus.COMPLETE, None
         failure: BaseException | None = None
         cancelled_from_outside = False
-        pending = PendingText()
+        loop = asyncio.get_running_loop()
+        ticks = self._ticks = loops.ticks_on(loop, self._ticks)
+        pending = PendingText(ticks=ticks)
         append_now = getattr(self.log, "append_now", None)
         if append_now is not None:  # the in-memory log: the timer appends, no task wakes
             pending.append_now = lambda: self._append_due(append_now, gid, answer, pending)
         tasks: list[asyncio.Task[None]] = []
-        answer.began = asyncio.get_running_loop().time()
+        answer.began = loop.time()
         try:
             history = await history_of(answer.started, self.files)
             work = asyncio.create_task(self._consume(gid, history, answer, pending))

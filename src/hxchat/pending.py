@@ -56,13 +56,15 @@ class PendingText:
     _waiter: asyncio.Future[None] | None = None
     _armed: bool = False  # a timer wakes `_waiter` when the text is due
     _sleeping: bool = False  # the flush task (`wait`) sleeps until the text is due
-    _loop: asyncio.AbstractEventLoop | None = None
+    # The timers, shared by every answer of the worker (`AnswerWriter`): their due
+    # times fall on the same frame boundaries, so one loop timer serves them all.
+    ticks: loops.Ticks | None = None
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        loop = self._loop
-        if loop is None:  # made and used within one loop: the answer's
-            loop = self._loop = asyncio.get_running_loop()
-        return loop
+    def _timers(self) -> loops.Ticks:
+        ticks = self.ticks
+        if ticks is None:  # made and used within one loop: the answer's
+            ticks = self.ticks = loops.Ticks(asyncio.get_running_loop())
+        return ticks
 
     def add(self, text: str) -> bool:
         """Add text; True when it is due to be appended at once, by the caller (the
@@ -83,7 +85,7 @@ class PendingText:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             self._armed = True
-            self._running_loop().call_at(self.due, self._due, waiter)
+            self._timers().call_at(self.due, self._due, waiter)
         return False
 
     def _due(self, waiter: asyncio.Future[None]) -> None:
@@ -96,7 +98,7 @@ class PendingText:
     def is_due(self) -> bool:
         """Whether text may be appended now: a frame has passed since the last append
         (give or take the timers' millisecond, `loops.TIMER_SLACK`)."""
-        return self._running_loop().time() >= self.due - loops.TIMER_SLACK
+        return self._timers().loop.time() >= self.due - loops.TIMER_SLACK
 
     def take(self) -> str:
         """All the pending text, as one string; the next append is due at the first
@@ -104,7 +106,7 @@ class PendingText:
         text = "".join(self.parts)
         self.parts.clear()
         self.chars = 0
-        self.due = next_frame(self._running_loop().time(), self.interval)
+        self.due = next_frame(self._timers().loop.time(), self.interval)
         return text
 
     def put_back(self, text: str) -> None:
@@ -116,7 +118,8 @@ class PendingText:
     async def wait(self) -> None:
         """Until some text is pending, then until it is due (as it stood then: the
         caller checks `is_due` again before it appends)."""
-        loop = self._running_loop()
+        ticks = self._timers()
+        loop = ticks.loop
         while not self.parts:
             self._waiter = loop.create_future()
             self._armed = False
@@ -127,6 +130,6 @@ class PendingText:
         if self.due - loop.time() > loops.TIMER_SLACK:
             self._sleeping = True
             try:
-                await loops.until(loop, self.due)
+                await ticks.until(self.due)
             finally:
                 self._sleeping = False

@@ -29,6 +29,7 @@ class EchoModel:
 
     def __init__(self, delay: float = 0.03) -> None:
         self.delay = delay
+        self._ticks: loops.Ticks | None = None  # shared by its streams on one loop
 
     async def stream(
         self, history: Sequence[Turn], *, instructions: str = ""
@@ -37,12 +38,13 @@ class EchoModel:
         nor does the echo model write titles: the first message stays the title)."""
         prompt = next((t.content for t in reversed(history) if t.role is Role.USER), "")
         loop = asyncio.get_running_loop()
+        ticks = self._ticks = loops.ticks_on(loop, self._ticks)
         start = loop.time()
         delay = self.delay
         for index, word in enumerate(words(prompt)):
             due = start + index * delay
             if due > loop.time():  # a late word goes at once, without a trip round the loop
-                await loops.until(loop, due)  # hxchat/loops.py
+                await ticks.until(due)  # hxchat/loops.py
             yield TextDelta(word)
         read = sum(len(turn.content.split()) for turn in history)
         yield Usage(input_tokens=read, output_tokens=len(prompt.split()))
