@@ -44,6 +44,32 @@ async def test_the_message_rate_is_per_owner(make_settings: Callable[..., Settin
         await send(other, other_cid, "hi")
 
 
+async def test_a_refused_request_costs_nothing_of_the_rate(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The rate counts messages that started something: a send to a busy conversation
+    (409), to one that does not exist (404), a retry with nothing to retry (422) and an
+    edit of a message that is not there (404) are refused without using it up."""
+    settings = make_settings(rate_limit="2/minute", echo_delay_ms=50)
+    async with running_app(settings) as app, client_for(app) as client:
+        busy = await new_conversation(client)
+        first = await send(client, busy, "w " * 40)
+        again = await client.post(f"/api/conversations/{busy}/messages", json={"content": "x"})
+        assert again.status_code == 409
+        missing = "0" * 32
+        lost = await client.post(f"/api/conversations/{missing}/messages", json={"content": "x"})
+        assert lost.status_code == 404
+        empty = await new_conversation(client)
+        assert (await client.post(f"/api/conversations/{empty}/retry")).status_code == 422
+        edit = await client.post("/api/messages/999999/edit", json={"content": "x"})
+        assert edit.status_code == 404
+        await client.get(first["events_url"])
+
+        await send(client, empty, "the second message of the minute")
+        third = await client.post(f"/api/conversations/{busy}/messages", json={"content": "x"})
+        assert third.status_code == 429
+
+
 async def test_running_answers_are_limited_per_owner(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:

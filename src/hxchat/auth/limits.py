@@ -19,6 +19,7 @@ Every refusal is `TooManyRequests` (429) with the seconds to wait (`Retry-After`
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import time
 from collections.abc import AsyncIterator
@@ -36,6 +37,8 @@ from hxchat.config import Settings
 from hxchat.errors import BrokerUnavailable, TooManyRequests
 from hxchat.store.accounts import AccountStore
 from hxchat.store.running import refusal
+
+logger = logging.getLogger(__name__)
 
 FAILURES_PER_NAME = RateLimitItemPerMinute(5, 15)
 FAILURES_PER_ADDRESS = RateLimitItemPerMinute(20, 15)
@@ -123,22 +126,33 @@ class Limits:
         if self._pool is not None:
             await self._pool.aclose()
 
-    async def check_message(self, owner: str, starts_answer: bool = True) -> None:
-        """Count one more message of `owner`, or refuse it (429). A request that starts
-        no answer (selecting a version) is not refused for the answers running."""
+    @asynccontextmanager
+    async def message(self, owner: str, starts_answer: bool = True) -> AsyncIterator[None]:
+        """Refuse (429) a message of `owner` over the rate or while too many of its
+        answers run; count it once the block is done. A request the block refuses (a
+        conversation busy or not found, 409 or 404) started nothing, and costs nothing.
+        A request that starts no answer (selecting a version) is not refused for the
+        answers running. Requests checked at the same moment may pass together by as
+        many as they are, once: the running limit still holds (the store counts again)."""
         running = await self._accounts.count_running(owner) if starts_answer else 0
         if running >= self._max_running:
             raise refusal(running)
         async with _storage_errors():
-            if await self._moving.hit(self._messages, "messages", owner):
-                return
-            stats = await self._moving.get_window_stats(self._messages, "messages", owner)
-        wait = _seconds_until(stats.reset_time)
-        raise TooManyRequests(
-            f"You are sending messages too fast (the limit is {self._limit_text}); "
-            f"try again in {wait} second{'s' if wait != 1 else ''}.",
-            retry_after=wait,
-        )
+            allowed = await self._moving.test(self._messages, "messages", owner)
+            if not allowed:
+                stats = await self._moving.get_window_stats(self._messages, "messages", owner)
+        if not allowed:
+            wait = _seconds_until(stats.reset_time)
+            raise TooManyRequests(
+                f"You are sending messages too fast (the limit is {self._limit_text}); "
+                f"try again in {wait} second{'s' if wait != 1 else ''}.",
+                retry_after=wait,
+            )
+        yield
+        try:
+            await self._moving.hit(self._messages, "messages", owner)
+        except StorageError:  # what it asked for is done: not turned into an error now
+            logger.warning("a message was not counted against the rate: the storage is away")
 
     # -- sign-in ---------------------------------------------------------------------
 

@@ -155,8 +155,8 @@ async def post_message(conversation_id: str, body: NewTurn, request: Request) ->
     runner, owner = app.runner, app.owner
     content = checked_message(body.content, app.settings, body.files)
     runner.choose(body.model)  # an unknown model: 422, before the rate counts it
-    await app.limits.check_message(owner)
-    started = await runner.send(owner, conversation_id, content, body.model, body.files)
+    async with app.limits.message(owner):
+        started = await runner.send(owner, conversation_id, content, body.model, body.files)
     return _started_json(started.user_message_id, started)
 
 
@@ -164,8 +164,8 @@ async def post_message(conversation_id: str, body: NewTurn, request: Request) ->
 async def retry(
     conversation_id: str, runner: RunnerDep, owner: OwnerDep, limits: LimitsDep
 ) -> dict[str, Any]:
-    await limits.check_message(owner)
-    started = await runner.retry(owner, conversation_id)
+    async with limits.message(owner):
+        started = await runner.retry(owner, conversation_id)
     return {
         "generation_id": started.generation_id,
         "events_url": _events_url(started.generation_id),
@@ -187,8 +187,8 @@ async def edit_message(
 ) -> dict[str, Any]:
     content = checked_message(body.content, settings)
     runner.choose(body.model)
-    await limits.check_message(owner)
-    started = await runner.edit(owner, parse_message_id(message_id), content, model=body.model)
+    async with limits.message(owner):
+        started = await runner.edit(owner, parse_message_id(message_id), content, model=body.model)
     return _started_json(started.user_message_id, started)
 
 
@@ -202,8 +202,8 @@ async def regenerate(
 ) -> dict[str, Any]:
     model = body.model if body is not None else None
     runner.choose(model)
-    await limits.check_message(owner)
-    started = await runner.regenerate(owner, parse_message_id(message_id), model=model)
+    async with limits.message(owner):
+        started = await runner.regenerate(owner, parse_message_id(message_id), model=model)
     return _started_json(started.assistant_message_id, started)
 
 
@@ -212,8 +212,9 @@ async def select_version(
     message_id: str, store: StoreDep, owner: OwnerDep, limits: LimitsDep, models: ModelsDep
 ) -> dict[str, Any]:
     selected = parse_message_id(message_id)
-    await limits.check_message(owner, starts_answer=False)
-    return conversation_json(await store.select_version(owner, selected), models)
+    async with limits.message(owner, starts_answer=False):
+        conversation = await store.select_version(owner, selected)
+    return conversation_json(conversation, models)
 
 
 @answer_router.get("/api/generations/{generation_id}/events")

@@ -180,11 +180,13 @@ async def send(
         content = checked_message(form.content, settings, form.file_ids)
         model, conversation_id = form.model, form.conversation_id
         runner.choose(model or None)  # an unknown model: 422 before a conversation is made
-        await limits.check_message(owner)
         is_new = not conversation_id
-        if is_new:
-            conversation_id = await store.create_conversation(owner)
-        started = await runner.send(owner, conversation_id, content, model or None, form.file_ids)
+        async with limits.message(owner):
+            if is_new:
+                conversation_id = await store.create_conversation(owner)
+            started = await runner.send(
+                owner, conversation_id, content, model or None, form.file_ids
+            )
     except HxchatError as refused:
         if is_htmx(request) or isinstance(refused, NotFound):
             raise
@@ -230,8 +232,8 @@ async def retry(
     owner: OwnerDep,
     limits: LimitsDep,
 ) -> Response:
-    await limits.check_message(owner)
-    started = await runner.retry(owner, conversation_id)
+    async with limits.message(owner):
+        started = await runner.retry(owner, conversation_id)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     return await _sent_fragment(store, templates, owner, started, with_user=False, is_new=False)

@@ -21,9 +21,9 @@ router = APIRouter()
 async def share(
     conversation_id: str, shares: SharesDep, owner: OwnerDep, limits: LimitsDep
 ) -> dict[str, str]:
-    await limits.check_message(owner, starts_answer=False)  # each share copies the path
     token = new_token()
-    await shares.create(owner, conversation_id, digest(token))
+    async with limits.message(owner, starts_answer=False):  # each share copies the path
+        await shares.create(owner, conversation_id, digest(token))
     return {"url": path_of(token)}
 
 

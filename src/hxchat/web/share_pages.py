@@ -83,9 +83,9 @@ async def share(
     limits: LimitsDep,
 ) -> Response:
     """A new link; shown in the panel (htmx), or on the page the redirect leads to."""
-    await limits.check_message(owner, starts_answer=False)  # each share copies the path
     token = new_token()
-    await shares.create(owner, conversation_id, digest(token))
+    async with limits.message(owner, starts_answer=False):  # each share copies the path
+        await shares.create(owner, conversation_id, digest(token))
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}?shared={token}#share-panel", status_code=303)
     panel = SharePanel(shared=True, url=absolute(request, token))

@@ -105,11 +105,11 @@ async def edit(
     edited = parse_message_id(message_id)
     content = checked_message(content, settings)
     runner.choose(model or None)  # an unknown model: 422, before the rate counts it
-    await limits.check_message(owner)
     before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
-    started = await runner.edit(
-        owner, edited, content, conversation_id=conversation_id, model=model or None
-    )
+    async with limits.message(owner):
+        started = await runner.edit(
+            owner, edited, content, conversation_id=conversation_id, model=model or None
+        )
     return await _changed(
         request, store, templates, owner, conversation_id, before, edited, started.generation_id
     )
@@ -131,11 +131,11 @@ async def regenerate(
     (else the conversation's)."""
     answer = parse_message_id(message_id)
     runner.choose(model or None)
-    await limits.check_message(owner)
     before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
-    started = await runner.regenerate(
-        owner, answer, conversation_id=conversation_id, model=model or None
-    )
+    async with limits.message(owner):
+        started = await runner.regenerate(
+            owner, answer, conversation_id=conversation_id, model=model or None
+        )
     return await _changed(
         request, store, templates, owner, conversation_id, before, answer, started.generation_id
     )
@@ -155,9 +155,9 @@ async def select(
     """Show another version; `shown` is the version the page shows now (the article
     htmx swaps), the selected one otherwise."""
     selected = parse_message_id(message_id)
-    await limits.check_message(owner, starts_answer=False)
     before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
-    after = await store.select_version(owner, selected, conversation_id)
+    async with limits.message(owner, starts_answer=False):
+        after = await store.select_version(owner, selected, conversation_id)
     replaced = int(shown) if shown.isascii() and shown.isdigit() and len(shown) <= 10 else selected
     return await _changed(
         request, store, templates, owner, conversation_id, before, replaced, None, after
