@@ -17,8 +17,9 @@ from sqlalchemy.engine import Connection
 
 from hxchat.config import Settings
 from hxchat.store.migrate import upgrade
-from hxchat.store.sql import SqlStore
+from hxchat.store.sql import SqlStore, open_store
 from tests.helpers import client_for, events, new_conversation, running_app, send
+from tests.store_helpers import finish_answer
 
 
 @pytest.fixture
@@ -93,19 +94,41 @@ async def test_every_word_must_match(client: httpx.AsyncClient) -> None:
     assert await search(client, "xylophone") == []
 
 
-async def test_an_answer_is_found_once_it_has_ended_not_while_it_streams(
+async def test_a_turn_is_found_once_its_answer_has_ended_not_while_it_streams(
     database_url: str, make_settings: Callable[..., Settings]
 ) -> None:
+    """The question joins the index with its answer, when the answer ends, not while it
+    streams (the first turn gave the title: its words are not searched here)."""
     await upgrade(database_url)
     slow = make_settings(database_url=database_url, echo_delay_ms=150)
     async with running_app(slow) as app, client_for(app) as client:
         cid = await new_conversation(client)
+        _, evs = await events(client, (await send(client, cid, "a first turn"))["events_url"])
         started = await send(client, cid, "quokka " + "and more words " * 4)
-        found = await search(client, "quokka")
-        assert ids(found) == {started["message_id"]}  # the question, not the half answer
+        assert await search(client, "quokka") == []  # neither the question nor half an answer
         _, evs = await events(client, started["events_url"])
         answer = evs[-1].json()["message_id"]
         assert ids(await search(client, "quokka")) == {started["message_id"], answer}
+
+
+async def test_a_question_whose_worker_died_is_found_with_its_swept_answer(
+    database_url: str,
+) -> None:
+    """An answer swept as interrupted (its worker gone, its lease expired) brings its
+    question into the index, as an answer that ends does."""
+    await upgrade(database_url)
+    store = await open_store(database_url)
+    try:
+        cid = await store.create_conversation("alice")
+        await store.start_turn("alice", cid, "hello", "gen-1", "w", 60)
+        await finish_answer(store, "gen-1", "hello back")
+        started = await store.start_turn("alice", cid, "pangolin scales", "gen-2", "w", -1)
+        assert await store.search("alice", "pangolin") == []
+        assert [g.id for g in await store.sweep_expired()] == ["gen-2"]
+        hits = await store.search("alice", "pangolin")
+        assert [hit.message_id for hit in hits] == [started.user_message_id]
+    finally:
+        await store.close()
 
 
 async def test_titles_are_found_and_follow_a_rename(

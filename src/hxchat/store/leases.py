@@ -132,13 +132,13 @@ _RELEASE_ANY = (  # whoever holds it
         messages.c.status == STREAMING,
     )
     .values(**_FINAL_VALUES)
-    .returning(messages.c.id, messages.c.conversation_id)
+    .returning(messages.c.id, messages.c.conversation_id, messages.c.parent_id)
 )
 _RELEASE_HELD = (  # only while this worker holds it
     update(messages)
     .where(_HELD)
     .values(**_FINAL_VALUES)
-    .returning(messages.c.id, messages.c.conversation_id)
+    .returning(messages.c.id, messages.c.conversation_id, messages.c.parent_id)
 )
 _SET_CONTENT = (
     update(messages).where(messages.c.id == bindparam("message")).values(content=bindparam("text"))
@@ -311,7 +311,8 @@ def release(
     if row is None:
         return False
     pieces.forget(conn, [row.id])
-    search.add(conn, [row.id])  # found from now on (#12)
+    search.add(conn, [row.id])  # found from now on (#12), and the question it answers
+    search.add_missing(conn, [row.parent_id] if row.parent_id is not None else [])
     conn.execute(
         _FREE_CONVERSATION,
         {"conversation": row.conversation_id, "generation": generation_id, "now": now},
@@ -353,6 +354,7 @@ def sweep(
         )
         pieces.forget(conn, list(merged))
     search.add(conn, [row.id for row in rows])  # the text they kept is found (#12)
+    search.add_missing(conn, [row.parent_id for row in rows if row.parent_id is not None])
     conn.execute(
         update(conversations)
         .where(conversations.c.active_generation_id.in_([row.generation_id for row in rows]))

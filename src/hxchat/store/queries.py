@@ -146,7 +146,7 @@ def start_turn(
     model = _chosen(conn, choice, parent_id)
     user_message_id = _insert_user_message(conn, conversation_id, content, parent_id)
     names = files.link(conn, owner, user_message_id, file_ids)
-    search.add(conn, [user_message_id])  # the path goes on: nothing leaves it
+    # The path goes on: nothing leaves the index. The message joins it with its answer.
     wants_title = False
     if not locked.asked:  # files only: titled by their names (until the model's title)
         titled = conn.execute(
@@ -203,7 +203,9 @@ def start_edit(
         True,
         model,
     )
-    search.follow_path(conn, row.conversation_id, locked.leaf, started.assistant_message_id)
+    # What followed the edited message leaves the index; the new version joins it with
+    # its answer (`leases.release`).
+    search.follow_path(conn, row.conversation_id, locked.leaf, row.parent_id)
     return started
 
 

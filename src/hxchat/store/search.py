@@ -11,10 +11,12 @@ Messages are kept here, by the store's transactions, because only the store know
 the path, which triggers cannot follow (SQLite allows no recursive query in a
 trigger):
 
-- a user's message is indexed as it is stored (`add`);
 - an answer when it ends, or is swept as interrupted, with its whole text (`add`;
-  while it streams its text is in pieces and it is not found): one INSERT ... SELECT
-  of one row, the whole cost search adds to the end of an answer;
+  while it streams its text is in pieces and it is not found), and with it the user's
+  message it answers, if the index does not have it yet (`add_missing`): a question is
+  found once its first answer has ended. Indexing a long question (a pasted document)
+  costs milliseconds that the request sending it would otherwise wait for before its
+  202, and both rows go to the index in one transaction (on SQLite, one FTS5 segment);
 - when the path changes (an edit, a retry or regeneration, another version
   selected), the messages that left it leave the index and those that joined it
   join it (`follow_path`). So an old version is not found: a result always links to
@@ -43,6 +45,9 @@ _SQLITE_ADD = text(
     " WHERE m.id IN (SELECT value FROM json_each(:ids))"
     " AND m.content <> '' AND m.status <> 'streaming'"
 )
+_SQLITE_ADD_MISSING = text(  # `rowid = m.id`: a lookup by rowid (IN would scan FTS5)
+    _SQLITE_ADD.text + " AND NOT EXISTS (SELECT 1 FROM search_index WHERE rowid = m.id)"
+)
 _SQLITE_REMOVE = text("DELETE FROM search_index WHERE rowid IN (SELECT value FROM json_each(:ids))")
 _POSTGRES_ADD = text(
     "INSERT INTO search_messages (message_id, conversation_id, owner, document)"
@@ -51,6 +56,9 @@ _POSTGRES_ADD = text(
     " WHERE m.id = ANY(CAST(:ids AS INTEGER[]))"
     " AND m.content <> '' AND m.status <> 'streaming'"
     " ON CONFLICT (message_id) DO UPDATE SET document = EXCLUDED.document"
+)
+_POSTGRES_ADD_MISSING = text(
+    _POSTGRES_ADD.text.replace("DO UPDATE SET document = EXCLUDED.document", "DO NOTHING")
 )
 _POSTGRES_REMOVE = text(
     "DELETE FROM search_messages WHERE message_id = ANY(CAST(:ids AS INTEGER[]))"
@@ -75,6 +83,15 @@ def add(conn: Connection, ids: Collection[int]) -> None:
     values = _ids(conn, ids)
     conn.execute(_SQLITE_REMOVE, values)  # FTS5 has no upsert: a row is written once
     conn.execute(_SQLITE_ADD, values)
+
+
+def add_missing(conn: Connection, ids: Collection[int]) -> None:
+    """Index these messages (those written and not streaming) that the index does not
+    have yet; those it has are left as they are."""
+    if not ids:
+        return
+    postgres = conn.dialect.name == "postgresql"
+    conn.execute(_POSTGRES_ADD_MISSING if postgres else _SQLITE_ADD_MISSING, _ids(conn, ids))
 
 
 def remove(conn: Connection, ids: Collection[int]) -> None:
