@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from typing import Any
 
 import pytest
@@ -30,8 +31,9 @@ async def test_waiters_due_in_one_millisecond_share_one_loop_timer_and_wake_in_o
         def on_woken(index: int, _: object) -> None:
             woken.append(index)
 
-        soon, later = now + 0.0201, now + 0.0403
-        waits = [ticks.until(soon + i * 0.0001) for i in range(5)]  # within 1 ms
+        tick = math.floor((now + 0.02) * 1000)  # a whole millisecond of the loop's clock
+        soon, later = tick / 1000, now + 0.0403
+        waits = [ticks.until(soon + (i + 1) * 0.0001) for i in range(5)]  # within it
         waits += [ticks.until(later)]
         for index, wait in enumerate(waits):
             wait.add_done_callback(functools.partial(on_woken, index))
