@@ -15,8 +15,9 @@ Then, in this process, on the real `SqlStore` (one event loop, as one worker has
   (the target: p95 under 100 ms). The most common word and a 2-letter prefix are
   timed apart, as the worst cases (they match a large part of the library);
 - the end of an answer (`finish`, one transaction) for 200 new turns, with the index
-  kept (as shipped) and with `search.add` switched off: the difference is what search
-  adds to an answer's end.
+  kept (as shipped) and with `search.add` and `search.add_missing` switched off: the
+  difference is what search adds to an answer's end (the answer, and the question it
+  answers when the index lacks it).
 
 Nothing is asserted. Run:
 `python -m bench.bench_search [--conversations N] [--only sqlite|postgres]`.
@@ -302,7 +303,10 @@ async def answer_ends(store: SqlStore, library: Library) -> None:
         return starts, finishes
 
     starts, finishes = await ends()
-    with mock.patch.object(search, "add", lambda conn, ids: None):
+    with (
+        mock.patch.object(search, "add", lambda conn, ids: None),
+        mock.patch.object(search, "add_missing", lambda conn, ids: None),
+    ):
         bare_starts, bare_finishes = await ends()
     print(line("end of an answer, index", finishes))
     print(line("end of an answer, none", bare_finishes))
