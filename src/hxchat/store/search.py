@@ -16,7 +16,7 @@ trigger):
   message it answers, if the index does not have it yet (`add_missing`): a question is
   found once its first answer has ended. Indexing a long question (a pasted document)
   costs milliseconds that the request sending it would otherwise wait for before its
-  202, and both rows go to the index in one transaction (on SQLite, one FTS5 segment);
+  202 (the same work, moved to the end's transaction);
 - when the path changes (an edit, a retry or regeneration, another version
   selected), the messages that left it leave the index and those that joined it
   join it (`follow_path`). So an old version is not found: a result always links to
@@ -45,7 +45,7 @@ _SQLITE_ADD = text(
     " WHERE m.id IN (SELECT value FROM json_each(:ids))"
     " AND m.content <> '' AND m.status <> 'streaming'"
 )
-_SQLITE_ADD_MISSING = text(  # `rowid = m.id`: a lookup by rowid (IN would scan FTS5)
+_SQLITE_ADD_MISSING = text(  # the same, for the rows the index lacks (by rowid)
     _SQLITE_ADD.text + " AND NOT EXISTS (SELECT 1 FROM search_index WHERE rowid = m.id)"
 )
 _SQLITE_REMOVE = text("DELETE FROM search_index WHERE rowid IN (SELECT value FROM json_each(:ids))")
@@ -58,7 +58,12 @@ _POSTGRES_ADD = text(
     " ON CONFLICT (message_id) DO UPDATE SET document = EXCLUDED.document"
 )
 _POSTGRES_ADD_MISSING = text(
-    _POSTGRES_ADD.text.replace("DO UPDATE SET document = EXCLUDED.document", "DO NOTHING")
+    "INSERT INTO search_messages (message_id, conversation_id, owner, document)"
+    " SELECT m.id, c.id, c.owner, to_tsvector('hxchat_search', m.content)"
+    " FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id"
+    " WHERE m.id = ANY(CAST(:ids AS INTEGER[]))"
+    " AND m.content <> '' AND m.status <> 'streaming'"
+    " ON CONFLICT (message_id) DO NOTHING"
 )
 _POSTGRES_REMOVE = text(
     "DELETE FROM search_messages WHERE message_id = ANY(CAST(:ids AS INTEGER[]))"
