@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from hxchat.domain import MessageStatus, Timing, Usage
+from hxchat.store.base import TurnStarted
 from hxchat.store.engine import make_engine
 from hxchat.store.migrate import head_revision, upgrade
 from hxchat.store.search import in_metadata
@@ -79,3 +80,13 @@ async def finish_answer(
         usage=usage,
         timing=timing,
     )
+
+
+async def answered_turn(
+    store: SqlStore, owner: str, conversation_id: str, question: str, answer: str, gid: str
+) -> TurnStarted:
+    """A turn of `owner` in the conversation, its answer (generation `gid`) ended
+    complete with `answer`: what the store holds after a message and its answer."""
+    started = await store.start_turn(owner, conversation_id, question, gid, "w", 60)
+    await finish_answer(store, gid, answer)
+    return started

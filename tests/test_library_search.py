@@ -19,7 +19,7 @@ from hxchat.config import Settings
 from hxchat.store.migrate import upgrade
 from hxchat.store.sql import SqlStore, open_store
 from tests.helpers import client_for, events, new_conversation, running_app, send
-from tests.store_helpers import finish_answer
+from tests.store_helpers import answered_turn
 
 
 @pytest.fixture
@@ -120,8 +120,7 @@ async def test_a_question_whose_worker_died_is_found_with_its_swept_answer(
     store = await open_store(database_url)
     try:
         cid = await store.create_conversation("alice")
-        await store.start_turn("alice", cid, "hello", "gen-1", "w", 60)
-        await finish_answer(store, "gen-1", "hello back")
+        await answered_turn(store, "alice", cid, "hello", "hello back", "gen-1")
         started = await store.start_turn("alice", cid, "pangolin scales", "gen-2", "w", -1)
         assert await store.search("alice", "pangolin") == []
         assert [g.id for g in await store.sweep_expired()] == ["gen-2"]

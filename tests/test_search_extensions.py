@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 from hxchat.store.migrate import upgrade
 from hxchat.store.sql import open_store
 from tests.helpers import fresh_postgres_database, require_postgres
-from tests.store_helpers import finish_answer
+from tests.store_helpers import answered_turn
 
 pytestmark = pytest.mark.postgres
 
@@ -61,8 +61,8 @@ async def test_without_extensions_search_works_without_folding_accents(
     store = await open_store(url)
     try:
         cid = await store.create_conversation("alice")
-        started = await store.start_turn("alice", cid, "un café crème", "g1", "w", 60)
-        await finish_answer(store, started.generation_id, "le café est chaud")
+        answer = "le café est chaud"
+        started = await answered_turn(store, "alice", cid, "un café crème", answer, "g1")
         found = await store.search("alice", "café crè")
         assert [hit.message_id for hit in found] == [started.user_message_id]
         assert len(await store.search("alice", "café")) == 2

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from hxchat.store.migrate import alembic_config, head_revision, upgrade
 from hxchat.store.sql import open_store
-from tests.store_helpers import finish_answer, on_connection, stored_revision
+from tests.store_helpers import answered_turn, on_connection, stored_revision
 
 OLD = datetime(2025, 8, 1, 9, 0, tzinfo=UTC)
 
@@ -105,8 +105,7 @@ async def test_upgrade_from_0005_indexes_what_conversations_show(database_url: s
         swept = await store.sweep_expired()
         assert [g.content for g in swept] == ["ocelots are half"]
         assert await found("alice", "half") == [("c2", "ocelots are half")]
-        started = await store.start_turn("alice", "c3", "a serval", "gen-new", "w", 60)
-        await finish_answer(store, started.generation_id, "servals jump")
+        await answered_turn(store, "alice", "c3", "a serval", "servals jump", "gen-new")
         assert await found("alice", "serval") == [("c3", "a serval"), ("c3", "servals jump")]
         assert await store.delete_conversation("alice", "c1") == ""
         assert await found("alice", "tapir") == []

@@ -16,7 +16,7 @@ from hxchat.store.engine import make_sqlite_engine
 from hxchat.store.migrate import upgrade
 from hxchat.store.search_query import find, fts5_match, tsquery
 from hxchat.store.sql import open_store
-from tests.store_helpers import finish_answer
+from tests.store_helpers import answered_turn
 
 SYNTAX = "\"*:^&|!()-+<>{}'\\~@#%,.;NEAR AND OR NOT"
 
@@ -68,8 +68,8 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         store = await open_store(url)
         try:
             cid = await store.create_conversation("alice")
-            await store.start_turn("alice", cid, 'NEAR "quoted" c++ a:b x&y', "g", "w", 60)
-            await finish_answer(store, "g", "answer * with (syntax) -minus ^caret")
+            question, answer = 'NEAR "quoted" c++ a:b x&y', "answer * with (syntax) -minus ^caret"
+            await answered_turn(store, "alice", cid, question, answer, "g")
         finally:
             await store.close()
 
