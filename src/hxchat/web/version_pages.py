@@ -105,8 +105,8 @@ async def edit(
     edited = parse_message_id(message_id)
     content = checked_message(content, settings)
     runner.choose(model or None)  # an unknown model: 422, before the rate counts it
-    before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
-    async with limits.message(owner):
+    async with limits.message(owner):  # refused over the rate before any read
+        before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
         started = await runner.edit(
             owner, edited, content, conversation_id=conversation_id, model=model or None
         )
@@ -131,8 +131,8 @@ async def regenerate(
     (else the conversation's)."""
     answer = parse_message_id(message_id)
     runner.choose(model or None)
-    before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
     async with limits.message(owner):
+        before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
         started = await runner.regenerate(
             owner, answer, conversation_id=conversation_id, model=model or None
         )
@@ -155,8 +155,8 @@ async def select(
     """Show another version; `shown` is the version the page shows now (the article
     htmx swaps), the selected one otherwise."""
     selected = parse_message_id(message_id)
-    before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
     async with limits.message(owner, starts_answer=False):
+        before = await store.get_conversation(owner, conversation_id) if is_htmx(request) else None
         after = await store.select_version(owner, selected, conversation_id)
     replaced = int(shown) if shown.isascii() and shown.isdigit() and len(shown) <= 10 else selected
     return await _changed(
